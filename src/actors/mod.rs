@@ -1,0 +1,6 @@
+//! The actors. Each file holds one actor and the messages it handles.
+
+pub mod poller;
+pub mod pool;
+pub mod uploader;
+pub mod worker;

@@ -1,0 +1,221 @@
+//! Wiring: start-up checks, then the actors, in one place that the binary and the tests share.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::actors::poller::{PollerActor, StopPolling};
+use crate::actors::pool::WorkerPool;
+use crate::actors::uploader::S3UploaderActor;
+use crate::actors::worker::HandlerFactory;
+use crate::backoff::Backoff;
+use crate::bot::DocumentBot;
+use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::storage::{S3Target, StorageError};
+use crate::telegram::{TelegramClient, TelegramError, User};
+
+/// Why the service did not start. Each text is one line saying what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The embedded S3 server could not start.
+    #[error(transparent)]
+    EmbeddedS3(#[from] EmbeddedS3Error),
+    /// The bucket is missing, refused or unreachable.
+    #[error("start-up check failed: {0}")]
+    Storage(#[from] StorageError),
+    /// Telegram rejected the token.
+    #[error("start-up check failed: Telegram rejected the bot token (getMe answered {code} {description}); check telegram.token")]
+    InvalidToken {
+        /// HTTP code.
+        code: u16,
+        /// Telegram's description.
+        description: String,
+    },
+    /// Telegram could not be reached or answered an error.
+    #[error("start-up check failed: Telegram Bot API at {api_url} is not usable: {source}")]
+    Telegram {
+        /// Base URL from settings.
+        api_url: String,
+        /// The last error.
+        source: TelegramError,
+    },
+}
+
+/// The running service: its actors and the embedded S3 server, if any.
+pub struct Service {
+    /// Counters of what the service did.
+    pub metrics: Arc<Metrics>,
+    /// The endpoint the service stores into.
+    pub s3_endpoint: String,
+    /// The bot's own user, from `getMe`.
+    pub bot: User,
+    poller: Addr<PollerActor>,
+    pool: Addr<WorkerPool>,
+    uploader_arbiter: Arbiter,
+    _embedded: Option<EmbeddedS3>,
+}
+
+/// Replaces the handler factory (tests wrap the document bot to inject failures).
+pub type FactoryHook = Box<dyn FnOnce(HandlerFactory) -> HandlerFactory>;
+
+impl Service {
+    /// Runs the start-up checks and starts all actors with the document bot.
+    pub async fn start(settings: Settings) -> Result<Self, StartupError> {
+        Self::start_with(settings, None).await
+    }
+
+    /// As [`Service::start`], letting the caller wrap the handler factory.
+    pub async fn start_with(mut settings: Settings, hook: Option<FactoryHook>) -> Result<Self, StartupError> {
+        crate::install_tls_provider();
+        let (target, embedded) = storage_target(&mut settings).await?;
+        let attempts = settings.s3.startup_attempts.max(1);
+        retry("S3 bucket check", attempts, StorageError::is_retryable, || target.check_bucket()).await?;
+
+        let telegram = TelegramClient::new(&settings.telegram);
+        let attempts = settings.telegram.startup_attempts.max(1);
+        let api_url = settings.telegram.api_url.clone();
+        let telegram_error = |source: TelegramError| match source {
+            TelegramError::Api { code: code @ (401 | 404), description, .. } => {
+                StartupError::InvalidToken { code, description }
+            }
+            source => StartupError::Telegram {
+                api_url: api_url.clone(),
+                source,
+            },
+        };
+        let bot = retry("Telegram getMe", attempts, TelegramError::is_retryable, || telegram.get_me())
+            .await
+            .map_err(telegram_error)?;
+        retry("Telegram deleteWebhook", attempts, TelegramError::is_retryable, || telegram.delete_webhook())
+            .await
+            .map_err(telegram_error)?;
+
+        let metrics = Arc::new(Metrics::default());
+        let settings = Arc::new(settings);
+        let uploader_arbiter = Arbiter::new();
+        let bucket = target.bucket()?;
+        let uploader = {
+            let (tg, s3, metrics) = (settings.telegram.clone(), settings.s3.clone(), metrics.clone());
+            S3UploaderActor::start_in_arbiter(&uploader_arbiter.handle(), move |_| {
+                S3UploaderActor::new(TelegramClient::new(&tg), bucket, s3.part_size(), s3.parts_in_flight, metrics)
+            })
+        };
+        let factory = DocumentBot::factory(settings.clone(), uploader.recipient());
+        let factory = match hook {
+            Some(hook) => hook(factory),
+            None => factory,
+        };
+        let pool = WorkerPool::start(settings.workers, factory, metrics.clone());
+        log::info!(
+            "tg-ingest started: bot @{} (id {}), workers={}, S3 endpoint {} bucket `{}`, Bot API {}{}",
+            bot.username.as_deref().unwrap_or("?"),
+            bot.id,
+            settings.workers,
+            target.endpoint,
+            target.bucket,
+            settings.telegram.api_url,
+            match settings.telegram.download_limit() {
+                Some(limit) => format!(" (cloud mode: documents up to {limit} bytes)"),
+                None => " (local Bot API server: no download limit)".to_string(),
+            }
+        );
+        let poller = PollerActor::new(settings.telegram.clone(), pool.clone().recipient(), 0, metrics.clone()).start();
+        Ok(Self {
+            metrics,
+            s3_endpoint: target.endpoint,
+            bot,
+            poller,
+            pool,
+            uploader_arbiter,
+            _embedded: embedded,
+        })
+    }
+
+    /// Stops polling, then the workers and the uploader.
+    pub async fn stop(self) {
+        let _ = self.poller.send(StopPolling).await;
+        self.pool.do_send(StopPool);
+        self.uploader_arbiter.stop();
+        log::info!("tg-ingest stopped");
+    }
+
+    /// Runs until `shutdown` resolves, then stops.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        log::info!("shutdown requested");
+        self.stop().await;
+    }
+}
+
+/// Stops the worker pool.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopPool;
+
+impl Handler<StopPool> for WorkerPool {
+    type Result = ();
+
+    fn handle(&mut self, _: StopPool, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// The S3 target from settings, starting the embedded server when no endpoint is configured.
+async fn storage_target(settings: &mut Settings) -> Result<(S3Target, Option<EmbeddedS3>), StartupError> {
+    if !settings.s3.endpoint.is_empty() {
+        return Ok((S3Target::from_settings(&settings.s3, &settings.s3.endpoint), None));
+    }
+    let e = settings.s3.embedded.clone();
+    let dir = settings.embedded_s3_dir();
+    let server = EmbeddedS3::start(&dir, &e.listen, &e.access_key, e.secret_key.expose())?;
+    // The embedded server keeps each key as one file name.
+    settings.s3.max_key_bytes = settings.s3.max_key_bytes.min(255);
+    settings.s3.path_style = true;
+    settings.s3.access_key = crate::Secret::new(e.access_key.clone());
+    settings.s3.secret_key = e.secret_key.clone();
+    let target = S3Target::from_settings(&settings.s3, &server.endpoint);
+    target.ensure_bucket().await?;
+    let secret = if is_default_embedded_secret(e.secret_key.expose()) {
+        format!("`{}` (the built-in default)", e.secret_key.expose())
+    } else {
+        "as set in s3.embedded.secret_key".to_string()
+    };
+    log::info!(
+        "embedded S3 server at {} over {}; bucket `{}`, region `{}`, access key `{}`, secret key {secret}",
+        server.endpoint,
+        dir.display(),
+        settings.s3.bucket,
+        settings.s3.region,
+        e.access_key
+    );
+    Ok((target, Some(server)))
+}
+
+fn is_default_embedded_secret(secret: &str) -> bool {
+    crate::settings::DEFAULTS.contains(&format!("secret_key = \"{secret}\""))
+}
+
+/// Calls `f` up to `attempts` times while its error is retryable, backing off between calls.
+async fn retry<T, E, F, Fut>(what: &str, attempts: u32, retryable: fn(&E) -> bool, mut f: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if retryable(&e) && backoff.attempts() + 1 < attempts => {
+                let delay = backoff.next_delay();
+                log::warn!("{what} failed: {e}; retrying in {:.1} s", delay.as_secs_f64());
+                actix_rt::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The document bot (capability A): greets a user once, asks for documents, and stores every
+//! document it is sent in S3 while showing the upload's progress.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::future::{FutureExt, LocalBoxFuture};
+
+use crate::actors::uploader::{Upload, UploadError, UploadProgress};
+use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
+use crate::keys::document_key;
+use crate::settings::Settings;
+use crate::telegram::{Document, IncomingUpdate, Message, TelegramClient};
+
+/// The bot's texts. The bracketed markers are part of the product's contract.
+pub mod texts {
+    /// Reply to a user's first message.
+    pub const GREETING: &str =
+        "[greeting] Hello! Send me a file as a document and I will save it to S3.";
+    /// Reply to a later message without a document.
+    pub const DOCUMENT_REQUIRED: &str =
+        "[document is required] Please send a file as a document (use the paperclip, then \"File\").";
+    /// Reply to a photo sent as a photo.
+    pub const PHOTO_IS_NOT_A_DOCUMENT: &str =
+        "[document is required] A photo is not a document: please send the picture as a file.";
+}
+
+/// A progress message being kept up to date.
+struct ProgressView {
+    chat_id: i64,
+    message_id: i64,
+    name: String,
+    last_edit: Instant,
+    last_text: String,
+    edits: u32,
+}
+
+/// The document bot; one per worker.
+pub struct DocumentBot {
+    telegram: TelegramClient,
+    uploader: Recipient<Upload>,
+    download_limit: Option<u64>,
+    max_key_bytes: usize,
+    progress_interval: Duration,
+    greeted: RefCell<HashSet<i64>>,
+    progress: RefCell<HashMap<u64, ProgressView>>,
+    next_ticket: Cell<u64>,
+}
+
+impl DocumentBot {
+    /// A bot using its own Telegram client and the shared uploader.
+    pub fn new(settings: &Settings, uploader: Recipient<Upload>) -> Self {
+        Self {
+            telegram: TelegramClient::new(&settings.telegram),
+            uploader,
+            download_limit: settings.telegram.download_limit(),
+            max_key_bytes: settings.s3.max_key_bytes,
+            progress_interval: Duration::from_millis(settings.telegram.progress_interval_ms),
+            greeted: RefCell::new(HashSet::new()),
+            progress: RefCell::new(HashMap::new()),
+            next_ticket: Cell::new(1),
+        }
+    }
+
+    /// A factory building one bot per worker.
+    pub fn factory(settings: Arc<Settings>, uploader: Recipient<Upload>) -> HandlerFactory {
+        Arc::new(move |_worker| Rc::new(DocumentBot::new(&settings, uploader.clone())) as Rc<dyn UpdateHandler>)
+    }
+
+    async fn reply(&self, msg: &Message, text: &str) -> Result<i64, HandlerError> {
+        self.telegram
+            .send_message(msg.chat.id, text, Some(msg.message_id))
+            .await
+            .map(|m| m.message_id)
+            .map_err(|e| HandlerError(format!("reply failed: {e}")))
+    }
+
+    async fn handle_update(self: Rc<Self>, update: Arc<IncomingUpdate>, progress: Recipient<UploadProgress>) -> Outcome {
+        let u = &update.update;
+        if let Some(reason) = &u.malformed {
+            return Ok(format!("skipped: malformed update ({reason})"));
+        }
+        let Some(msg) = &u.message else {
+            return Ok(match update.kind() {
+                "unknown" => format!("skipped: unknown update kind {:?}", update.raw_fields()),
+                kind => format!("skipped: {kind} is not handled by the document bot"),
+            });
+        };
+        if !msg.chat.is_private() {
+            return Ok(format!("skipped: message in a {} chat", msg.chat.kind));
+        }
+        let user = msg.from.as_ref().map_or(msg.chat.id, |f| f.id);
+        let first = self.greeted.borrow_mut().insert(user);
+        if first {
+            self.reply(msg, texts::GREETING).await?;
+            if msg.document.is_none() {
+                return Ok("greeted".into());
+            }
+        }
+        match &msg.document {
+            Some(doc) => self.save_document(msg, doc, progress).await,
+            None if msg.photo.is_some() => {
+                self.reply(msg, texts::PHOTO_IS_NOT_A_DOCUMENT).await?;
+                Ok("photo refused: document is required".into())
+            }
+            None => {
+                self.reply(msg, texts::DOCUMENT_REQUIRED).await?;
+                Ok("document is required".into())
+            }
+        }
+    }
+
+    async fn save_document(&self, msg: &Message, doc: &Document, progress: Recipient<UploadProgress>) -> Outcome {
+        let key = document_key(doc, self.max_key_bytes);
+        if let (Some(limit), Some(size)) = (self.download_limit, doc.file_size) {
+            if size > limit {
+                self.reply(msg, &too_big_text(&key, Some(size), limit)).await?;
+                return Ok(format!("document refused: {size} bytes over the {limit}-byte download limit"));
+            }
+        }
+        let shown = format!("[document] Receiving «{key}»{}…", size_suffix(doc.file_size));
+        let progress_message = self.reply(msg, &shown).await?;
+        let ticket = self.next_ticket.get();
+        self.next_ticket.set(ticket + 1);
+        self.progress.borrow_mut().insert(
+            ticket,
+            ProgressView {
+                chat_id: msg.chat.id,
+                message_id: progress_message,
+                name: key.clone(),
+                last_edit: Instant::now(),
+                last_text: shown,
+                edits: 0,
+            },
+        );
+        let result = self
+            .uploader
+            .send(Upload {
+                file_id: doc.file_id.clone(),
+                key: key.clone(),
+                content_type: doc.mime_type.clone(),
+                expected_size: doc.file_size,
+                ticket,
+                progress,
+            })
+            .await
+            .unwrap_or(Err(UploadError::Unavailable));
+        let view = self.progress.borrow_mut().remove(&ticket);
+        match result {
+            Ok(report) => {
+                if let Some(view) = view.filter(|v| v.edits > 0) {
+                    let text = format!("[document] Received «{}»: 100% ({})", view.name, human_bytes(report.bytes));
+                    self.edit(&view, &text).await;
+                }
+                let text = format!(
+                    "[document has been saved] «{}» ({}) is stored in S3.",
+                    report.key,
+                    human_bytes(report.bytes)
+                );
+                self.reply(msg, &text).await?;
+                Ok(format!("document saved: key={:?} bytes={}", report.key, report.bytes))
+            }
+            Err(UploadError::TooBig) => {
+                let limit = self.download_limit.unwrap_or(0);
+                self.reply(msg, &too_big_text(&key, doc.file_size, limit)).await?;
+                Ok("document refused: Telegram says the file is too big to download".into())
+            }
+            Err(e) => {
+                let text = format!("Sorry, «{key}» could not be saved ({}). Please send it again.", e.user_text());
+                self.reply(msg, &text).await?;
+                Err(HandlerError(format!("document {key:?} not saved: {e}")))
+            }
+        }
+    }
+
+    async fn edit(&self, view: &ProgressView, text: &str) {
+        if let Err(e) = self.telegram.edit_message_text(view.chat_id, view.message_id, text).await {
+            if !e.is_not_modified() {
+                log::warn!("chat_id={} progress edit failed: {e}", view.chat_id);
+            }
+        }
+    }
+}
+
+impl UploadError {
+    /// A short reason fit for the user, without internals.
+    fn user_text(&self) -> &'static str {
+        match self {
+            UploadError::Telegram(_) => "Telegram did not hand the file over",
+            UploadError::Storage(_) => "the storage is unavailable",
+            UploadError::TooBig => "the file is too big",
+            UploadError::Unavailable => "the service is restarting",
+        }
+    }
+}
+
+impl UpdateHandler for DocumentBot {
+    fn handle(self: Rc<Self>, update: Arc<IncomingUpdate>, progress: Recipient<UploadProgress>) -> LocalBoxFuture<'static, Outcome> {
+        self.handle_update(update, progress).boxed_local()
+    }
+
+    fn on_progress(self: Rc<Self>, p: UploadProgress) -> LocalBoxFuture<'static, ()> {
+        async move {
+            let text = {
+                let mut views = self.progress.borrow_mut();
+                let Some(view) = views.get_mut(&p.ticket) else {
+                    return;
+                };
+                if view.last_edit.elapsed() < self.progress_interval {
+                    return;
+                }
+                let text = progress_text(&view.name, p.bytes, p.total);
+                if text == view.last_text {
+                    return;
+                }
+                view.last_edit = Instant::now();
+                view.last_text = text.clone();
+                view.edits += 1;
+                (view.chat_id, view.message_id, text)
+            };
+            if let Err(e) = self.telegram.edit_message_text(text.0, text.1, &text.2).await {
+                if !e.is_not_modified() {
+                    log::warn!("chat_id={} progress edit failed: {e}", text.0);
+                }
+            }
+        }
+        .boxed_local()
+    }
+}
+
+/// The progress line shown while a file is stored.
+pub fn progress_text(name: &str, bytes: u64, total: Option<u64>) -> String {
+    match total.filter(|t| *t > 0) {
+        Some(total) => format!(
+            "[document] Receiving «{name}»: {}% ({} of {})",
+            (bytes.min(total) * 100 / total),
+            human_bytes(bytes),
+            human_bytes(total)
+        ),
+        None => format!("[document] Receiving «{name}»: {}", human_bytes(bytes)),
+    }
+}
+
+fn too_big_text(name: &str, size: Option<u64>, limit: u64) -> String {
+    let size = size.map_or(String::new(), |s| format!(" is {} and", human_bytes(s)));
+    format!(
+        "[document] «{name}»{size} is over the {} limit of Telegram's cloud Bot API, so it was not saved. \
+         Send a smaller file (the service can take larger ones when it runs with a local Bot API server).",
+        human_bytes(limit)
+    )
+}
+
+fn size_suffix(size: Option<u64>) -> String {
+    size.map_or(String::new(), |s| format!(" ({})", human_bytes(s)))
+}
+
+/// Bytes in decimal units, as people read file sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = u;
+    }
+    format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_verbatim() {
+        assert!(texts::GREETING.starts_with("[greeting]"));
+        assert!(texts::DOCUMENT_REQUIRED.starts_with("[document is required]"));
+        assert!(texts::PHOTO_IS_NOT_A_DOCUMENT.contains("[document is required]"));
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(40_000_000), "40.0 MB");
+        assert_eq!(human_bytes(1_073_741_824), "1.1 GB");
+    }
+
+    #[test]
+    fn progress_shows_percent() {
+        assert_eq!(
+            progress_text("a.pdf", 10_000_000, Some(40_000_000)),
+            "[document] Receiving «a.pdf»: 25% (10.0 MB of 40.0 MB)"
+        );
+        assert_eq!(progress_text("a.pdf", 5, None), "[document] Receiving «a.pdf»: 5 B");
+    }
+}

@@ -1,0 +1,44 @@
+//! # tg-ingest
+//!
+//! Turns what happens in Telegram into durable data.
+//!
+//! ## Layout
+//!
+//! - [`settings`]: typed, layered settings; the only reader of environment variables.
+//! - [`telegram`]: the Bot API client (`awc`), its object types and typed errors.
+//! - [`storage`]: the S3 target (rust-s3), the bucket check and typed errors.
+//! - [`embedded_s3`]: the in-process S3 server used when no endpoint is configured.
+//! - [`actors`]: the actors, which talk only by typed messages:
+//!   - `PollerActor` calls `getUpdates` (the only caller) and sends each update as
+//!     `Dispatch` to the `WorkerPool`, moving its offset only after the pool accepted it;
+//!   - `WorkerPool` routes each update by chat to one of its supervised `WorkerActor`s
+//!     (`HandleUpdate`); one chat's updates are handled in order, chats in parallel;
+//!   - `WorkerActor` runs the business logic (an [`actors::worker::UpdateHandler`], here the
+//!     [`bot::DocumentBot`]); for a document it sends `Upload` to the `S3UploaderActor`;
+//!   - `S3UploaderActor` streams the file from Telegram into S3 and sends `UploadProgress`
+//!     back to the worker's `Recipient`, which edits the user's progress message.
+//! - [`bot`]: the document bot's behaviour and texts.
+//! - [`keys`]: S3 key naming and sanitising.
+//! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
+//! - [`backoff`], [`metrics`]: retry delays and counters.
+
+pub mod actors;
+pub mod app;
+pub mod backoff;
+pub mod bot;
+pub mod embedded_s3;
+pub mod keys;
+pub mod metrics;
+pub mod settings;
+pub mod storage;
+pub mod telegram;
+
+pub use settings::{Secret, Settings};
+
+/// Makes `ring` the process's TLS crypto provider (several are linked in). Idempotent.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,0 +1,36 @@
+//! Counters the actors update and tests, benchmarks and logs read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Process-wide counters; cheap to update from any thread.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Updates handed to the worker pool.
+    pub updates_dispatched: AtomicU64,
+    /// Updates whose handling finished (successfully or with a handled error).
+    pub updates_handled: AtomicU64,
+    /// Updates whose handling returned an error.
+    pub handler_errors: AtomicU64,
+    /// Panics caught while handling an update.
+    pub worker_panics: AtomicU64,
+    /// Worker restarts by the supervisor.
+    pub worker_restarts: AtomicU64,
+    /// Documents stored in S3.
+    pub uploads_completed: AtomicU64,
+    /// Uploads that failed.
+    pub uploads_failed: AtomicU64,
+    /// Bytes stored in S3 by completed uploads.
+    pub bytes_uploaded: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds one to a counter.
+    pub fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

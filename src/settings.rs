@@ -1,0 +1,381 @@
+//! Typed settings, layered from the embedded defaults, an optional per-environment file, an
+//! optional explicit file and `TG_INGEST__…` environment variables.
+//!
+//! This module is the only place that reads environment variables.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults compiled into the binary (`settings/default.toml`).
+pub const DEFAULTS: &str = include_str!("../settings/default.toml");
+
+/// A secret value (token, key) whose `Debug` and `Display` never show it.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether no value was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// All settings of the service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Size of the worker pool.
+    pub workers: usize,
+    /// Directory for local data (embedded S3 files).
+    pub data_dir: PathBuf,
+    /// Telegram Bot API client settings.
+    pub telegram: TelegramSettings,
+    /// S3 storage settings.
+    pub s3: S3Settings,
+}
+
+/// Settings of the Telegram Bot API client.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelegramSettings {
+    /// Bot token.
+    pub token: Secret,
+    /// Base URL of the Bot API, without a trailing slash.
+    pub api_url: String,
+    /// Long-poll timeout of `getUpdates`, in seconds.
+    pub poll_timeout_secs: u64,
+    /// Maximum updates per `getUpdates` call.
+    pub poll_limit: u32,
+    /// Update kinds requested from Telegram.
+    pub allowed_updates: Vec<String>,
+    /// Timeout of ordinary requests, in seconds.
+    pub request_timeout_secs: u64,
+    /// Timeout of a whole file download, in seconds.
+    pub download_timeout_secs: u64,
+    /// Whether `api_url` is a local `telegram-bot-api --local` server.
+    pub local_bot_api: bool,
+    /// Largest file the cloud Bot API lets a bot download.
+    pub cloud_download_limit_bytes: u64,
+    /// Minimum interval between two progress edits, in milliseconds.
+    pub progress_interval_ms: u64,
+    /// Attempts of the start-up `getMe` check while Telegram is unreachable.
+    pub startup_attempts: u32,
+}
+
+impl TelegramSettings {
+    /// Timeout of ordinary requests.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Largest document the bot accepts, or `None` when a local Bot API server lifts the limit.
+    pub fn download_limit(&self) -> Option<u64> {
+        (!self.local_bot_api).then_some(self.cloud_download_limit_bytes)
+    }
+}
+
+/// Settings of the S3 storage.
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Settings {
+    /// Endpoint URL; empty means the embedded server.
+    pub endpoint: String,
+    /// SigV4 region.
+    pub region: String,
+    /// Bucket for documents.
+    pub bucket: String,
+    /// Access key id.
+    pub access_key: Secret,
+    /// Secret access key.
+    pub secret_key: Secret,
+    /// Path-style addressing.
+    pub path_style: bool,
+    /// Multipart part size in MiB.
+    pub part_size_mib: usize,
+    /// Parts of one upload in flight at once.
+    pub parts_in_flight: usize,
+    /// Timeout of one S3 request, in seconds.
+    pub request_timeout_secs: u64,
+    /// Longest object key in bytes.
+    pub max_key_bytes: usize,
+    /// Attempts of the start-up bucket check while S3 is unreachable.
+    pub startup_attempts: u32,
+    /// The embedded server used when `endpoint` is empty.
+    pub embedded: EmbeddedS3Settings,
+}
+
+impl S3Settings {
+    /// Multipart part size in bytes.
+    pub fn part_size(&self) -> usize {
+        self.part_size_mib * 1024 * 1024
+    }
+}
+
+/// Settings of the embedded S3 server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddedS3Settings {
+    /// Listen address, loopback by default.
+    pub listen: String,
+    /// Access key of the embedded server.
+    pub access_key: String,
+    /// Secret key of the embedded server.
+    pub secret_key: Secret,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A file could not be read or a value had the wrong type.
+    #[error("invalid settings: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value was read but is not acceptable.
+    #[error("invalid setting `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `telegram.poll_timeout_secs`.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Where the optional layers come from; `from_env` fills it from the process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Directory holding per-environment files.
+    pub settings_dir: Option<PathBuf>,
+    /// Name of the environment (`settings/<name>.toml`).
+    pub environment: Option<String>,
+    /// Explicit settings file.
+    pub file: Option<PathBuf>,
+    /// Environment variables to apply (`TG_INGEST__…`), as key/value pairs.
+    pub env_vars: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// Reads `TG_INGEST_ENV`, `TG_INGEST_SETTINGS_DIR` and all `TG_INGEST__…` variables.
+    pub fn from_env(file: Option<PathBuf>) -> Self {
+        Self {
+            settings_dir: std::env::var_os("TG_INGEST_SETTINGS_DIR").map(PathBuf::from),
+            environment: std::env::var("TG_INGEST_ENV").ok().filter(|s| !s.is_empty()),
+            file,
+            env_vars: std::env::vars()
+                .filter(|(k, _)| k.starts_with("TG_INGEST__"))
+                .collect(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads and validates the settings from the given sources.
+    pub fn load(sources: &Sources) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(env) = &sources.environment {
+            let dir = sources
+                .settings_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("settings"));
+            builder = builder.add_source(File::from(dir.join(format!("{env}.toml"))).required(false));
+        }
+        if let Some(file) = &sources.file {
+            builder = builder.add_source(File::from(file.as_path()).required(true));
+        }
+        let vars = sources.env_vars.iter().cloned().collect();
+        builder = builder.add_source(
+            Environment::with_prefix("TG_INGEST")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("telegram.allowed_updates")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks ranges and required values, naming the offending key.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.workers == 0 || self.workers > 256 {
+            return invalid("workers", "must be between 1 and 256");
+        }
+        let token = self.telegram.token.expose();
+        if token.is_empty() {
+            return invalid(
+                "telegram.token",
+                "is required (set TG_INGEST__TELEGRAM__TOKEN to the token from @BotFather)",
+            );
+        }
+        if !token.contains(':') || token.chars().any(|c| c.is_whitespace() || c == '/') {
+            return invalid(
+                "telegram.token",
+                "does not look like a bot token (expected <bot id>:<secret>)",
+            );
+        }
+        if !(1..=100).contains(&self.telegram.poll_timeout_secs) {
+            return invalid("telegram.poll_timeout_secs", "must be between 1 and 100");
+        }
+        if !(1..=100).contains(&self.telegram.poll_limit) {
+            return invalid("telegram.poll_limit", "must be between 1 and 100");
+        }
+        if !is_http_url(&self.telegram.api_url) {
+            return invalid("telegram.api_url", "must start with http:// or https://");
+        }
+        if self.telegram.request_timeout_secs == 0 {
+            return invalid("telegram.request_timeout_secs", "must be at least 1");
+        }
+        if !self.s3.endpoint.is_empty() && !is_http_url(&self.s3.endpoint) {
+            return invalid("s3.endpoint", "must be empty or start with http:// or https://");
+        }
+        if self.s3.bucket.len() < 3 || self.s3.bucket.len() > 63 {
+            return invalid("s3.bucket", "must be 3 to 63 characters long");
+        }
+        if !(5..=512).contains(&self.s3.part_size_mib) {
+            return invalid("s3.part_size_mib", "must be between 5 and 512");
+        }
+        if !(1..=16).contains(&self.s3.parts_in_flight) {
+            return invalid("s3.parts_in_flight", "must be between 1 and 16");
+        }
+        if !(16..=1024).contains(&self.s3.max_key_bytes) {
+            return invalid("s3.max_key_bytes", "must be between 16 and 1024");
+        }
+        Ok(())
+    }
+
+    /// Directory of the embedded S3 server's files.
+    pub fn embedded_s3_dir(&self) -> PathBuf {
+        self.data_dir.join("s3")
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// Strips one trailing slash so URLs can be joined with `/`.
+pub fn trim_url(url: &str) -> &str {
+    url.strip_suffix('/').unwrap_or(url)
+}
+
+/// Loads settings the way the binary does: defaults, environment file, `file`, variables.
+pub fn load_from_env(file: Option<&Path>) -> Result<Settings, SettingsError> {
+    Settings::load(&Sources::from_env(file.map(Path::to_path_buf)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_vars(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load(&Sources {
+            env_vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Sources::default()
+        })
+    }
+
+    const TOKEN: (&str, &str) = ("TG_INGEST__TELEGRAM__TOKEN", "123:secret-token");
+
+    #[test]
+    fn defaults_need_only_a_token() {
+        let s = with_vars(&[TOKEN]).unwrap();
+        assert_eq!(s.workers, 4);
+        assert_eq!(s.telegram.poll_timeout_secs, 60);
+        assert_eq!(s.telegram.token.expose(), "123:secret-token");
+        assert!(s.s3.endpoint.is_empty());
+        assert_eq!(s.telegram.download_limit(), Some(20 * 1024 * 1024));
+    }
+
+    #[test]
+    fn missing_token_names_the_key() {
+        let err = with_vars(&[]).unwrap_err().to_string();
+        assert!(err.contains("telegram.token"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = with_vars(&[
+            TOKEN,
+            ("TG_INGEST__WORKERS", "7"),
+            ("TG_INGEST__S3__BUCKET", "docs-bucket"),
+            ("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true"),
+            ("TG_INGEST__TELEGRAM__ALLOWED_UPDATES", "message,callback_query"),
+        ])
+        .unwrap();
+        assert_eq!(s.workers, 7);
+        assert_eq!(s.s3.bucket, "docs-bucket");
+        assert_eq!(s.telegram.download_limit(), None);
+        assert_eq!(s.telegram.allowed_updates, ["message", "callback_query"]);
+    }
+
+    #[test]
+    fn wrong_type_and_range_name_the_key() {
+        let err = with_vars(&[TOKEN, ("TG_INGEST__WORKERS", "many")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("workers"), "{err}");
+        let err = with_vars(&[TOKEN, ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("telegram.poll_timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn environment_file_layer_applies() {
+        let dir = std::env::temp_dir().join(format!("tg-ingest-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("staging.toml"), "workers = 2\n[s3]\nbucket = \"stage-docs\"\n")
+            .unwrap();
+        let s = Settings::load(&Sources {
+            settings_dir: Some(dir.clone()),
+            environment: Some("staging".into()),
+            env_vars: vec![(TOKEN.0.into(), TOKEN.1.into())],
+            ..Sources::default()
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(s.workers, 2);
+        assert_eq!(s.s3.bucket, "stage-docs");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = with_vars(&[TOKEN, ("TG_INGEST__S3__SECRET_KEY", "s3-very-secret")]).unwrap();
+        let shown = format!("{s:?} {}", s.telegram.token);
+        assert!(!shown.contains("secret-token"), "{shown}");
+        assert!(!shown.contains("s3-very-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}

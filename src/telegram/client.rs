@@ -1,0 +1,344 @@
+//! A Bot API client over `awc`. One per actor (the HTTP client is not `Send`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{LocalBoxStream, StreamExt};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::error::TelegramError;
+use super::types::{File, SentMessage, User};
+use crate::settings::{trim_url, Secret, TelegramSettings};
+
+/// Largest JSON answer read from the Bot API.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Chunk size when reading a file from local disk.
+const LOCAL_READ_CHUNK: usize = 1024 * 1024;
+
+/// A stream of file bytes.
+pub type ByteStream = LocalBoxStream<'static, Result<Bytes, TelegramError>>;
+
+/// A Bot API client bound to one token and base URL.
+pub struct TelegramClient {
+    http: awc::Client,
+    api_url: String,
+    token: Secret,
+    request_timeout: Duration,
+    poll_timeout: Duration,
+    download_timeout: Duration,
+    local_bot_api: bool,
+}
+
+/// Answer envelope of every Bot API method.
+#[derive(Deserialize)]
+struct Envelope<R> {
+    ok: bool,
+    result: Option<R>,
+    description: Option<String>,
+    error_code: Option<u16>,
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    retry_after: Option<u64>,
+}
+
+/// Turns a raw answer into the result or a typed error.
+pub fn parse_envelope<R: DeserializeOwned>(
+    method: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<Option<R>, TelegramError> {
+    let envelope: Envelope<R> =
+        serde_json::from_slice(body).map_err(|e| TelegramError::InvalidJson {
+            method,
+            status,
+            detail: e.to_string(),
+            raw: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        })?;
+    if envelope.ok {
+        return Ok(envelope.result);
+    }
+    let code = envelope.error_code.unwrap_or(status);
+    if let Some(seconds) = envelope.parameters.and_then(|p| p.retry_after) {
+        return Err(TelegramError::RetryAfter { method, seconds });
+    }
+    Err(TelegramError::Api {
+        method,
+        code,
+        description: envelope.description.unwrap_or_default(),
+    })
+}
+
+impl TelegramClient {
+    /// Builds a client from settings.
+    pub fn new(settings: &TelegramSettings) -> Self {
+        crate::install_tls_provider();
+        let poll_timeout = Duration::from_secs(settings.poll_timeout_secs);
+        let http = awc::Client::builder()
+            .timeout(settings.request_timeout())
+            .max_http_version(awc::http::Version::HTTP_11)
+            .finish();
+        Self {
+            http,
+            api_url: trim_url(&settings.api_url).to_string(),
+            token: settings.token.clone(),
+            request_timeout: settings.request_timeout(),
+            poll_timeout,
+            download_timeout: Duration::from_secs(settings.download_timeout_secs),
+            local_bot_api: settings.local_bot_api,
+        }
+    }
+
+    fn method_url(&self, method: &str) -> String {
+        format!("{}/bot{}/{}", self.api_url, self.token.expose(), method)
+    }
+
+    /// Removes the token from a text that may contain a URL.
+    fn redact(&self, text: String) -> String {
+        text.replace(self.token.expose(), "[redacted]")
+    }
+
+    fn network(&self, method: &'static str, err: impl std::fmt::Display) -> TelegramError {
+        TelegramError::Network {
+            method,
+            detail: self.redact(err.to_string()),
+        }
+    }
+
+    async fn call<P, R>(
+        &self,
+        method: &'static str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<Option<R>, TelegramError>
+    where
+        P: Serialize,
+        R: DeserializeOwned,
+    {
+        let mut response = self
+            .http
+            .post(self.method_url(method))
+            .timeout(timeout)
+            .send_json(params)
+            .await
+            .map_err(|e| self.network(method, e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body()
+            .limit(MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| self.network(method, e))?;
+        parse_envelope(method, status, &body)
+    }
+
+    async fn call_required<P, R>(&self, method: &'static str, params: &P) -> Result<R, TelegramError>
+    where
+        P: Serialize,
+        R: DeserializeOwned,
+    {
+        self.call(method, params, self.request_timeout)
+            .await?
+            .ok_or_else(|| TelegramError::InvalidJson {
+                method,
+                status: 200,
+                detail: "missing result".into(),
+                raw: String::new(),
+            })
+    }
+
+    /// `getMe`: checks the token and returns the bot's own user.
+    pub async fn get_me(&self) -> Result<User, TelegramError> {
+        self.call_required("getMe", &json!({})).await
+    }
+
+    /// `deleteWebhook`, keeping pending updates, so `getUpdates` may be used.
+    pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
+        self.call::<_, IgnoredAny>("deleteWebhook", &json!({"drop_pending_updates": false}), self.request_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `getUpdates` with long polling; returns the raw JSON of each update.
+    pub async fn get_updates(
+        &self,
+        offset: i64,
+        limit: u32,
+        allowed_updates: &[String],
+    ) -> Result<Vec<Box<RawValue>>, TelegramError> {
+        let params = json!({
+            "offset": offset,
+            "limit": limit,
+            "timeout": self.poll_timeout.as_secs(),
+            "allowed_updates": allowed_updates,
+        });
+        let timeout = self.poll_timeout + self.request_timeout;
+        Ok(self.call("getUpdates", &params, timeout).await?.unwrap_or_default())
+    }
+
+    /// `sendMessage` with plain text.
+    pub async fn send_message(
+        &self,
+        chat_id: i64,
+        text: &str,
+        reply_to: Option<i64>,
+    ) -> Result<SentMessage, TelegramError> {
+        let mut params = json!({"chat_id": chat_id, "text": text});
+        if let Some(id) = reply_to {
+            params["reply_parameters"] = json!({"message_id": id, "allow_sending_without_reply": true});
+        }
+        self.call_required("sendMessage", &params).await
+    }
+
+    /// `editMessageText`; a `result` of `null`, `true` or a message are all success.
+    pub async fn edit_message_text(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+    ) -> Result<(), TelegramError> {
+        let params = json!({"chat_id": chat_id, "message_id": message_id, "text": text});
+        self.call::<_, IgnoredAny>("editMessageText", &params, self.request_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `getFile`: where a file can be downloaded from.
+    pub async fn get_file(&self, file_id: &str) -> Result<File, TelegramError> {
+        self.call_required("getFile", &json!({"file_id": file_id})).await
+    }
+
+    /// Streams a file's bytes. On a local Bot API server an absolute `file_path` is read from
+    /// disk; otherwise it is fetched from `{api_url}/file/bot<token>/<file_path>`.
+    pub async fn download(&self, file_path: &str) -> Result<ByteStream, TelegramError> {
+        const METHOD: &str = "download";
+        if self.local_bot_api && Path::new(file_path).is_absolute() {
+            return local_file_stream(file_path).await;
+        }
+        let url = format!(
+            "{}/file/bot{}/{}",
+            self.api_url,
+            self.token.expose(),
+            file_path.trim_start_matches('/')
+        );
+        let mut response = self
+            .http
+            .get(url)
+            .timeout(self.download_timeout)
+            .send()
+            .await
+            .map_err(|e| self.network(METHOD, e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.body().limit(64 * 1024).await.unwrap_or_default();
+            return Err(match parse_envelope::<IgnoredAny>(METHOD, status, &body) {
+                Err(err @ (TelegramError::Api { .. } | TelegramError::RetryAfter { .. })) => err,
+                _ => TelegramError::Api {
+                    method: METHOD,
+                    code: status,
+                    description: "file download failed".into(),
+                },
+            });
+        }
+        let token = self.token.clone();
+        Ok(response
+            .map(move |chunk| {
+                chunk.map_err(|e| TelegramError::Network {
+                    method: METHOD,
+                    detail: e.to_string().replace(token.expose(), "[redacted]"),
+                })
+            })
+            .boxed_local())
+    }
+}
+
+/// Reads a local file in chunks without holding it in memory.
+async fn local_file_stream(path: &str) -> Result<ByteStream, TelegramError> {
+    use tokio::io::AsyncReadExt;
+    let io_err = |e: std::io::Error| TelegramError::Network {
+        method: "download",
+        detail: format!("local file: {e}"),
+    };
+    let file = tokio::fs::File::open(path).await.map_err(io_err)?;
+    let stream = futures_util::stream::try_unfold(file, move |mut file| async move {
+        let mut buf = BytesMut::zeroed(LOCAL_READ_CHUNK);
+        let n = file.read(&mut buf).await.map_err(io_err)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((buf.freeze(), file)))
+    });
+    Ok(stream.boxed_local())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_ok_with_result() {
+        let me: Option<User> = parse_envelope(
+            "getMe",
+            200,
+            br#"{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"b","username":"bot","extra":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(me.unwrap().username.as_deref(), Some("bot"));
+    }
+
+    #[test]
+    fn envelope_null_result_is_success() {
+        let r: Option<IgnoredAny> =
+            parse_envelope("editMessageText", 200, br#"{"ok":true,"result":null}"#).unwrap();
+        assert!(r.is_none());
+    }
+
+    #[test]
+    fn envelope_api_error() {
+        let err = parse_envelope::<User>(
+            "getMe",
+            401,
+            br#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), Some(401));
+        assert!(!err.is_retryable());
+        assert_eq!(err.to_string(), "Telegram getMe failed: 401 Unauthorized");
+    }
+
+    #[test]
+    fn envelope_retry_after() {
+        let err = parse_envelope::<User>(
+            "getUpdates",
+            429,
+            br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn envelope_garbage_is_invalid_json() {
+        let err = parse_envelope::<User>("getUpdates", 502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert!(matches!(err, TelegramError::InvalidJson { status: 502, .. }));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn not_modified_is_recognised() {
+        let err = parse_envelope::<IgnoredAny>(
+            "editMessageText",
+            400,
+            br#"{"ok":false,"error_code":400,"description":"Bad Request: message is not modified: specified new message content and reply markup are exactly the same"}"#,
+        )
+        .unwrap_err();
+        assert!(err.is_not_modified());
+    }
+}

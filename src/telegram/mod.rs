@@ -1,0 +1,9 @@
+//! The Telegram Bot API boundary: object types, the HTTP client and its errors.
+
+mod client;
+mod error;
+mod types;
+
+pub use client::{parse_envelope, ByteStream, TelegramClient};
+pub use error::TelegramError;
+pub use types::{CallbackQuery, Chat, Document, File, IncomingUpdate, Message, SentMessage, Update, User};
