@@ -60,7 +60,7 @@ pub struct Service {
 }
 
 /// Replaces the handler factory (tests wrap the document bot to inject failures).
-pub type FactoryHook = Box<dyn FnOnce(HandlerFactory) -> HandlerFactory>;
+pub type FactoryHook = Box<dyn FnOnce(HandlerFactory) -> HandlerFactory + Send>;
 
 impl Service {
     /// Runs the start-up checks and starts all actors with the document bot.

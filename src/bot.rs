@@ -258,19 +258,19 @@ fn size_suffix(size: Option<u64>) -> String {
     size.map_or(String::new(), |s| format!(" ({})", human_bytes(s)))
 }
 
-/// Bytes in decimal units, as people read file sizes.
+/// Bytes in 1024-based units labelled KB, MB, GB, as Telegram's own apps show file sizes.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if n < 1000 {
+    if n < 1024 {
         return format!("{n} B");
     }
     let mut value = n as f64;
     let mut unit = "B";
     for u in UNITS {
-        if value < 1000.0 {
+        if value < 1024.0 {
             break;
         }
-        value /= 1000.0;
+        value /= 1024.0;
         unit = u;
     }
     format!("{value:.1} {unit}")
@@ -290,14 +290,15 @@ mod tests {
     #[test]
     fn sizes_read_like_people_write_them() {
         assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(40_000_000), "40.0 MB");
-        assert_eq!(human_bytes(1_073_741_824), "1.1 GB");
+        assert_eq!(human_bytes(40 * 1024 * 1024), "40.0 MB");
+        assert_eq!(human_bytes(20_971_520), "20.0 MB");
+        assert_eq!(human_bytes(1_073_741_824), "1.0 GB");
     }
 
     #[test]
     fn progress_shows_percent() {
         assert_eq!(
-            progress_text("a.pdf", 10_000_000, Some(40_000_000)),
+            progress_text("a.pdf", 10 * 1024 * 1024, Some(40 * 1024 * 1024)),
             "[document] Receiving «a.pdf»: 25% (10.0 MB of 40.0 MB)"
         );
         assert_eq!(progress_text("a.pdf", 5, None), "[document] Receiving «a.pdf»: 5 B");

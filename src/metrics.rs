@@ -21,6 +21,10 @@ pub struct Metrics {
     pub uploads_failed: AtomicU64,
     /// Bytes stored in S3 by completed uploads.
     pub bytes_uploaded: AtomicU64,
+    /// Uploads that used S3 multipart upload.
+    pub multipart_uploads: AtomicU64,
+    /// Multipart parts stored.
+    pub parts_uploaded: AtomicU64,
 }
 
 impl Metrics {

@@ -6,6 +6,7 @@
 //! stored with a single PUT. A failed multipart upload is aborted.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -57,6 +58,8 @@ pub struct UploadReport {
     pub bytes: u64,
     /// Parts used (1 for a single PUT).
     pub parts: u32,
+    /// Whether S3 multipart upload was used.
+    pub multipart: bool,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -138,9 +141,11 @@ impl Handler<Upload> for S3UploaderActor {
             match &result {
                 Ok(r) => {
                     Metrics::incr(&metrics.uploads_completed);
-                    metrics
-                        .bytes_uploaded
-                        .fetch_add(r.bytes, std::sync::atomic::Ordering::Relaxed);
+                    metrics.bytes_uploaded.fetch_add(r.bytes, Ordering::Relaxed);
+                    if r.multipart {
+                        Metrics::incr(&metrics.multipart_uploads);
+                        metrics.parts_uploaded.fetch_add(u64::from(r.parts), Ordering::Relaxed);
+                    }
                     log::info!(
                         "upload finished: key={:?} bytes={} parts={} seconds={:.2} rate={:.1} MB/s",
                         r.key,
@@ -188,7 +193,8 @@ impl Job {
         let content_type = msg.content_type.as_deref().unwrap_or("application/octet-stream");
         let mut parts = Box::pin(rechunk(download, self.part_size));
         let first = parts.try_next().await?.unwrap_or_default();
-        let (bytes, count) = if first.len() < self.part_size {
+        let multipart = first.len() == self.part_size;
+        let (bytes, count) = if !multipart {
             let len = first.len() as u64;
             self.bucket
                 .put_object_with_content_type(&msg.key, &first, content_type)
@@ -208,6 +214,7 @@ impl Job {
             key: msg.key.clone(),
             bytes,
             parts: count,
+            multipart,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -354,7 +361,11 @@ mod tests {
     }
 
     fn run(sizes: &[usize], part: usize) -> Vec<Vec<u8>> {
-        futures_util::executor::block_on(rechunk(chunks(sizes), part).try_collect()).unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(rechunk(chunks(sizes), part).try_collect())
+            .unwrap()
     }
 
     #[test]

@@ -1,0 +1,480 @@
+//! A stateful fake of the Telegram Bot API on 127.0.0.1, following the real API's documented
+//! behaviour: `getUpdates` honours `offset` (confirming older updates) and long-poll `timeout`,
+//! answers `409` to a second concurrent poll, checks the token, serves `getFile` and file bytes,
+//! and records every call. Faults (`401`, `409`, `429 retry_after`, `500`, garbage JSON) can be
+//! injected into the next `getUpdates` answers.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// A fault returned by the next `getUpdates` call instead of updates.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// An API error with this code and description.
+    Status(u16, &'static str),
+    /// `429` with `parameters.retry_after`.
+    RetryAfter(u64),
+    /// A body that is not JSON.
+    Garbage,
+    /// An empty result at once, ignoring the long-poll timeout.
+    EmptyAtOnce,
+}
+
+/// The bytes behind a `file_id`.
+#[derive(Clone)]
+pub enum FileBody {
+    /// Bytes held in memory.
+    Bytes(Arc<Vec<u8>>),
+    /// `len` bytes of [`pattern_byte`], generated while streaming.
+    Pattern(u64),
+    /// A file on disk; in local mode `getFile` returns its absolute path.
+    Local(PathBuf),
+}
+
+/// Byte `i` of a generated file: not periodic at part boundaries.
+pub fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(2654435761) >> 13) as u8 ^ (i >> 20) as u8
+}
+
+/// One recorded call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Method name.
+    pub method: String,
+    /// JSON parameters.
+    pub params: Value,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// A message the bot sent or edited.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// `sendMessage` or `editMessageText`.
+    pub method: String,
+    /// Chat.
+    pub chat_id: i64,
+    /// The bot message's id.
+    pub message_id: i64,
+    /// Text.
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    updates: Vec<(i64, Value)>,
+    next_update_id: i64,
+    next_message_id: i64,
+    calls: Vec<Call>,
+    sent: Vec<Sent>,
+    texts: HashMap<(i64, i64), String>,
+    files: HashMap<String, FileBody>,
+    faults: VecDeque<Fault>,
+    polls_in_flight: usize,
+    max_polls_in_flight: usize,
+    local_mode: bool,
+    pushed_at: HashMap<(i64, i64), Instant>,
+    latencies: Vec<Duration>,
+    record_calls: bool,
+}
+
+struct State {
+    token: String,
+    inner: Mutex<Inner>,
+    notify: tokio::sync::Notify,
+}
+
+/// The running fake; stops when dropped.
+pub struct FakeTelegram {
+    /// Base URL for `telegram.api_url`.
+    pub url: String,
+    /// The token it accepts.
+    pub token: String,
+    state: Arc<State>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn ok(result: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"ok": true, "result": result}))
+}
+
+fn api_error(code: u16, description: &str) -> HttpResponse {
+    let status = actix_web::http::StatusCode::from_u16(code).unwrap();
+    HttpResponse::build(status).json(json!({"ok": false, "error_code": code, "description": description}))
+}
+
+impl FakeTelegram {
+    /// Starts a fake accepting `token`.
+    pub fn start(token: &str) -> Self {
+        let state = Arc::new(State {
+            token: token.to_string(),
+            inner: Mutex::new(Inner {
+                next_update_id: 1000,
+                next_message_id: 1,
+                record_calls: true,
+                ..Inner::default()
+            }),
+            notify: tokio::sync::Notify::new(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let st = state.clone();
+        let thread = std::thread::spawn(move || {
+            let sys = actix_rt::System::new();
+            sys.block_on(async move {
+                let data = web::Data::from(st);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                        .route("/file/{bot}/{path:.*}", web::get().to(file))
+                        .route("/{bot}/{method}", web::post().to(method))
+                })
+                .workers(2)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).unwrap();
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        Self {
+            url: format!("http://{addr}"),
+            token: token.to_string(),
+            state,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.state.inner.lock().unwrap())
+    }
+
+    /// Turns call recording off (for benchmarks) or on.
+    pub fn record_calls(&self, on: bool) {
+        self.with(|i| i.record_calls = on);
+    }
+
+    /// Makes `getFile` return absolute paths for [`FileBody::Local`] files, like `--local`.
+    pub fn set_local_mode(&self, on: bool) {
+        self.with(|i| i.local_mode = on);
+    }
+
+    /// Queues an update built from `body` (the part after `update_id`); returns its id.
+    pub fn push(&self, body: Value) -> i64 {
+        let id = self.with(|i| {
+            let id = i.next_update_id;
+            i.next_update_id += 1;
+            let mut update = json!({"update_id": id});
+            for (k, v) in body.as_object().unwrap() {
+                update[k] = v.clone();
+            }
+            if let Some(m) = update.get("message") {
+                let chat = m["chat"]["id"].as_i64().unwrap_or(0);
+                let mid = m["message_id"].as_i64().unwrap_or(0);
+                i.pushed_at.insert((chat, mid), Instant::now());
+            }
+            i.updates.push((id, update));
+            id
+        });
+        self.state.notify.notify_waiters();
+        id
+    }
+
+    /// Queues many updates at once; returns the last id.
+    pub fn push_many(&self, bodies: Vec<Value>) -> i64 {
+        let mut last = 0;
+        for b in bodies {
+            last = self.push(b);
+        }
+        last
+    }
+
+    /// Queues raw update JSON verbatim (it must carry its own `update_id`).
+    pub fn push_raw(&self, id: i64, raw: Value) {
+        self.with(|i| {
+            i.next_update_id = i.next_update_id.max(id + 1);
+            i.updates.push((id, raw));
+        });
+        self.state.notify.notify_waiters();
+    }
+
+    /// A fresh message id for a user's message.
+    pub fn next_user_message_id(&self) -> i64 {
+        self.with(|i| {
+            i.next_message_id += 1;
+            i.next_message_id
+        })
+    }
+
+    /// Registers a file for `getFile` and download.
+    pub fn add_file(&self, file_id: &str, body: FileBody) {
+        self.with(|i| i.files.insert(file_id.to_string(), body));
+    }
+
+    /// Makes the next `getUpdates` calls fail, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.with(|i| i.faults.extend(faults));
+    }
+
+    /// All recorded calls of `method`.
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.with(|i| i.calls.iter().filter(|c| c.method == method).cloned().collect())
+    }
+
+    /// Texts sent with `sendMessage` to `chat`, in order.
+    pub fn texts_to(&self, chat: i64) -> Vec<String> {
+        self.sent_to(chat, "sendMessage")
+    }
+
+    /// Texts of `method` calls to `chat`, in order.
+    pub fn sent_to(&self, chat: i64, method: &str) -> Vec<String> {
+        self.with(|i| {
+            i.sent
+                .iter()
+                .filter(|s| s.chat_id == chat && s.method == method)
+                .map(|s| s.text.clone())
+                .collect()
+        })
+    }
+
+    /// Number of `sendMessage` calls.
+    pub fn sent_count(&self) -> usize {
+        self.with(|i| i.sent.iter().filter(|s| s.method == "sendMessage").count())
+    }
+
+    /// The most `getUpdates` calls that were ever in flight at once.
+    pub fn max_concurrent_polls(&self) -> usize {
+        self.with(|i| i.max_polls_in_flight)
+    }
+
+    /// Updates not yet confirmed by an `offset`.
+    pub fn pending_updates(&self) -> usize {
+        self.with(|i| i.updates.len())
+    }
+
+    /// Latencies from an update being queued to the first reply to its message.
+    pub fn take_latencies(&self) -> Vec<Duration> {
+        self.with(|i| std::mem::take(&mut i.latencies))
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(handle.stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn check_token(state: &State, bot: &str) -> bool {
+    bot.strip_prefix("bot") == Some(state.token.as_str())
+}
+
+async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpResponse {
+    let bot = req.match_info().get("bot").unwrap_or_default();
+    let name = req.match_info().get("method").unwrap_or_default().to_string();
+    if !check_token(&state, bot) {
+        return api_error(401, "Unauthorized");
+    }
+    let params: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => return api_error(400, "Bad Request: invalid JSON"),
+        }
+    };
+    {
+        let mut i = state.inner.lock().unwrap();
+        if i.record_calls {
+            i.calls.push(Call {
+                method: name.clone(),
+                params: params.clone(),
+                at: Instant::now(),
+            });
+        }
+    }
+    match name.as_str() {
+        "getMe" => ok(json!({"id": 4242, "is_bot": true, "first_name": "Ingest", "username": "ingest_test_bot"})),
+        "deleteWebhook" => ok(json!(true)),
+        "getUpdates" => get_updates(params, state).await,
+        "sendMessage" => send_message(params, &state),
+        "editMessageText" => edit_message(params, &state),
+        "getFile" => get_file(params, &state),
+        _ => api_error(404, "Not Found: method not found"),
+    }
+}
+
+async fn get_updates(params: Value, state: web::Data<State>) -> HttpResponse {
+    let offset = params["offset"].as_i64().unwrap_or(0);
+    let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
+    let timeout = Duration::from_secs(params["timeout"].as_u64().unwrap_or(0));
+    {
+        let mut i = state.inner.lock().unwrap();
+        i.polls_in_flight += 1;
+        i.max_polls_in_flight = i.max_polls_in_flight.max(i.polls_in_flight);
+        if i.polls_in_flight > 1 {
+            i.polls_in_flight -= 1;
+            return api_error(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running");
+        }
+    }
+    let fault = state.inner.lock().unwrap().faults.pop_front();
+    let response = match fault {
+        Some(f) => fault_response(f),
+        None => poll(offset, limit, timeout, &state).await,
+    };
+    state.inner.lock().unwrap().polls_in_flight -= 1;
+    response
+}
+
+fn fault_response(fault: Fault) -> HttpResponse {
+    match fault {
+        Fault::Status(code, text) => api_error(code, text),
+        Fault::RetryAfter(s) => HttpResponse::TooManyRequests().json(json!({
+            "ok": false, "error_code": 429,
+            "description": format!("Too Many Requests: retry after {s}"),
+            "parameters": {"retry_after": s}
+        })),
+        Fault::Garbage => HttpResponse::Ok().content_type("application/json").body("{\"ok\":tru"),
+        Fault::EmptyAtOnce => ok(json!([])),
+    }
+}
+
+async fn poll(offset: i64, limit: usize, timeout: Duration, state: &State) -> HttpResponse {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let notified = state.notify.notified();
+        {
+            let mut i = state.inner.lock().unwrap();
+            if offset > 0 {
+                i.updates.retain(|(id, _)| *id >= offset);
+            }
+            let batch: Vec<Value> = i
+                .updates
+                .iter()
+                .filter(|(id, _)| *id >= offset)
+                .take(limit)
+                .map(|(_, u)| u.clone())
+                .collect();
+            if !batch.is_empty() || Instant::now() >= deadline {
+                return ok(Value::Array(batch));
+            }
+        }
+        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified).await;
+    }
+}
+
+fn send_message(params: Value, state: &State) -> HttpResponse {
+    let Some(chat_id) = params["chat_id"].as_i64() else {
+        return api_error(400, "Bad Request: chat not found");
+    };
+    let text = params["text"].as_str().unwrap_or_default().to_string();
+    if text.is_empty() {
+        return api_error(400, "Bad Request: message text is empty");
+    }
+    let mut i = state.inner.lock().unwrap();
+    i.next_message_id += 1;
+    let message_id = i.next_message_id;
+    if let Some(reply_to) = params["reply_parameters"]["message_id"].as_i64() {
+        if let Some(at) = i.pushed_at.remove(&(chat_id, reply_to)) {
+            i.latencies.push(at.elapsed());
+        }
+    }
+    i.texts.insert((chat_id, message_id), text.clone());
+    i.sent.push(Sent {
+        method: "sendMessage".into(),
+        chat_id,
+        message_id,
+        text: text.clone(),
+    });
+    ok(json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}))
+}
+
+fn edit_message(params: Value, state: &State) -> HttpResponse {
+    let chat_id = params["chat_id"].as_i64().unwrap_or(0);
+    let message_id = params["message_id"].as_i64().unwrap_or(0);
+    let text = params["text"].as_str().unwrap_or_default().to_string();
+    let mut i = state.inner.lock().unwrap();
+    match i.texts.get(&(chat_id, message_id)) {
+        None => return api_error(400, "Bad Request: message to edit not found"),
+        Some(old) if *old == text => {
+            return api_error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
+        }
+        Some(_) => {}
+    }
+    i.texts.insert((chat_id, message_id), text.clone());
+    i.sent.push(Sent {
+        method: "editMessageText".into(),
+        chat_id,
+        message_id,
+        text: text.clone(),
+    });
+    ok(json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}))
+}
+
+fn get_file(params: Value, state: &State) -> HttpResponse {
+    let file_id = params["file_id"].as_str().unwrap_or_default();
+    let i = state.inner.lock().unwrap();
+    let Some(body) = i.files.get(file_id) else {
+        return api_error(400, "Bad Request: invalid file_id");
+    };
+    let (size, path) = match body {
+        FileBody::Bytes(b) => (b.len() as u64, format!("documents/{file_id}")),
+        FileBody::Pattern(n) => (*n, format!("documents/{file_id}")),
+        FileBody::Local(p) => {
+            let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let path = if i.local_mode {
+                p.display().to_string()
+            } else {
+                format!("documents/{file_id}")
+            };
+            (size, path)
+        }
+    };
+    ok(json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size, "file_path": path}))
+}
+
+async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
+    let bot = req.match_info().get("bot").unwrap_or_default();
+    if !check_token(&state, bot) {
+        return api_error(401, "Unauthorized");
+    }
+    let path = req.match_info().get("path").unwrap_or_default();
+    let file_id = path.rsplit('/').next().unwrap_or_default();
+    let body = state.inner.lock().unwrap().files.get(file_id).cloned();
+    match body {
+        None => api_error(404, "Not Found"),
+        Some(FileBody::Bytes(b)) => HttpResponse::Ok().body(b.as_ref().clone()),
+        Some(FileBody::Local(p)) => match std::fs::read(p) {
+            Ok(b) => HttpResponse::Ok().body(b),
+            Err(_) => api_error(404, "Not Found"),
+        },
+        Some(FileBody::Pattern(len)) => {
+            const CHUNK: u64 = 256 * 1024;
+            let chunks = futures_util::stream::iter((0..len.div_ceil(CHUNK)).map(move |c| {
+                let start = c * CHUNK;
+                let end = (start + CHUNK).min(len);
+                let v: Vec<u8> = (start..end).map(pattern_byte).collect();
+                Ok::<_, actix_web::Error>(Bytes::from(v))
+            }));
+            HttpResponse::Ok()
+                .no_chunking(len)
+                .streaming(chunks)
+        }
+    }
+}

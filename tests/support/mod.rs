@@ -1,0 +1,274 @@
+//! Shared test support: the fake Telegram server, a real S3 server, the service under test and
+//! condition waits.
+#![allow(dead_code)]
+
+pub mod fake_telegram;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tg_ingest::app::{FactoryHook, Service, StartupError};
+use tg_ingest::embedded_s3::EmbeddedS3;
+use tg_ingest::metrics::Metrics;
+use tg_ingest::settings::{Settings, Sources};
+use tg_ingest::storage::S3Target;
+use tg_ingest::Secret;
+
+#[allow(unused_imports)]
+pub use fake_telegram::{FakeTelegram, Fault, FileBody};
+
+/// The token the fake accepts in tests.
+pub const TOKEN: &str = "123456:TEST-token-abcdef";
+
+/// Waits until `cond` holds, checking every 20 ms; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A runtime for one-off S3 calls from test code.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+static BUCKETS: AtomicU32 = AtomicU32::new(0);
+
+/// A real S3 server for a test: SeaweedFS (or any server) when `TG_INGEST_TEST_S3_ENDPOINT`
+/// is set, otherwise the in-process s3s-fs server. Each test gets its own bucket.
+pub struct TestS3 {
+    /// Endpoint URL.
+    pub endpoint: String,
+    /// Access key.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    /// The test's bucket.
+    pub bucket: String,
+    server: Option<EmbeddedS3>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestS3 {
+    /// Starts (or connects to) the server and creates a fresh bucket.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bucket = format!(
+            "t{}-{}-{}",
+            std::process::id(),
+            BUCKETS.fetch_add(1, Ordering::SeqCst),
+            Instant::now().elapsed().subsec_nanos() % 1000
+        );
+        let (endpoint, access_key, secret_key, server) = match std::env::var("TG_INGEST_TEST_S3_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => (
+                endpoint,
+                std::env::var("TG_INGEST_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "k".into()),
+                std::env::var("TG_INGEST_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "s".into()),
+                None,
+            ),
+            _ => {
+                let server = EmbeddedS3::start(&dir.path().join("s3"), "127.0.0.1:0", "test-access", "test-secret").unwrap();
+                (server.endpoint.clone(), "test-access".into(), "test-secret".into(), Some(server))
+            }
+        };
+        let s3 = Self {
+            endpoint,
+            access_key,
+            secret_key,
+            bucket,
+            server,
+            _dir: dir,
+        };
+        block_on(s3.target().ensure_bucket()).unwrap();
+        s3
+    }
+
+    /// Whether this is the in-process server (which the test may stop and restart).
+    pub fn is_embedded(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The target for this bucket.
+    pub fn target(&self) -> S3Target {
+        S3Target {
+            endpoint: self.endpoint.clone(),
+            region: "eu-central-1".into(),
+            bucket: self.bucket.clone(),
+            access_key: Secret::new(self.access_key.clone()),
+            secret_key: Secret::new(self.secret_key.clone()),
+            path_style: true,
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// An object's bytes, or `None` when it does not exist.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let bucket = self.target().bucket().unwrap();
+        match block_on(bucket.get_object(key)) {
+            Ok(r) if r.status_code() == 200 => Some(r.bytes().to_vec()),
+            _ => None,
+        }
+    }
+
+    /// All keys in the bucket.
+    pub fn keys(&self) -> Vec<String> {
+        let bucket = self.target().bucket().unwrap();
+        let pages = block_on(bucket.list(String::new(), None)).unwrap();
+        let mut keys: Vec<String> = pages.into_iter().flat_map(|p| p.contents.into_iter().map(|o| o.key)).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Environment variables pointing the service at this bucket.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("TG_INGEST__S3__ENDPOINT".into(), self.endpoint.clone()),
+            ("TG_INGEST__S3__BUCKET".into(), self.bucket.clone()),
+            ("TG_INGEST__S3__ACCESS_KEY".into(), self.access_key.clone()),
+            ("TG_INGEST__S3__SECRET_KEY".into(), self.secret_key.clone()),
+        ]
+    }
+}
+
+/// Environment variables for the service against `tg` and `s3`, plus `extra`.
+pub fn service_env(tg: &FakeTelegram, s3: &TestS3, data_dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("TG_INGEST__TELEGRAM__TOKEN".to_string(), tg.token.clone()),
+        ("TG_INGEST__TELEGRAM__API_URL".into(), tg.url.clone()),
+        ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS".into(), "1".into()),
+        ("TG_INGEST__TELEGRAM__STARTUP_ATTEMPTS".into(), "2".into()),
+        ("TG_INGEST__S3__STARTUP_ATTEMPTS".into(), "2".into()),
+        ("TG_INGEST__DATA_DIR".into(), data_dir.display().to_string()),
+        ("TG_INGEST__WORKERS".into(), "2".into()),
+    ];
+    vars.extend(s3.env());
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    vars
+}
+
+/// Settings built the way the binary builds them, from the given variables.
+pub fn settings_from(vars: Vec<(String, String)>) -> Settings {
+    Settings::load(&Sources {
+        env_vars: vars,
+        ..Sources::default()
+    })
+    .unwrap()
+}
+
+/// The service running in-process on its own actix system; stopped when dropped.
+pub struct TestService {
+    /// The service's counters.
+    pub metrics: Arc<Metrics>,
+    system: actix_rt::System,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestService {
+    /// Starts the service; panics if start-up fails.
+    pub fn start(settings: Settings) -> Self {
+        Self::try_start(settings, None).unwrap()
+    }
+
+    /// Starts the service with a hook on its handler factory.
+    pub fn try_start(settings: Settings, hook: Option<FactoryHook>) -> Result<Self, StartupError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let system = actix_rt::System::new();
+            let started = system.block_on(Service::start_with(settings, hook));
+            match started {
+                Ok(service) => {
+                    tx.send(Ok((service.metrics.clone(), actix_rt::System::current()))).unwrap();
+                    let _keep = service;
+                    let _ = system.run();
+                }
+                Err(e) => tx.send(Err(e)).unwrap(),
+            }
+        });
+        match rx.recv().unwrap() {
+            Ok((metrics, system)) => Ok(Self {
+                metrics,
+                system,
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                let _ = thread.join();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A user's private text message.
+pub fn text(tg: &FakeTelegram, user: i64, text: &str) -> Value {
+    json!({"message": {
+        "message_id": tg.next_user_message_id(),
+        "from": {"id": user, "is_bot": false, "first_name": format!("User{user}"), "username": format!("user{user}")},
+        "chat": {"id": user, "type": "private", "first_name": format!("User{user}")},
+        "date": 1_763_800_000,
+        "text": text
+    }})
+}
+
+/// A user's private message with a document.
+pub fn document(tg: &FakeTelegram, user: i64, file_id: &str, name: Option<&str>, size: u64) -> Value {
+    let mut doc = json!({"file_id": file_id, "file_unique_id": format!("uniq{file_id}"), "mime_type": "application/pdf", "file_size": size});
+    if let Some(name) = name {
+        doc["file_name"] = json!(name);
+    }
+    json!({"message": {
+        "message_id": tg.next_user_message_id(),
+        "from": {"id": user, "is_bot": false, "first_name": format!("User{user}")},
+        "chat": {"id": user, "type": "private"},
+        "date": 1_763_800_000,
+        "document": doc
+    }})
+}
+
+/// A user's private message with a photo.
+pub fn photo(tg: &FakeTelegram, user: i64) -> Value {
+    json!({"message": {
+        "message_id": tg.next_user_message_id(),
+        "from": {"id": user, "is_bot": false, "first_name": format!("User{user}")},
+        "chat": {"id": user, "type": "private"},
+        "date": 1_763_800_000,
+        "photo": [{"file_id": "p1", "file_unique_id": "pu1", "width": 90, "height": 90, "file_size": 1000}]
+    }})
+}
+
+/// `n` pseudo-random bytes.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Path of the service binary built for the tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tg-ingest"))
+}
