@@ -1,0 +1,262 @@
+//! The actor pipeline under failure: worker panics and restarts, polling errors and flood
+//! control, and the start-up checks of the real binary.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Recipient;
+use futures_util::future::LocalBoxFuture;
+use support::*;
+use tg_ingest::actors::uploader::UploadProgress;
+use tg_ingest::actors::worker::{HandlerFactory, Outcome, UpdateHandler};
+use tg_ingest::app::FactoryHook;
+use tg_ingest::metrics::Metrics;
+use tg_ingest::telegram::IncomingUpdate;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Wraps the real bot and panics on the text "boom": an injected worker failure.
+struct PanicsOnBoom(Rc<dyn UpdateHandler>);
+
+impl UpdateHandler for PanicsOnBoom {
+    fn handle(self: Rc<Self>, update: Arc<IncomingUpdate>, progress: Recipient<UploadProgress>) -> LocalBoxFuture<'static, Outcome> {
+        let boom = update.update.message.as_ref().and_then(|m| m.text.as_deref()) == Some("boom");
+        let inner = self.0.clone();
+        Box::pin(async move {
+            if boom {
+                panic!("injected failure");
+            }
+            inner.handle(update, progress).await
+        })
+    }
+
+    fn on_progress(self: Rc<Self>, p: UploadProgress) -> LocalBoxFuture<'static, ()> {
+        self.0.clone().on_progress(p)
+    }
+}
+
+fn panicking_hook() -> FactoryHook {
+    Box::new(|inner: HandlerFactory| -> HandlerFactory {
+        Arc::new(move |id| Rc::new(PanicsOnBoom(inner(id))) as Rc<dyn UpdateHandler>)
+    })
+}
+
+#[test]
+fn a_worker_that_panics_is_restarted_and_the_service_keeps_going() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let settings = settings_from(service_env(&tg, &s3, data.path(), &[("TG_INGEST__WORKERS", "2")]));
+    let service = TestService::try_start(settings, Some(panicking_hook())).unwrap();
+    // Users 30 and 32 share a worker; 31 is on the other one.
+    tg.push(text(&tg, 30, "boom"));
+    tg.push(text(&tg, 30, "hello"));
+    tg.push(text(&tg, 32, "hi"));
+    tg.push(text(&tg, 31, "hi"));
+    wait_until(WAIT, "replies after the panic", || {
+        tg.texts_to(30).len() == 1 && tg.texts_to(31).len() == 1 && tg.texts_to(32).len() == 1
+    });
+    for user in [30, 31, 32] {
+        assert!(tg.texts_to(user)[0].contains("[greeting]"), "user {user}");
+    }
+    assert_eq!(Metrics::get(&service.metrics.worker_panics), 1);
+    assert_eq!(Metrics::get(&service.metrics.worker_restarts), 1);
+    // The restarted worker keeps serving its chats.
+    tg.push(text(&tg, 30, "again"));
+    wait_until(WAIT, "reply from the restarted worker", || tg.texts_to(30).len() == 2);
+    assert!(tg.texts_to(30)[1].contains("[document is required]"));
+}
+
+#[test]
+fn retry_after_on_get_updates_is_honoured() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    tg.inject([Fault::RetryAfter(2)]);
+    let _service = TestService::start(settings_from(service_env(&tg, &s3, data.path(), &[])));
+    tg.push(text(&tg, 40, "hi"));
+    wait_until(WAIT, "greeting", || tg.texts_to(40).len() == 1);
+    let polls = tg.calls("getUpdates");
+    let gap = polls[1].at - polls[0].at;
+    assert!(gap >= Duration::from_millis(1950), "second poll after {gap:?}");
+    assert!(gap < Duration::from_secs(4), "second poll after {gap:?}");
+}
+
+#[test]
+fn errors_and_instant_empty_answers_back_off_and_polls_never_overlap() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    tg.inject([
+        Fault::Status(500, "Internal Server Error"),
+        Fault::Garbage,
+        Fault::Status(409, "Conflict: terminated by other getUpdates request"),
+        Fault::EmptyAtOnce,
+        Fault::EmptyAtOnce,
+    ]);
+    let started = Instant::now();
+    let _service = TestService::start(settings_from(service_env(&tg, &s3, data.path(), &[])));
+    for user in 50..60 {
+        tg.push(text(&tg, user, "hi"));
+    }
+    wait_until(WAIT, "all greeted", || (50..60).all(|u| tg.texts_to(u).len() == 1));
+    let polls = tg.calls("getUpdates");
+    // Five failing answers, each followed by a growing pause rather than an immediate retry.
+    let gaps: Vec<Duration> = polls.windows(2).take(5).map(|w| w[1].at - w[0].at).collect();
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(100)), "{gaps:?}");
+    assert!(gaps[3] > gaps[0], "backoff grows: {gaps:?}");
+    assert!(polls.len() < 40, "{} polls in {:?}", polls.len(), started.elapsed());
+    assert_eq!(tg.max_concurrent_polls(), 1);
+    // Offsets only move forward.
+    let offsets: Vec<i64> = polls.iter().map(|c| c.params["offset"].as_i64().unwrap()).collect();
+    assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
+    assert_eq!(polls[0].params["timeout"], 1);
+    assert!(polls[0].params["allowed_updates"].as_array().unwrap().iter().any(|u| u == "message"));
+}
+
+#[test]
+fn many_updates_from_many_chats_are_each_answered_once_and_confirmed() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let service = TestService::start(settings_from(service_env(&tg, &s3, data.path(), &[("TG_INGEST__WORKERS", "4")])));
+    let mut bodies = Vec::new();
+    for round in 0..5 {
+        for user in 100..140 {
+            bodies.push(text(&tg, user, &format!("message {round}")));
+        }
+    }
+    tg.push_many(bodies);
+    wait_until(WAIT, "200 replies", || tg.sent_count() == 200);
+    for user in 100..140 {
+        let r = tg.texts_to(user);
+        assert_eq!(r.len(), 5);
+        assert!(r[0].contains("[greeting]"));
+        assert!(r[1..].iter().all(|t| t.contains("[document is required]")));
+    }
+    wait_until(WAIT, "all confirmed", || tg.pending_updates() == 0);
+    assert_eq!(Metrics::get(&service.metrics.updates_handled), 200);
+    assert_eq!(tg.max_concurrent_polls(), 1);
+}
+
+/// Runs the binary with the given variables; returns its exit code and standard error.
+fn run_binary(vars: Vec<(String, String)>) -> (Option<i32>, String) {
+    let child = Command::new(binary())
+        .env_clear()
+        .envs(vars)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let output = child.wait_with_output().unwrap();
+    assert!(Instant::now() < deadline, "the binary took too long to exit");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn an_invalid_token_ends_start_up_with_a_clear_error() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    vars.push(("TG_INGEST__TELEGRAM__TOKEN".into(), "999:WRONG-token".into()));
+    let (code, stderr) = run_binary(vars);
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("Telegram rejected the bot token"), "{stderr}");
+    assert!(!stderr.contains("WRONG-token"), "the token leaked: {stderr}");
+    assert!(tg.calls("getUpdates").is_empty());
+}
+
+#[test]
+fn a_missing_bucket_ends_start_up_with_a_clear_error() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    vars.push(("TG_INGEST__S3__BUCKET".into(), "no-such-bucket-here".into()));
+    let (code, stderr) = run_binary(vars);
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("`no-such-bucket-here` does not exist"), "{stderr}");
+    assert!(errors[0].contains(&s3.endpoint), "{stderr}");
+    assert!(tg.calls("getMe").is_empty(), "no Telegram call before storage is checked");
+}
+
+#[test]
+fn unreachable_services_end_start_up_after_a_bounded_retry() {
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let tg = FakeTelegram::start(TOKEN);
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    vars.push(("TG_INGEST__TELEGRAM__API_URL".into(), format!("http://{closed}")));
+    let started = Instant::now();
+    let (code, stderr) = run_binary(vars);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert!(stderr.contains(&format!("Telegram Bot API at http://{closed} is not usable")), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    vars.push(("TG_INGEST__S3__ENDPOINT".into(), format!("http://{closed}")));
+    let (code, stderr) = run_binary(vars);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("S3 endpoint http://{closed} is unreachable")), "{stderr}");
+}
+
+#[test]
+fn invalid_settings_name_the_key_and_exit_2() {
+    let (code, stderr) = run_binary(vec![
+        ("TG_INGEST__TELEGRAM__TOKEN".into(), TOKEN.into()),
+        ("TG_INGEST__WORKERS".into(), "0".into()),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid setting `workers`"), "{stderr}");
+}
+
+#[test]
+fn with_only_a_token_the_service_runs_on_embedded_storage() {
+    let tg = FakeTelegram::start(TOKEN);
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(binary())
+        .env_clear()
+        .env("TG_INGEST__TELEGRAM__TOKEN", TOKEN)
+        .env("TG_INGEST__TELEGRAM__API_URL", &tg.url)
+        .env("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "1")
+        .env("TG_INGEST__DATA_DIR", data.path())
+        .env("TG_INGEST__S3__EMBEDDED__LISTEN", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bytes = random_bytes(50_000, 7);
+    tg.add_file("e1", FileBody::Bytes(Arc::new(bytes.clone())));
+    tg.push(document(&tg, 60, "e1", Some("embedded.txt"), bytes.len() as u64));
+    wait_until(WAIT, "saved", || tg.texts_to(60).iter().any(|t| t.contains("[document has been saved]")));
+    // The object is reachable with any S3 client using the logged defaults.
+    let target = tg_ingest::storage::S3Target {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        region: "eu-central-1".into(),
+        bucket: "tg-ingest".into(),
+        access_key: tg_ingest::Secret::new("tg-ingest"),
+        secret_key: tg_ingest::Secret::new("tg-ingest-local-secret"),
+        path_style: true,
+        request_timeout: Duration::from_secs(10),
+    };
+    let got = block_on(async { target.bucket().unwrap().get_object("embedded.txt").await.unwrap() });
+    assert_eq!(got.bytes().as_ref(), bytes.as_slice());
+    let _ = child.kill();
+    let _ = child.wait();
+}
