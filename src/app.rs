@@ -69,39 +69,70 @@ impl Service {
     }
 
     /// As [`Service::start`], letting the caller wrap the handler factory.
-    pub async fn start_with(mut settings: Settings, hook: Option<FactoryHook>) -> Result<Self, StartupError> {
+    pub async fn start_with(
+        mut settings: Settings,
+        hook: Option<FactoryHook>,
+    ) -> Result<Self, StartupError> {
         crate::install_tls_provider();
         let (target, embedded) = storage_target(&mut settings).await?;
         let attempts = settings.s3.startup_attempts.max(1);
-        retry("S3 bucket check", attempts, StorageError::is_retryable, || target.check_bucket()).await?;
+        retry(
+            "S3 bucket check",
+            attempts,
+            StorageError::is_retryable,
+            || target.check_bucket(),
+        )
+        .await?;
 
         let telegram = TelegramClient::new(&settings.telegram);
         let attempts = settings.telegram.startup_attempts.max(1);
         let api_url = settings.telegram.api_url.clone();
         let telegram_error = |source: TelegramError| match source {
-            TelegramError::Api { code: code @ (401 | 404), description, .. } => {
-                StartupError::InvalidToken { code, description }
-            }
+            TelegramError::Api {
+                code: code @ (401 | 404),
+                description,
+                ..
+            } => StartupError::InvalidToken { code, description },
             source => StartupError::Telegram {
                 api_url: api_url.clone(),
                 source,
             },
         };
-        let bot = retry("Telegram getMe", attempts, TelegramError::is_retryable, || telegram.get_me())
-            .await
-            .map_err(telegram_error)?;
-        retry("Telegram deleteWebhook", attempts, TelegramError::is_retryable, || telegram.delete_webhook())
-            .await
-            .map_err(telegram_error)?;
+        let bot = retry(
+            "Telegram getMe",
+            attempts,
+            TelegramError::is_retryable,
+            || telegram.get_me(),
+        )
+        .await
+        .map_err(telegram_error)?;
+        retry(
+            "Telegram deleteWebhook",
+            attempts,
+            TelegramError::is_retryable,
+            || telegram.delete_webhook(),
+        )
+        .await
+        .map_err(telegram_error)?;
 
         let metrics = Arc::new(Metrics::default());
         let settings = Arc::new(settings);
         let uploader_arbiter = Arbiter::new();
         let bucket = target.bucket()?;
         let uploader = {
-            let (tg, s3, metrics) = (settings.telegram.clone(), settings.s3.clone(), metrics.clone());
+            let (tg, s3, metrics) = (
+                settings.telegram.clone(),
+                settings.s3.clone(),
+                metrics.clone(),
+            );
             S3UploaderActor::start_in_arbiter(&uploader_arbiter.handle(), move |_| {
-                S3UploaderActor::new(TelegramClient::new(&tg), bucket, s3.part_size(), s3.parts_in_flight, metrics)
+                S3UploaderActor::new(
+                    TelegramClient::new(&tg),
+                    bucket,
+                    s3.part_size(),
+                    s3.parts_in_flight,
+                    metrics,
+                )
             })
         };
         let factory = DocumentBot::factory(settings.clone(), uploader.recipient());
@@ -123,7 +154,13 @@ impl Service {
                 None => " (local Bot API server: no download limit)".to_string(),
             }
         );
-        let poller = PollerActor::new(settings.telegram.clone(), pool.clone().recipient(), 0, metrics.clone()).start();
+        let poller = PollerActor::new(
+            settings.telegram.clone(),
+            pool.clone().recipient(),
+            0,
+            metrics.clone(),
+        )
+        .start();
         Ok(Self {
             metrics,
             s3_endpoint: target.endpoint,
@@ -165,9 +202,14 @@ impl Handler<StopPool> for WorkerPool {
 }
 
 /// The S3 target from settings, starting the embedded server when no endpoint is configured.
-async fn storage_target(settings: &mut Settings) -> Result<(S3Target, Option<EmbeddedS3>), StartupError> {
+async fn storage_target(
+    settings: &mut Settings,
+) -> Result<(S3Target, Option<EmbeddedS3>), StartupError> {
     if !settings.s3.endpoint.is_empty() {
-        return Ok((S3Target::from_settings(&settings.s3, &settings.s3.endpoint), None));
+        return Ok((
+            S3Target::from_settings(&settings.s3, &settings.s3.endpoint),
+            None,
+        ));
     }
     let e = settings.s3.embedded.clone();
     let dir = settings.embedded_s3_dir();
@@ -200,7 +242,12 @@ fn is_default_embedded_secret(secret: &str) -> bool {
 }
 
 /// Calls `f` up to `attempts` times while its error is retryable, backing off between calls.
-async fn retry<T, E, F, Fut>(what: &str, attempts: u32, retryable: fn(&E) -> bool, mut f: F) -> Result<T, E>
+async fn retry<T, E, F, Fut>(
+    what: &str,
+    attempts: u32,
+    retryable: fn(&E) -> bool,
+    mut f: F,
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -212,7 +259,10 @@ where
             Ok(v) => return Ok(v),
             Err(e) if retryable(&e) && backoff.attempts() + 1 < attempts => {
                 let delay = backoff.next_delay();
-                log::warn!("{what} failed: {e}; retrying in {:.1} s", delay.as_secs_f64());
+                log::warn!(
+                    "{what} failed: {e}; retrying in {:.1} s",
+                    delay.as_secs_f64()
+                );
                 actix_rt::time::sleep(delay).await;
             }
             Err(e) => return Err(e),

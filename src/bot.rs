@@ -68,7 +68,9 @@ impl DocumentBot {
 
     /// A factory building one bot per worker.
     pub fn factory(settings: Arc<Settings>, uploader: Recipient<Upload>) -> HandlerFactory {
-        Arc::new(move |_worker| Rc::new(DocumentBot::new(&settings, uploader.clone())) as Rc<dyn UpdateHandler>)
+        Arc::new(move |_worker| {
+            Rc::new(DocumentBot::new(&settings, uploader.clone())) as Rc<dyn UpdateHandler>
+        })
     }
 
     async fn reply(&self, msg: &Message, text: &str) -> Result<i64, HandlerError> {
@@ -79,7 +81,11 @@ impl DocumentBot {
             .map_err(|e| HandlerError(format!("reply failed: {e}")))
     }
 
-    async fn handle_update(self: Rc<Self>, update: Arc<IncomingUpdate>, progress: Recipient<UploadProgress>) -> Outcome {
+    async fn handle_update(
+        self: Rc<Self>,
+        update: Arc<IncomingUpdate>,
+        progress: Recipient<UploadProgress>,
+    ) -> Outcome {
         let u = &update.update;
         if let Some(reason) = &u.malformed {
             return Ok(format!("skipped: malformed update ({reason})"));
@@ -114,15 +120,26 @@ impl DocumentBot {
         }
     }
 
-    async fn save_document(&self, msg: &Message, doc: &Document, progress: Recipient<UploadProgress>) -> Outcome {
+    async fn save_document(
+        &self,
+        msg: &Message,
+        doc: &Document,
+        progress: Recipient<UploadProgress>,
+    ) -> Outcome {
         let key = document_key(doc, self.max_key_bytes);
         if let (Some(limit), Some(size)) = (self.download_limit, doc.file_size) {
             if size > limit {
-                self.reply(msg, &too_big_text(&key, Some(size), limit)).await?;
-                return Ok(format!("document refused: {size} bytes over the {limit}-byte download limit"));
+                self.reply(msg, &too_big_text(&key, Some(size), limit))
+                    .await?;
+                return Ok(format!(
+                    "document refused: {size} bytes over the {limit}-byte download limit"
+                ));
             }
         }
-        let shown = format!("[document] Receiving «{key}»{}…", size_suffix(doc.file_size));
+        let shown = format!(
+            "[document] Receiving «{key}»{}…",
+            size_suffix(doc.file_size)
+        );
         let progress_message = self.reply(msg, &shown).await?;
         let ticket = self.next_ticket.get();
         self.next_ticket.set(ticket + 1);
@@ -153,7 +170,11 @@ impl DocumentBot {
         match result {
             Ok(report) => {
                 if let Some(view) = view.filter(|v| v.edits > 0) {
-                    let text = format!("[document] Received «{}»: 100% ({})", view.name, human_bytes(report.bytes));
+                    let text = format!(
+                        "[document] Received «{}»: 100% ({})",
+                        view.name,
+                        human_bytes(report.bytes)
+                    );
                     self.edit(&view, &text).await;
                 }
                 let text = format!(
@@ -162,15 +183,22 @@ impl DocumentBot {
                     human_bytes(report.bytes)
                 );
                 self.reply(msg, &text).await?;
-                Ok(format!("document saved: key={:?} bytes={}", report.key, report.bytes))
+                Ok(format!(
+                    "document saved: key={:?} bytes={}",
+                    report.key, report.bytes
+                ))
             }
             Err(UploadError::TooBig) => {
                 let limit = self.download_limit.unwrap_or(0);
-                self.reply(msg, &too_big_text(&key, doc.file_size, limit)).await?;
+                self.reply(msg, &too_big_text(&key, doc.file_size, limit))
+                    .await?;
                 Ok("document refused: Telegram says the file is too big to download".into())
             }
             Err(e) => {
-                let text = format!("Sorry, «{key}» could not be saved ({}). Please send it again.", e.user_text());
+                let text = format!(
+                    "Sorry, «{key}» could not be saved ({}). Please send it again.",
+                    e.user_text()
+                );
                 self.reply(msg, &text).await?;
                 Err(HandlerError(format!("document {key:?} not saved: {e}")))
             }
@@ -178,7 +206,11 @@ impl DocumentBot {
     }
 
     async fn edit(&self, view: &ProgressView, text: &str) {
-        if let Err(e) = self.telegram.edit_message_text(view.chat_id, view.message_id, text).await {
+        if let Err(e) = self
+            .telegram
+            .edit_message_text(view.chat_id, view.message_id, text)
+            .await
+        {
             if !e.is_not_modified() {
                 log::warn!("chat_id={} progress edit failed: {e}", view.chat_id);
             }
@@ -199,7 +231,11 @@ impl UploadError {
 }
 
 impl UpdateHandler for DocumentBot {
-    fn handle(self: Rc<Self>, update: Arc<IncomingUpdate>, progress: Recipient<UploadProgress>) -> LocalBoxFuture<'static, Outcome> {
+    fn handle(
+        self: Rc<Self>,
+        update: Arc<IncomingUpdate>,
+        progress: Recipient<UploadProgress>,
+    ) -> LocalBoxFuture<'static, Outcome> {
         self.handle_update(update, progress).boxed_local()
     }
 
@@ -222,7 +258,11 @@ impl UpdateHandler for DocumentBot {
                 view.edits += 1;
                 (view.chat_id, view.message_id, text)
             };
-            if let Err(e) = self.telegram.edit_message_text(text.0, text.1, &text.2).await {
+            if let Err(e) = self
+                .telegram
+                .edit_message_text(text.0, text.1, &text.2)
+                .await
+            {
                 if !e.is_not_modified() {
                     log::warn!("chat_id={} progress edit failed: {e}", text.0);
                 }
@@ -301,6 +341,9 @@ mod tests {
             progress_text("a.pdf", 10 * 1024 * 1024, Some(40 * 1024 * 1024)),
             "[document] Receiving «a.pdf»: 25% (10.0 MB of 40.0 MB)"
         );
-        assert_eq!(progress_text("a.pdf", 5, None), "[document] Receiving «a.pdf»: 5 B");
+        assert_eq!(
+            progress_text("a.pdf", 5, None),
+            "[document] Receiving «a.pdf»: 5 B"
+        );
     }
 }

@@ -63,20 +63,23 @@ impl EmbeddedS3 {
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key.to_string()));
         let service = builder.build();
 
-        let listener = std::net::TcpListener::bind(listen).map_err(|source| EmbeddedS3Error::Listen {
-            listen: listen.to_string(),
-            source,
-        })?;
+        let listener =
+            std::net::TcpListener::bind(listen).map_err(|source| EmbeddedS3Error::Listen {
+                listen: listen.to_string(),
+                source,
+            })?;
         listener
             .set_nonblocking(true)
             .map_err(|source| EmbeddedS3Error::Listen {
                 listen: listen.to_string(),
                 source,
             })?;
-        let addr = listener.local_addr().map_err(|source| EmbeddedS3Error::Listen {
-            listen: listen.to_string(),
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmbeddedS3Error::Listen {
+                listen: listen.to_string(),
+                source,
+            })?;
         let (tx, mut rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("embedded-s3".into())

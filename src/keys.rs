@@ -52,8 +52,16 @@ fn generated_name(doc: &Document) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(64)
         .collect();
-    let stem = if stem.is_empty() { "unnamed".to_string() } else { stem };
-    let ext = doc.mime_type.as_deref().and_then(extension_for_mime).unwrap_or("bin");
+    let stem = if stem.is_empty() {
+        "unnamed".to_string()
+    } else {
+        stem
+    };
+    let ext = doc
+        .mime_type
+        .as_deref()
+        .and_then(extension_for_mime)
+        .unwrap_or("bin");
     format!("document_{stem}.{ext}")
 }
 
@@ -119,28 +127,49 @@ mod tests {
             document_key(&doc(Some("Памятка наставника_KTS.pdf")), 1024),
             "Памятка наставника_KTS.pdf"
         );
-        assert_eq!(document_key(&doc(Some("отчёт 📊 2026.xlsx")), 1024), "отчёт 📊 2026.xlsx");
+        assert_eq!(
+            document_key(&doc(Some("отчёт 📊 2026.xlsx")), 1024),
+            "отчёт 📊 2026.xlsx"
+        );
     }
 
     #[test]
     fn traversal_and_separators_are_neutralised() {
-        assert_eq!(document_key(&doc(Some("../../etc/passwd")), 1024), "___.._etc_passwd");
-        assert_eq!(document_key(&doc(Some("/abs/path.txt")), 1024), "_abs_path.txt");
+        assert_eq!(
+            document_key(&doc(Some("../../etc/passwd")), 1024),
+            "___.._etc_passwd"
+        );
+        assert_eq!(
+            document_key(&doc(Some("/abs/path.txt")), 1024),
+            "_abs_path.txt"
+        );
         assert_eq!(document_key(&doc(Some("a\\b.txt")), 1024), "a_b.txt");
-        assert_eq!(document_key(&doc(Some("..")), 1024), "document_AgADuniq.pdf");
+        assert_eq!(
+            document_key(&doc(Some("..")), 1024),
+            "document_AgADuniq.pdf"
+        );
         assert_eq!(document_key(&doc(Some(".hidden")), 1024), "_hidden");
     }
 
     #[test]
     fn control_characters_are_replaced() {
-        assert_eq!(document_key(&doc(Some("a\0b\nc\u{7f}.txt")), 1024), "a_b_c_.txt");
-        assert_eq!(document_key(&doc(Some("evil\u{202E}fdp.exe")), 1024), "evil_fdp.exe");
+        assert_eq!(
+            document_key(&doc(Some("a\0b\nc\u{7f}.txt")), 1024),
+            "a_b_c_.txt"
+        );
+        assert_eq!(
+            document_key(&doc(Some("evil\u{202E}fdp.exe")), 1024),
+            "evil_fdp.exe"
+        );
     }
 
     #[test]
     fn missing_or_blank_names_are_generated() {
         assert_eq!(document_key(&doc(None), 1024), "document_AgADuniq.pdf");
-        assert_eq!(document_key(&doc(Some("   ")), 1024), "document_AgADuniq.pdf");
+        assert_eq!(
+            document_key(&doc(Some("   ")), 1024),
+            "document_AgADuniq.pdf"
+        );
         let mut d = doc(None);
         d.mime_type = None;
         assert_eq!(document_key(&d, 1024), "document_AgADuniq.bin");

@@ -180,7 +180,9 @@ impl Sources {
     pub fn from_env(file: Option<PathBuf>) -> Self {
         Self {
             settings_dir: std::env::var_os("TG_INGEST_SETTINGS_DIR").map(PathBuf::from),
-            environment: std::env::var("TG_INGEST_ENV").ok().filter(|s| !s.is_empty()),
+            environment: std::env::var("TG_INGEST_ENV")
+                .ok()
+                .filter(|s| !s.is_empty()),
             file,
             env_vars: std::env::vars()
                 .filter(|(k, _)| k.starts_with("TG_INGEST__"))
@@ -198,7 +200,8 @@ impl Settings {
                 .settings_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("settings"));
-            builder = builder.add_source(File::from(dir.join(format!("{env}.toml"))).required(false));
+            builder =
+                builder.add_source(File::from(dir.join(format!("{env}.toml"))).required(false));
         }
         if let Some(file) = &sources.file {
             builder = builder.add_source(File::from(file.as_path()).required(true));
@@ -255,7 +258,10 @@ impl Settings {
             return invalid("telegram.request_timeout_secs", "must be at least 1");
         }
         if !self.s3.endpoint.is_empty() && !is_http_url(&self.s3.endpoint) {
-            return invalid("s3.endpoint", "must be empty or start with http:// or https://");
+            return invalid(
+                "s3.endpoint",
+                "must be empty or start with http:// or https://",
+            );
         }
         if self.s3.bucket.len() < 3 || self.s3.bucket.len() > 63 {
             return invalid("s3.bucket", "must be 3 to 63 characters long");
@@ -331,7 +337,10 @@ mod tests {
             ("TG_INGEST__WORKERS", "7"),
             ("TG_INGEST__S3__BUCKET", "docs-bucket"),
             ("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true"),
-            ("TG_INGEST__TELEGRAM__ALLOWED_UPDATES", "message,callback_query"),
+            (
+                "TG_INGEST__TELEGRAM__ALLOWED_UPDATES",
+                "message,callback_query",
+            ),
         ])
         .unwrap();
         assert_eq!(s.workers, 7);
@@ -356,8 +365,11 @@ mod tests {
     fn environment_file_layer_applies() {
         let dir = std::env::temp_dir().join(format!("tg-ingest-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("staging.toml"), "workers = 2\n[s3]\nbucket = \"stage-docs\"\n")
-            .unwrap();
+        std::fs::write(
+            dir.join("staging.toml"),
+            "workers = 2\n[s3]\nbucket = \"stage-docs\"\n",
+        )
+        .unwrap();
         let s = Settings::load(&Sources {
             settings_dir: Some(dir.clone()),
             environment: Some("staging".into()),

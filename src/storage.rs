@@ -107,15 +107,19 @@ impl S3Target {
         let bucket = self.bucket()?;
         match bucket.head_object("/").await {
             Ok((_, status)) if (200..300).contains(&status) => Ok(()),
-            Ok((_, 404)) | Err(S3Error::HttpFailWithBody(404, _)) => Err(StorageError::NoSuchBucket {
-                bucket: self.bucket.clone(),
-                endpoint: self.endpoint.clone(),
-            }),
-            Ok((_, status)) | Err(S3Error::HttpFailWithBody(status, _)) => Err(StorageError::Denied {
-                bucket: self.bucket.clone(),
-                endpoint: self.endpoint.clone(),
-                status,
-            }),
+            Ok((_, 404)) | Err(S3Error::HttpFailWithBody(404, _)) => {
+                Err(StorageError::NoSuchBucket {
+                    bucket: self.bucket.clone(),
+                    endpoint: self.endpoint.clone(),
+                })
+            }
+            Ok((_, status)) | Err(S3Error::HttpFailWithBody(status, _)) => {
+                Err(StorageError::Denied {
+                    bucket: self.bucket.clone(),
+                    endpoint: self.endpoint.clone(),
+                    status,
+                })
+            }
             Err(e) => Err(StorageError::Unreachable {
                 endpoint: self.endpoint.clone(),
                 detail: e.to_string(),

@@ -41,7 +41,11 @@ fn first_message_is_greeted_then_a_document_is_required() {
     wait_until(WAIT, "two more replies", || h.tg.texts_to(11).len() == 3);
     assert_eq!(
         h.tg.texts_to(11),
-        [texts::GREETING, texts::DOCUMENT_REQUIRED, texts::DOCUMENT_REQUIRED]
+        [
+            texts::GREETING,
+            texts::DOCUMENT_REQUIRED,
+            texts::DOCUMENT_REQUIRED
+        ]
     );
     assert!(h.tg.texts_to(11)[0].contains("[greeting]"));
     assert!(h.tg.texts_to(11)[1].contains("[document is required]"));
@@ -66,12 +70,24 @@ fn a_document_with_a_cyrillic_name_is_saved_at_the_bucket_root() {
     let bytes = random_bytes(300_000, 1);
     h.tg.add_file("doc-1", FileBody::Bytes(Arc::new(bytes.clone())));
     h.tg.push(text(&h.tg, 13, "hi"));
-    h.tg.push(document(&h.tg, 13, "doc-1", Some("Памятка наставника_KTS.pdf"), bytes.len() as u64));
+    h.tg.push(document(
+        &h.tg,
+        13,
+        "doc-1",
+        Some("Памятка наставника_KTS.pdf"),
+        bytes.len() as u64,
+    ));
     wait_until(WAIT, "saved reply", || h.tg.texts_to(13).len() == 3);
     let replies = h.tg.texts_to(13);
     assert!(replies[0].contains("[greeting]"));
-    assert!(replies[1].contains("[document]") && !replies[1].contains("saved"), "{replies:?}");
-    assert!(replies[2].contains("[document has been saved]"), "{replies:?}");
+    assert!(
+        replies[1].contains("[document]") && !replies[1].contains("saved"),
+        "{replies:?}"
+    );
+    assert!(
+        replies[2].contains("[document has been saved]"),
+        "{replies:?}"
+    );
     assert_eq!(h.s3.keys(), ["Памятка наставника_KTS.pdf"]);
     assert_eq!(h.s3.get("Памятка наставника_KTS.pdf").unwrap(), bytes);
 }
@@ -100,8 +116,20 @@ fn two_users_are_served_in_parallel_and_each_in_order() {
     for user in [20, 21] {
         h.tg.push(text(&h.tg, user, "hi"));
     }
-    h.tg.push(document(&h.tg, 20, "a", Some("a report.pdf"), a.len() as u64));
-    h.tg.push(document(&h.tg, 21, "b", Some("b report.pdf"), b.len() as u64));
+    h.tg.push(document(
+        &h.tg,
+        20,
+        "a",
+        Some("a report.pdf"),
+        a.len() as u64,
+    ));
+    h.tg.push(document(
+        &h.tg,
+        21,
+        "b",
+        Some("b report.pdf"),
+        b.len() as u64,
+    ));
     for user in [20, 21] {
         h.tg.push(text(&h.tg, user, "thanks"));
     }
@@ -132,9 +160,17 @@ fn a_40_mb_document_streams_through_multipart_with_a_local_bot_api() {
     std::fs::write(&path, &bytes).unwrap();
     h.tg.add_file("big", FileBody::Local(path));
     h.tg.push(text(&h.tg, 14, "hi"));
-    h.tg.push(document(&h.tg, 14, "big", Some("big.bin"), bytes.len() as u64));
+    h.tg.push(document(
+        &h.tg,
+        14,
+        "big",
+        Some("big.bin"),
+        bytes.len() as u64,
+    ));
     wait_until(Duration::from_secs(120), "saved reply", || {
-        h.tg.texts_to(14).iter().any(|t| t.contains("[document has been saved]"))
+        h.tg.texts_to(14)
+            .iter()
+            .any(|t| t.contains("[document has been saved]"))
     });
     assert_eq!(h.s3.get("big.bin").unwrap(), bytes);
     let m = &h.service.metrics;
@@ -151,10 +187,19 @@ fn an_oversized_document_is_refused_before_any_download_in_cloud_mode() {
     let h = harness(&[]);
     h.tg.add_file("huge", FileBody::Pattern(25 * 1024 * 1024));
     h.tg.push(text(&h.tg, 15, "hi"));
-    h.tg.push(document(&h.tg, 15, "huge", Some("huge.zip"), 25 * 1024 * 1024));
+    h.tg.push(document(
+        &h.tg,
+        15,
+        "huge",
+        Some("huge.zip"),
+        25 * 1024 * 1024,
+    ));
     wait_until(WAIT, "refusal", || h.tg.texts_to(15).len() == 2);
     let refusal = &h.tg.texts_to(15)[1];
-    assert!(refusal.contains("not saved") && refusal.contains("20"), "{refusal}");
+    assert!(
+        refusal.contains("not saved") && refusal.contains("20"),
+        "{refusal}"
+    );
     assert!(h.tg.calls("getFile").is_empty());
     assert!(h.s3.keys().is_empty());
 }
@@ -166,7 +211,9 @@ fn unknown_and_malformed_updates_are_skipped_without_blocking_the_next() {
     h.tg.push(serde_json::json!({"message": {"message_id": "not a number"}}));
     h.tg.push(serde_json::json!({"edited_message": {"message_id": 5, "chat": {"id": 16, "type": "private"}, "date": 1, "text": "x"}}));
     h.tg.push(text(&h.tg, 16, "hi"));
-    wait_until(WAIT, "greeting after odd updates", || h.tg.texts_to(16).len() == 1);
+    wait_until(WAIT, "greeting after odd updates", || {
+        h.tg.texts_to(16).len() == 1
+    });
     assert!(h.tg.texts_to(16)[0].contains("[greeting]"));
     wait_until(WAIT, "all confirmed", || h.tg.pending_updates() == 0);
     assert_eq!(Metrics::get(&h.service.metrics.updates_handled), 4);

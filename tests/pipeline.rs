@@ -23,8 +23,17 @@ const WAIT: Duration = Duration::from_secs(20);
 struct PanicsOnBoom(Rc<dyn UpdateHandler>);
 
 impl UpdateHandler for PanicsOnBoom {
-    fn handle(self: Rc<Self>, update: Arc<IncomingUpdate>, progress: Recipient<UploadProgress>) -> LocalBoxFuture<'static, Outcome> {
-        let boom = update.update.message.as_ref().and_then(|m| m.text.as_deref()) == Some("boom");
+    fn handle(
+        self: Rc<Self>,
+        update: Arc<IncomingUpdate>,
+        progress: Recipient<UploadProgress>,
+    ) -> LocalBoxFuture<'static, Outcome> {
+        let boom = update
+            .update
+            .message
+            .as_ref()
+            .and_then(|m| m.text.as_deref())
+            == Some("boom");
         let inner = self.0.clone();
         Box::pin(async move {
             if boom {
@@ -50,7 +59,12 @@ fn a_worker_that_panics_is_restarted_and_the_service_keeps_going() {
     let tg = FakeTelegram::start(TOKEN);
     let s3 = TestS3::start();
     let data = tempfile::tempdir().unwrap();
-    let settings = settings_from(service_env(&tg, &s3, data.path(), &[("TG_INGEST__WORKERS", "2")]));
+    let settings = settings_from(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__WORKERS", "2")],
+    ));
     let service = TestService::try_start(settings, Some(panicking_hook())).unwrap();
     // Users 30 and 32 share a worker; 31 is on the other one.
     tg.push(text(&tg, 30, "boom"));
@@ -67,7 +81,9 @@ fn a_worker_that_panics_is_restarted_and_the_service_keeps_going() {
     assert_eq!(Metrics::get(&service.metrics.worker_restarts), 1);
     // The restarted worker keeps serving its chats.
     tg.push(text(&tg, 30, "again"));
-    wait_until(WAIT, "reply from the restarted worker", || tg.texts_to(30).len() == 2);
+    wait_until(WAIT, "reply from the restarted worker", || {
+        tg.texts_to(30).len() == 2
+    });
     assert!(tg.texts_to(30)[1].contains("[document is required]"));
 }
 
@@ -82,7 +98,10 @@ fn retry_after_on_get_updates_is_honoured() {
     wait_until(WAIT, "greeting", || tg.texts_to(40).len() == 1);
     let polls = tg.calls("getUpdates");
     let gap = polls[1].at - polls[0].at;
-    assert!(gap >= Duration::from_millis(1950), "second poll after {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(1950),
+        "second poll after {gap:?}"
+    );
     assert!(gap < Duration::from_secs(4), "second poll after {gap:?}");
 }
 
@@ -103,19 +122,40 @@ fn errors_and_instant_empty_answers_back_off_and_polls_never_overlap() {
     for user in 50..60 {
         tg.push(text(&tg, user, "hi"));
     }
-    wait_until(WAIT, "all greeted", || (50..60).all(|u| tg.texts_to(u).len() == 1));
+    wait_until(WAIT, "all greeted", || {
+        (50..60).all(|u| tg.texts_to(u).len() == 1)
+    });
     let polls = tg.calls("getUpdates");
     // Five failing answers, each followed by a growing pause rather than an immediate retry.
-    let gaps: Vec<Duration> = polls.windows(2).take(5).map(|w| w[1].at - w[0].at).collect();
-    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(100)), "{gaps:?}");
+    let gaps: Vec<Duration> = polls
+        .windows(2)
+        .take(5)
+        .map(|w| w[1].at - w[0].at)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(100)),
+        "{gaps:?}"
+    );
     assert!(gaps[3] > gaps[0], "backoff grows: {gaps:?}");
-    assert!(polls.len() < 40, "{} polls in {:?}", polls.len(), started.elapsed());
+    assert!(
+        polls.len() < 40,
+        "{} polls in {:?}",
+        polls.len(),
+        started.elapsed()
+    );
     assert_eq!(tg.max_concurrent_polls(), 1);
     // Offsets only move forward.
-    let offsets: Vec<i64> = polls.iter().map(|c| c.params["offset"].as_i64().unwrap()).collect();
+    let offsets: Vec<i64> = polls
+        .iter()
+        .map(|c| c.params["offset"].as_i64().unwrap())
+        .collect();
     assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
     assert_eq!(polls[0].params["timeout"], 1);
-    assert!(polls[0].params["allowed_updates"].as_array().unwrap().iter().any(|u| u == "message"));
+    assert!(polls[0].params["allowed_updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u == "message"));
 }
 
 #[test]
@@ -123,7 +163,12 @@ fn many_updates_from_many_chats_are_each_answered_once_and_confirmed() {
     let tg = FakeTelegram::start(TOKEN);
     let s3 = TestS3::start();
     let data = tempfile::tempdir().unwrap();
-    let service = TestService::start(settings_from(service_env(&tg, &s3, data.path(), &[("TG_INGEST__WORKERS", "4")])));
+    let service = TestService::start(settings_from(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__WORKERS", "4")],
+    )));
     let mut bodies = Vec::new();
     for round in 0..5 {
         for user in 100..140 {
@@ -155,8 +200,14 @@ fn run_binary(vars: Vec<(String, String)>) -> (Option<i32>, String) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let output = child.wait_with_output().unwrap();
-    assert!(Instant::now() < deadline, "the binary took too long to exit");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    assert!(
+        Instant::now() < deadline,
+        "the binary took too long to exit"
+    );
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -165,13 +216,22 @@ fn an_invalid_token_ends_start_up_with_a_clear_error() {
     let s3 = TestS3::start();
     let data = tempfile::tempdir().unwrap();
     let mut vars = service_env(&tg, &s3, data.path(), &[]);
-    vars.push(("TG_INGEST__TELEGRAM__TOKEN".into(), "999:WRONG-token".into()));
+    vars.push((
+        "TG_INGEST__TELEGRAM__TOKEN".into(),
+        "999:WRONG-token".into(),
+    ));
     let (code, stderr) = run_binary(vars);
     assert_eq!(code, Some(1), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("Telegram rejected the bot token"), "{stderr}");
-    assert!(!stderr.contains("WRONG-token"), "the token leaked: {stderr}");
+    assert!(
+        errors[0].contains("Telegram rejected the bot token"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("WRONG-token"),
+        "the token leaked: {stderr}"
+    );
     assert!(tg.calls("getUpdates").is_empty());
 }
 
@@ -186,9 +246,15 @@ fn a_missing_bucket_ends_start_up_with_a_clear_error() {
     assert_eq!(code, Some(1), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("`no-such-bucket-here` does not exist"), "{stderr}");
+    assert!(
+        errors[0].contains("`no-such-bucket-here` does not exist"),
+        "{stderr}"
+    );
     assert!(errors[0].contains(&s3.endpoint), "{stderr}");
-    assert!(tg.calls("getMe").is_empty(), "no Telegram call before storage is checked");
+    assert!(
+        tg.calls("getMe").is_empty(),
+        "no Telegram call before storage is checked"
+    );
 }
 
 #[test]
@@ -196,22 +262,36 @@ fn unreachable_services_end_start_up_after_a_bounded_retry() {
     let s3 = TestS3::start();
     let data = tempfile::tempdir().unwrap();
     // A port nobody listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let tg = FakeTelegram::start(TOKEN);
     let mut vars = service_env(&tg, &s3, data.path(), &[]);
-    vars.push(("TG_INGEST__TELEGRAM__API_URL".into(), format!("http://{closed}")));
+    vars.push((
+        "TG_INGEST__TELEGRAM__API_URL".into(),
+        format!("http://{closed}"),
+    ));
     let started = Instant::now();
     let (code, stderr) = run_binary(vars);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("retrying"), "{stderr}");
-    assert!(stderr.contains(&format!("Telegram Bot API at http://{closed} is not usable")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Telegram Bot API at http://{closed} is not usable"
+        )),
+        "{stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
 
     let mut vars = service_env(&tg, &s3, data.path(), &[]);
     vars.push(("TG_INGEST__S3__ENDPOINT".into(), format!("http://{closed}")));
     let (code, stderr) = run_binary(vars);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains(&format!("S3 endpoint http://{closed} is unreachable")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("S3 endpoint http://{closed} is unreachable")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -228,14 +308,21 @@ fn invalid_settings_name_the_key_and_exit_2() {
 fn with_only_a_token_the_service_runs_on_embedded_storage() {
     let tg = FakeTelegram::start(TOKEN);
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(binary())
         .env_clear()
         .env("TG_INGEST__TELEGRAM__TOKEN", TOKEN)
         .env("TG_INGEST__TELEGRAM__API_URL", &tg.url)
         .env("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "1")
         .env("TG_INGEST__DATA_DIR", data.path())
-        .env("TG_INGEST__S3__EMBEDDED__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "TG_INGEST__S3__EMBEDDED__LISTEN",
+            format!("127.0.0.1:{port}"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -243,8 +330,18 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
         .unwrap();
     let bytes = random_bytes(50_000, 7);
     tg.add_file("e1", FileBody::Bytes(Arc::new(bytes.clone())));
-    tg.push(document(&tg, 60, "e1", Some("embedded.txt"), bytes.len() as u64));
-    wait_until(WAIT, "saved", || tg.texts_to(60).iter().any(|t| t.contains("[document has been saved]")));
+    tg.push(document(
+        &tg,
+        60,
+        "e1",
+        Some("embedded.txt"),
+        bytes.len() as u64,
+    ));
+    wait_until(WAIT, "saved", || {
+        tg.texts_to(60)
+            .iter()
+            .any(|t| t.contains("[document has been saved]"))
+    });
     // The object is reachable with any S3 client using the logged defaults.
     let target = tg_ingest::storage::S3Target {
         endpoint: format!("http://127.0.0.1:{port}"),
@@ -255,7 +352,14 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
         path_style: true,
         request_timeout: Duration::from_secs(10),
     };
-    let got = block_on(async { target.bucket().unwrap().get_object("embedded.txt").await.unwrap() });
+    let got = block_on(async {
+        target
+            .bucket()
+            .unwrap()
+            .get_object("embedded.txt")
+            .await
+            .unwrap()
+    });
     assert_eq!(got.bytes().as_ref(), bytes.as_slice());
     let _ = child.kill();
     let _ = child.wait();

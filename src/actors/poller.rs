@@ -96,7 +96,10 @@ impl PollerActor {
             }
             PollOutcome::Failed(e) => {
                 if let Some(wait) = e.retry_after() {
-                    log::warn!("getUpdates: Telegram asks to wait {} s (429); waiting", wait.as_secs());
+                    log::warn!(
+                        "getUpdates: Telegram asks to wait {} s (429); waiting",
+                        wait.as_secs()
+                    );
                     return wait;
                 }
                 let delay = self.backoff.next_delay();
@@ -140,7 +143,9 @@ async fn poll_once(
         let update = match IncomingUpdate::parse(raw) {
             Ok(u) => Arc::new(u),
             Err(e) => {
-                log::error!("getUpdates returned an update without a readable update_id ({e}); skipped");
+                log::error!(
+                    "getUpdates returned an update without a readable update_id ({e}); skipped"
+                );
                 continue;
             }
         };
@@ -161,7 +166,9 @@ async fn poll_once(
                 break;
             }
             Err(e) => {
-                log::error!("worker pool unavailable for update_id={id} ({e}); it will be fetched again");
+                log::error!(
+                    "worker pool unavailable for update_id={id} ({e}); it will be fetched again"
+                );
                 refused = true;
                 break;
             }

@@ -99,9 +99,13 @@ mod tests {
 
     #[test]
     fn routing_is_stable_and_covers_negative_ids() {
-        assert_eq!(WorkerPool::route(-1001234567890, 4), WorkerPool::route(-1001234567890, 4));
+        assert_eq!(
+            WorkerPool::route(-1001234567890, 4),
+            WorkerPool::route(-1001234567890, 4)
+        );
         assert!(WorkerPool::route(i64::MIN, 3) < 3);
-        let hit: std::collections::HashSet<usize> = (0..100).map(|c| WorkerPool::route(c, 4)).collect();
+        let hit: std::collections::HashSet<usize> =
+            (0..100).map(|c| WorkerPool::route(c, 4)).collect();
         assert_eq!(hit.len(), 4);
     }
 }

@@ -135,7 +135,8 @@ impl Handler<Upload> for S3UploaderActor {
             log::info!(
                 "upload started: key={:?} expected_bytes={}",
                 msg.key,
-                msg.expected_size.map_or("unknown".into(), |s| s.to_string())
+                msg.expected_size
+                    .map_or("unknown".into(), |s| s.to_string())
             );
             let result = job.run(&msg, started).await;
             match &result {
@@ -144,7 +145,9 @@ impl Handler<Upload> for S3UploaderActor {
                     metrics.bytes_uploaded.fetch_add(r.bytes, Ordering::Relaxed);
                     if r.multipart {
                         Metrics::incr(&metrics.multipart_uploads);
-                        metrics.parts_uploaded.fetch_add(u64::from(r.parts), Ordering::Relaxed);
+                        metrics
+                            .parts_uploaded
+                            .fetch_add(u64::from(r.parts), Ordering::Relaxed);
                     }
                     log::info!(
                         "upload finished: key={:?} bytes={} parts={} seconds={:.2} rate={:.1} MB/s",
@@ -175,12 +178,18 @@ struct Job {
 
 impl Job {
     async fn run(&self, msg: &Upload, started: Instant) -> Result<UploadReport, UploadError> {
-        let file = self.telegram.get_file(&msg.file_id).await.map_err(|e| match &e {
-            TelegramError::Api { description, .. } if description.contains("file is too big") => {
-                UploadError::TooBig
-            }
-            _ => UploadError::Telegram(e),
-        })?;
+        let file = self
+            .telegram
+            .get_file(&msg.file_id)
+            .await
+            .map_err(|e| match &e {
+                TelegramError::Api { description, .. }
+                    if description.contains("file is too big") =>
+                {
+                    UploadError::TooBig
+                }
+                _ => UploadError::Telegram(e),
+            })?;
         let path = file.file_path.ok_or_else(|| {
             UploadError::Telegram(TelegramError::Api {
                 method: "getFile",
@@ -190,7 +199,10 @@ impl Job {
         })?;
         let total = file.file_size.or(msg.expected_size);
         let download = self.telegram.download(&path).await?;
-        let content_type = msg.content_type.as_deref().unwrap_or("application/octet-stream");
+        let content_type = msg
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
         let mut parts = Box::pin(rechunk(download, self.part_size));
         let first = parts.try_next().await?.unwrap_or_default();
         let multipart = first.len() == self.part_size;
@@ -239,7 +251,11 @@ impl Job {
         match result {
             Ok((etags, bytes)) => {
                 let count = etags.len() as u32;
-                match self.bucket.complete_multipart_upload(key, &upload_id, etags).await {
+                match self
+                    .bucket
+                    .complete_multipart_upload(key, &upload_id, etags)
+                    .await
+                {
                     Ok(_) => Ok((bytes, count)),
                     Err(e) => {
                         self.abort(key, &upload_id).await;
@@ -371,7 +387,10 @@ mod tests {
     #[test]
     fn parts_have_the_exact_size_and_keep_every_byte() {
         let parts = run(&[3, 10, 1, 7], 5);
-        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5, 5, 5, 1]);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [5, 5, 5, 5, 1]
+        );
         let flat: Vec<u8> = parts.concat();
         assert_eq!(flat, (1..=21).collect::<Vec<u8>>());
     }

@@ -182,10 +182,13 @@ impl Handler<UploadProgress> for WorkerActor {
 
     fn handle(&mut self, msg: UploadProgress, ctx: &mut Context<Self>) {
         let work = AssertUnwindSafe(self.handler.clone().on_progress(msg)).catch_unwind();
-        ctx.spawn(work.map(|r| {
-            if let Err(panic) = r {
-                log::error!("progress display panicked: {}", panic_message(&*panic));
-            }
-        }).into_actor(self));
+        ctx.spawn(
+            work.map(|r| {
+                if let Err(panic) = r {
+                    log::error!("progress display panicked: {}", panic_message(&*panic));
+                }
+            })
+            .into_actor(self),
+        );
     }
 }

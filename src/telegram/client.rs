@@ -137,7 +137,11 @@ impl TelegramClient {
         parse_envelope(method, status, &body)
     }
 
-    async fn call_required<P, R>(&self, method: &'static str, params: &P) -> Result<R, TelegramError>
+    async fn call_required<P, R>(
+        &self,
+        method: &'static str,
+        params: &P,
+    ) -> Result<R, TelegramError>
     where
         P: Serialize,
         R: DeserializeOwned,
@@ -159,9 +163,13 @@ impl TelegramClient {
 
     /// `deleteWebhook`, keeping pending updates, so `getUpdates` may be used.
     pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
-        self.call::<_, IgnoredAny>("deleteWebhook", &json!({"drop_pending_updates": false}), self.request_timeout)
-            .await
-            .map(drop)
+        self.call::<_, IgnoredAny>(
+            "deleteWebhook",
+            &json!({"drop_pending_updates": false}),
+            self.request_timeout,
+        )
+        .await
+        .map(drop)
     }
 
     /// `getUpdates` with long polling; returns the raw JSON of each update.
@@ -178,7 +186,10 @@ impl TelegramClient {
             "allowed_updates": allowed_updates,
         });
         let timeout = self.poll_timeout + self.request_timeout;
-        Ok(self.call("getUpdates", &params, timeout).await?.unwrap_or_default())
+        Ok(self
+            .call("getUpdates", &params, timeout)
+            .await?
+            .unwrap_or_default())
     }
 
     /// `sendMessage` with plain text.
@@ -190,7 +201,8 @@ impl TelegramClient {
     ) -> Result<SentMessage, TelegramError> {
         let mut params = json!({"chat_id": chat_id, "text": text});
         if let Some(id) = reply_to {
-            params["reply_parameters"] = json!({"message_id": id, "allow_sending_without_reply": true});
+            params["reply_parameters"] =
+                json!({"message_id": id, "allow_sending_without_reply": true});
         }
         self.call_required("sendMessage", &params).await
     }
@@ -210,7 +222,8 @@ impl TelegramClient {
 
     /// `getFile`: where a file can be downloaded from.
     pub async fn get_file(&self, file_id: &str) -> Result<File, TelegramError> {
-        self.call_required("getFile", &json!({"file_id": file_id})).await
+        self.call_required("getFile", &json!({"file_id": file_id}))
+            .await
     }
 
     /// Streams a file's bytes. On a local Bot API server an absolute `file_path` is read from
@@ -326,8 +339,12 @@ mod tests {
 
     #[test]
     fn envelope_garbage_is_invalid_json() {
-        let err = parse_envelope::<User>("getUpdates", 502, b"<html>Bad Gateway</html>").unwrap_err();
-        assert!(matches!(err, TelegramError::InvalidJson { status: 502, .. }));
+        let err =
+            parse_envelope::<User>("getUpdates", 502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert!(matches!(
+            err,
+            TelegramError::InvalidJson { status: 502, .. }
+        ));
         assert!(err.is_retryable());
     }
 

@@ -6,4 +6,6 @@ mod types;
 
 pub use client::{parse_envelope, ByteStream, TelegramClient};
 pub use error::TelegramError;
-pub use types::{CallbackQuery, Chat, Document, File, IncomingUpdate, Message, SentMessage, Update, User};
+pub use types::{
+    CallbackQuery, Chat, Document, File, IncomingUpdate, Message, SentMessage, Update, User,
+};

@@ -48,7 +48,12 @@ impl IncomingUpdate {
         let u = &self.update;
         u.any_message()
             .map(|m| m.chat.id)
-            .or_else(|| u.callback_query.as_ref().and_then(|q| q.message.as_ref()).map(|m| m.chat.id))
+            .or_else(|| {
+                u.callback_query
+                    .as_ref()
+                    .and_then(|q| q.message.as_ref())
+                    .map(|m| m.chat.id)
+            })
             .or_else(|| u.callback_query.as_ref().map(|q| q.from.id))
     }
 

@@ -107,7 +107,8 @@ fn ok(result: Value) -> HttpResponse {
 
 fn api_error(code: u16, description: &str) -> HttpResponse {
     let status = actix_web::http::StatusCode::from_u16(code).unwrap();
-    HttpResponse::build(status).json(json!({"ok": false, "error_code": code, "description": description}))
+    HttpResponse::build(status)
+        .json(json!({"ok": false, "error_code": code, "description": description}))
 }
 
 impl FakeTelegram {
@@ -230,7 +231,13 @@ impl FakeTelegram {
 
     /// All recorded calls of `method`.
     pub fn calls(&self, method: &str) -> Vec<Call> {
-        self.with(|i| i.calls.iter().filter(|c| c.method == method).cloned().collect())
+        self.with(|i| {
+            i.calls
+                .iter()
+                .filter(|c| c.method == method)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Texts sent with `sendMessage` to `chat`, in order.
@@ -273,7 +280,10 @@ impl FakeTelegram {
 impl Drop for FakeTelegram {
     fn drop(&mut self) {
         let handle = self.handle.clone();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(handle.stop(false));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -287,7 +297,11 @@ fn check_token(state: &State, bot: &str) -> bool {
 
 async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpResponse {
     let bot = req.match_info().get("bot").unwrap_or_default();
-    let name = req.match_info().get("method").unwrap_or_default().to_string();
+    let name = req
+        .match_info()
+        .get("method")
+        .unwrap_or_default()
+        .to_string();
     if !check_token(&state, bot) {
         return api_error(401, "Unauthorized");
     }
@@ -310,7 +324,9 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
         }
     }
     match name.as_str() {
-        "getMe" => ok(json!({"id": 4242, "is_bot": true, "first_name": "Ingest", "username": "ingest_test_bot"})),
+        "getMe" => ok(
+            json!({"id": 4242, "is_bot": true, "first_name": "Ingest", "username": "ingest_test_bot"}),
+        ),
         "deleteWebhook" => ok(json!(true)),
         "getUpdates" => get_updates(params, state).await,
         "sendMessage" => send_message(params, &state),
@@ -350,7 +366,9 @@ fn fault_response(fault: Fault) -> HttpResponse {
             "description": format!("Too Many Requests: retry after {s}"),
             "parameters": {"retry_after": s}
         })),
-        Fault::Garbage => HttpResponse::Ok().content_type("application/json").body("{\"ok\":tru"),
+        Fault::Garbage => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"ok\":tru"),
         Fault::EmptyAtOnce => ok(json!([])),
     }
 }
@@ -375,7 +393,8 @@ async fn poll(offset: i64, limit: usize, timeout: Duration, state: &State) -> Ht
                 return ok(Value::Array(batch));
             }
         }
-        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified).await;
+        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified)
+            .await;
     }
 }
 
@@ -402,7 +421,9 @@ fn send_message(params: Value, state: &State) -> HttpResponse {
         message_id,
         text: text.clone(),
     });
-    ok(json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}))
+    ok(
+        json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}),
+    )
 }
 
 fn edit_message(params: Value, state: &State) -> HttpResponse {
@@ -424,7 +445,9 @@ fn edit_message(params: Value, state: &State) -> HttpResponse {
         message_id,
         text: text.clone(),
     });
-    ok(json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}))
+    ok(
+        json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}),
+    )
 }
 
 fn get_file(params: Value, state: &State) -> HttpResponse {
@@ -446,7 +469,9 @@ fn get_file(params: Value, state: &State) -> HttpResponse {
             (size, path)
         }
     };
-    ok(json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size, "file_path": path}))
+    ok(
+        json!({"file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size, "file_path": path}),
+    )
 }
 
 async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
@@ -472,9 +497,7 @@ async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 let v: Vec<u8> = (start..end).map(pattern_byte).collect();
                 Ok::<_, actix_web::Error>(Bytes::from(v))
             }));
-            HttpResponse::Ok()
-                .no_chunking(len)
-                .streaming(chunks)
+            HttpResponse::Ok().no_chunking(len).streaming(chunks)
         }
     }
 }

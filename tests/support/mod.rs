@@ -70,18 +70,30 @@ impl TestS3 {
             BUCKETS.fetch_add(1, Ordering::SeqCst),
             Instant::now().elapsed().subsec_nanos() % 1000
         );
-        let (endpoint, access_key, secret_key, server) = match std::env::var("TG_INGEST_TEST_S3_ENDPOINT") {
-            Ok(endpoint) if !endpoint.is_empty() => (
-                endpoint,
-                std::env::var("TG_INGEST_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "k".into()),
-                std::env::var("TG_INGEST_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "s".into()),
-                None,
-            ),
-            _ => {
-                let server = EmbeddedS3::start(&dir.path().join("s3"), "127.0.0.1:0", "test-access", "test-secret").unwrap();
-                (server.endpoint.clone(), "test-access".into(), "test-secret".into(), Some(server))
-            }
-        };
+        let (endpoint, access_key, secret_key, server) =
+            match std::env::var("TG_INGEST_TEST_S3_ENDPOINT") {
+                Ok(endpoint) if !endpoint.is_empty() => (
+                    endpoint,
+                    std::env::var("TG_INGEST_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "k".into()),
+                    std::env::var("TG_INGEST_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "s".into()),
+                    None,
+                ),
+                _ => {
+                    let server = EmbeddedS3::start(
+                        &dir.path().join("s3"),
+                        "127.0.0.1:0",
+                        "test-access",
+                        "test-secret",
+                    )
+                    .unwrap();
+                    (
+                        server.endpoint.clone(),
+                        "test-access".into(),
+                        "test-secret".into(),
+                        Some(server),
+                    )
+                }
+            };
         let s3 = Self {
             endpoint,
             access_key,
@@ -125,7 +137,10 @@ impl TestS3 {
     pub fn keys(&self) -> Vec<String> {
         let bucket = self.target().bucket().unwrap();
         let pages = block_on(bucket.list(String::new(), None)).unwrap();
-        let mut keys: Vec<String> = pages.into_iter().flat_map(|p| p.contents.into_iter().map(|o| o.key)).collect();
+        let mut keys: Vec<String> = pages
+            .into_iter()
+            .flat_map(|p| p.contents.into_iter().map(|o| o.key))
+            .collect();
         keys.sort();
         keys
     }
@@ -142,7 +157,12 @@ impl TestS3 {
 }
 
 /// Environment variables for the service against `tg` and `s3`, plus `extra`.
-pub fn service_env(tg: &FakeTelegram, s3: &TestS3, data_dir: &Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn service_env(
+    tg: &FakeTelegram,
+    s3: &TestS3,
+    data_dir: &Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let mut vars = vec![
         ("TG_INGEST__TELEGRAM__TOKEN".to_string(), tg.token.clone()),
         ("TG_INGEST__TELEGRAM__API_URL".into(), tg.url.clone()),
@@ -188,7 +208,8 @@ impl TestService {
             let started = system.block_on(Service::start_with(settings, hook));
             match started {
                 Ok(service) => {
-                    tx.send(Ok((service.metrics.clone(), actix_rt::System::current()))).unwrap();
+                    tx.send(Ok((service.metrics.clone(), actix_rt::System::current())))
+                        .unwrap();
                     let _keep = service;
                     let _ = system.run();
                 }
@@ -230,7 +251,13 @@ pub fn text(tg: &FakeTelegram, user: i64, text: &str) -> Value {
 }
 
 /// A user's private message with a document.
-pub fn document(tg: &FakeTelegram, user: i64, file_id: &str, name: Option<&str>, size: u64) -> Value {
+pub fn document(
+    tg: &FakeTelegram,
+    user: i64,
+    file_id: &str,
+    name: Option<&str>,
+    size: u64,
+) -> Value {
     let mut doc = json!({"file_id": file_id, "file_unique_id": format!("uniq{file_id}"), "mime_type": "application/pdf", "file_size": size});
     if let Some(name) = name {
         doc["file_name"] = json!(name);
@@ -257,7 +284,9 @@ pub fn photo(tg: &FakeTelegram, user: i64) -> Value {
 
 /// `n` pseudo-random bytes.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             x ^= x << 13;

@@ -1,0 +1,185 @@
+//! Benchmarks of the document bot, printed as figures (not timed tests).
+//!
+//! `cargo bench --bench ingest` runs both:
+//! - text: updates handled per second end to end against the fake Telegram server
+//!   (`workers = 4`), then p50/p99 latency from an update being queued to its reply while
+//!   updates arrive at a steady rate;
+//! - document: a 1 GiB document streamed by the real binary from the fake Telegram file
+//!   endpoint into S3, in MB/s, as a ratio to rust-s3's own `put_object_stream` multipart
+//!   upload of the same bytes to the same server, and the binary's peak RSS.
+//!
+//! `cargo bench --bench ingest -- text` or `-- document` runs one. `BENCH_UPDATES` (default
+//! 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use support::fake_telegram::pattern_byte;
+use support::*;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let all = args.is_empty();
+    if all || args.iter().any(|a| a == "text") {
+        bench_text();
+    }
+    if all || args.iter().any(|a| a == "document") {
+        bench_document();
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn bench_text() {
+    let n = env_or("BENCH_UPDATES", 20_000) as usize;
+    let tg = FakeTelegram::start(TOKEN);
+    tg.record_calls(false);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let settings = settings_from(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__WORKERS", "4"), ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "10")],
+    ));
+    let _service = TestService::start(settings);
+    let users = 1000;
+
+    // Throughput: a backlog of n updates from `users` chats.
+    let bodies: Vec<_> = (0..n).map(|i| text(&tg, 10_000 + (i % users) as i64, "hello")).collect();
+    let started = Instant::now();
+    tg.push_many(bodies);
+    wait_until(Duration::from_secs(600), "all replies", || tg.sent_count() >= n);
+    let elapsed = started.elapsed();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    tg.take_latencies();
+    println!(
+        "text: {n} updates from {users} chats handled end to end in {:.2} s = {rate:.0} updates/s (workers=4, rate limits off)",
+        elapsed.as_secs_f64()
+    );
+
+    // Latency: updates arriving steadily at half the measured rate for about 5 s.
+    let paced = (rate / 2.0).clamp(100.0, 20_000.0);
+    let count = (paced * 5.0) as usize;
+    let before = tg.sent_count();
+    let interval = Duration::from_secs_f64(1.0 / paced);
+    let start = Instant::now();
+    for i in 0..count {
+        let due = start + interval.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        tg.push(text(&tg, 20_000 + (i % users) as i64, "hello"));
+    }
+    wait_until(Duration::from_secs(120), "paced replies", || tg.sent_count() >= before + count);
+    let mut lat = tg.take_latencies();
+    lat.sort();
+    println!(
+        "text: latency from update to reply at {paced:.0} updates/s over {count} updates: p50 = {:.1} ms, p99 = {:.1} ms",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+}
+
+/// An `AsyncRead` producing the same bytes as the fake's generated files.
+struct PatternReader {
+    pos: u64,
+    len: u64,
+}
+
+impl tokio::io::AsyncRead for PatternReader {
+    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let n = (buf.remaining() as u64).min(self.len - self.pos);
+        let start = self.pos;
+        let bytes: Vec<u8> = (start..start + n).map(pattern_byte).collect();
+        buf.put_slice(&bytes);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn bench_document() {
+    let mib = env_or("BENCH_DOC_MIB", 1024);
+    let len = mib * 1024 * 1024;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+
+    // Baseline: rust-s3's own streaming multipart upload of the same bytes.
+    let bucket = s3.target().bucket().unwrap();
+    let started = Instant::now();
+    let mut reader = PatternReader { pos: 0, len };
+    block_on(bucket.put_object_stream(&mut reader, "baseline.bin")).unwrap();
+    let baseline = started.elapsed();
+    let baseline_rate = len as f64 / 1e6 / baseline.as_secs_f64();
+    block_on(bucket.delete_object("baseline.bin")).unwrap();
+
+    // The service binary, its own process, so its memory can be read.
+    tg.add_file("gib", FileBody::Pattern(len));
+    let mut child = Command::new(binary())
+        .env_clear()
+        .envs(service_env(&tg, &s3, data.path(), &[("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true")]))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    tg.push(text(&tg, 77, "hi"));
+    wait_until(Duration::from_secs(60), "service up", || tg.texts_to(77).len() == 1);
+    let started = Instant::now();
+    tg.push(document(&tg, 77, "gib", Some("one-gib.bin"), len));
+    wait_until(Duration::from_secs(900), "document saved", || {
+        tg.texts_to(77).iter().any(|t| t.contains("[document has been saved]"))
+    });
+    let took = started.elapsed();
+    let rss = peak_rss_kib(child.id()).unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    let rate = len as f64 / 1e6 / took.as_secs_f64();
+
+    // The stored object is checked byte for byte as a stream.
+    let stored = block_on(async {
+        let mut stream = bucket.get_object_stream("one-gib.bin").await.unwrap();
+        let mut pos = 0u64;
+        let mut same = true;
+        use futures_util::StreamExt;
+        while let Some(chunk) = stream.bytes.next().await {
+            let chunk = chunk.unwrap();
+            same &= chunk.iter().enumerate().all(|(i, b)| *b == pattern_byte(pos + i as u64));
+            pos += chunk.len() as u64;
+        }
+        (pos, same)
+    });
+    assert_eq!(stored, (len, true), "stored object differs");
+    println!(
+        "document: {mib} MiB from the fake Telegram file endpoint into S3 in {:.2} s = {rate:.1} MB/s; \
+         rust-s3 put_object_stream of the same bytes to the same server: {:.2} s = {baseline_rate:.1} MB/s; \
+         ratio {:.2}; service peak RSS {:.1} MiB",
+        took.as_secs_f64(),
+        baseline.as_secs_f64(),
+        rate / baseline_rate,
+        rss as f64 / 1024.0
+    );
+}
