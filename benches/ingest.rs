@@ -23,11 +23,17 @@ use support::fake_telegram::pattern_byte;
 use support::*;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let all = args.is_empty();
     if all || args.iter().any(|a| a == "text") {
         bench_text();
@@ -55,16 +61,23 @@ fn bench_text() {
         &tg,
         &s3,
         data.path(),
-        &[("TG_INGEST__WORKERS", "4"), ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "10")],
+        &[
+            ("TG_INGEST__WORKERS", "4"),
+            ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "10"),
+        ],
     ));
     let _service = TestService::start(settings);
     let users = 1000;
 
     // Throughput: a backlog of n updates from `users` chats.
-    let bodies: Vec<_> = (0..n).map(|i| text(&tg, 10_000 + (i % users) as i64, "hello")).collect();
+    let bodies: Vec<_> = (0..n)
+        .map(|i| text(&tg, 10_000 + (i % users) as i64, "hello"))
+        .collect();
     let started = Instant::now();
     tg.push_many(bodies);
-    wait_until(Duration::from_secs(600), "all replies", || tg.sent_count() >= n);
+    wait_until(Duration::from_secs(600), "all replies", || {
+        tg.sent_count() >= n
+    });
     let elapsed = started.elapsed();
     let rate = n as f64 / elapsed.as_secs_f64();
     tg.take_latencies();
@@ -86,7 +99,9 @@ fn bench_text() {
         }
         tg.push(text(&tg, 20_000 + (i % users) as i64, "hello"));
     }
-    wait_until(Duration::from_secs(120), "paced replies", || tg.sent_count() >= before + count);
+    wait_until(Duration::from_secs(120), "paced replies", || {
+        tg.sent_count() >= before + count
+    });
     let mut lat = tg.take_latencies();
     lat.sort();
     println!(
@@ -103,7 +118,11 @@ struct PatternReader {
 }
 
 impl tokio::io::AsyncRead for PatternReader {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let n = (buf.remaining() as u64).min(self.len - self.pos);
         let start = self.pos;
         let bytes: Vec<u8> = (start..start + n).map(pattern_byte).collect();
@@ -139,7 +158,12 @@ fn bench_document() {
     tg.add_file("gib", FileBody::Pattern(len));
     let mut child = Command::new(binary())
         .env_clear()
-        .envs(service_env(&tg, &s3, data.path(), &[("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true")]))
+        .envs(service_env(
+            &tg,
+            &s3,
+            data.path(),
+            &[("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true")],
+        ))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -147,11 +171,15 @@ fn bench_document() {
         .spawn()
         .unwrap();
     tg.push(text(&tg, 77, "hi"));
-    wait_until(Duration::from_secs(60), "service up", || tg.texts_to(77).len() == 1);
+    wait_until(Duration::from_secs(60), "service up", || {
+        tg.texts_to(77).len() == 1
+    });
     let started = Instant::now();
     tg.push(document(&tg, 77, "gib", Some("one-gib.bin"), len));
     wait_until(Duration::from_secs(900), "document saved", || {
-        tg.texts_to(77).iter().any(|t| t.contains("[document has been saved]"))
+        tg.texts_to(77)
+            .iter()
+            .any(|t| t.contains("[document has been saved]"))
     });
     let took = started.elapsed();
     let rss = peak_rss_kib(child.id()).unwrap_or(0);
@@ -167,7 +195,10 @@ fn bench_document() {
         use futures_util::StreamExt;
         while let Some(chunk) = stream.bytes.next().await {
             let chunk = chunk.unwrap();
-            same &= chunk.iter().enumerate().all(|(i, b)| *b == pattern_byte(pos + i as u64));
+            same &= chunk
+                .iter()
+                .enumerate()
+                .all(|(i, b)| *b == pattern_byte(pos + i as u64));
             pos += chunk.len() as u64;
         }
         (pos, same)
