@@ -31,6 +31,7 @@ pub mod keys;
 pub mod metrics;
 pub mod settings;
 pub mod storage;
+pub mod store;
 pub mod telegram;
 
 pub use settings::{Secret, Settings};

@@ -52,8 +52,14 @@ impl fmt::Display for Secret {
 pub struct Settings {
     /// Size of the worker pool.
     pub workers: usize,
-    /// Directory for local data (embedded S3 files).
+    /// Directory for local data (store, embedded S3 files).
     pub data_dir: PathBuf,
+    /// Attempts per update before it is moved to the poison list.
+    pub max_attempts: u32,
+    /// Time in-flight work gets to finish at shutdown, in seconds.
+    pub shutdown_deadline_secs: u64,
+    /// Who may use the bot and how large documents may be.
+    pub security: SecuritySettings,
     /// Telegram Bot API client settings.
     pub telegram: TelegramSettings,
     /// S3 storage settings.
@@ -85,6 +91,52 @@ pub struct TelegramSettings {
     pub progress_interval_ms: u64,
     /// Attempts of the start-up `getMe` check while Telegram is unreachable.
     pub startup_attempts: u32,
+    /// How long sends and edits are retried, in seconds.
+    pub send_retry_for_secs: u64,
+    /// Outgoing rate limits.
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Outgoing message limits (token buckets).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Whether limits apply at all.
+    pub enabled: bool,
+    /// Messages per second to one chat.
+    pub per_chat_per_sec: f64,
+    /// Burst to one chat.
+    pub per_chat_burst: u32,
+    /// Messages per minute to one group.
+    pub per_group_per_min: f64,
+    /// Burst to one group.
+    pub per_group_burst: u32,
+    /// Messages per second overall.
+    pub global_per_sec: f64,
+    /// Burst overall.
+    pub global_burst: u32,
+}
+
+/// Access control and size limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    /// Users allowed to use the bot; empty means everyone.
+    #[serde(default)]
+    pub allowed_user_ids: Vec<i64>,
+    /// Chats served; empty means every chat.
+    #[serde(default)]
+    pub allowed_chat_ids: Vec<i64>,
+    /// Largest accepted document in bytes; 0 means no limit of our own.
+    pub max_file_bytes: u64,
+}
+
+impl SecuritySettings {
+    /// Whether a message from `user` in `chat` may be served.
+    pub fn allows(&self, user: Option<i64>, chat: i64) -> bool {
+        let user_ok = self.allowed_user_ids.is_empty()
+            || user.is_some_and(|u| self.allowed_user_ids.contains(&u));
+        let chat_ok = self.allowed_chat_ids.is_empty() || self.allowed_chat_ids.contains(&chat);
+        user_ok && chat_ok
+    }
 }
 
 impl TelegramSettings {
@@ -124,6 +176,8 @@ pub struct S3Settings {
     pub max_key_bytes: usize,
     /// Attempts of the start-up bucket check while S3 is unreachable.
     pub startup_attempts: u32,
+    /// How long an upload is retried, in seconds.
+    pub retry_for_secs: u64,
     /// The embedded server used when `endpoint` is empty.
     pub embedded: EmbeddedS3Settings,
 }
@@ -213,6 +267,8 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("telegram.allowed_updates")
+                .with_list_parse_key("security.allowed_user_ids")
+                .with_list_parse_key("security.allowed_chat_ids")
                 .try_parsing(true)
                 .source(Some(vars)),
         );
@@ -229,6 +285,15 @@ impl Settings {
                 reason: reason.to_string(),
             })
         };
+        if self.max_attempts == 0 {
+            return invalid("max_attempts", "must be at least 1");
+        }
+        let rl = &self.telegram.rate_limit;
+        if rl.enabled
+            && (rl.per_chat_per_sec <= 0.0 || rl.per_group_per_min <= 0.0 || rl.global_per_sec <= 0.0)
+        {
+            return invalid("telegram.rate_limit", "rates must be above 0 (or set enabled = false)");
+        }
         if self.workers == 0 || self.workers > 256 {
             return invalid("workers", "must be between 1 and 256");
         }
@@ -276,6 +341,11 @@ impl Settings {
             return invalid("s3.max_key_bytes", "must be between 16 and 1024");
         }
         Ok(())
+    }
+
+    /// Path of the durable store.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("state.db")
     }
 
     /// Directory of the embedded S3 server's files.
@@ -341,12 +411,17 @@ mod tests {
                 "TG_INGEST__TELEGRAM__ALLOWED_UPDATES",
                 "message,callback_query",
             ),
+            ("TG_INGEST__SECURITY__ALLOWED_USER_IDS", "5,-7"),
         ])
         .unwrap();
         assert_eq!(s.workers, 7);
         assert_eq!(s.s3.bucket, "docs-bucket");
         assert_eq!(s.telegram.download_limit(), None);
         assert_eq!(s.telegram.allowed_updates, ["message", "callback_query"]);
+        assert_eq!(s.security.allowed_user_ids, [5, -7]);
+        assert!(s.security.allows(Some(5), 5));
+        assert!(!s.security.allows(Some(6), 6));
+        assert!(!s.security.allows(None, 6));
     }
 
     #[test]

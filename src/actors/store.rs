@@ -1,0 +1,161 @@
+//! `StoreActor`: the only owner of the durable [`Store`]. It runs on its own arbiter, so its
+//! blocking SQLite calls never stall the other actors.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::store::{JournalEntry, Store, StoreError};
+use crate::telegram::IncomingUpdate;
+
+/// Journals a batch; answers with the updates that were new (not journaled or finished before).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<IncomingUpdate>>, Arc<StoreError>>")]
+pub struct JournalBatch(pub Vec<Arc<IncomingUpdate>>);
+
+/// An update's handling finished; it leaves the journal.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Finished(pub i64);
+
+/// An update's handling failed once more; it stays journaled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttemptFailed(pub i64);
+
+/// An update failed too often; it is moved to the poison list.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MoveToPoison {
+    /// The update.
+    pub update_id: i64,
+    /// Why.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// The journal left by the previous run, for replay (counts as one more attempt each).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<JournalEntry>, Arc<StoreError>>")]
+pub struct TakeReplay;
+
+/// Whether a user was greeted.
+#[derive(Message)]
+#[rtype(result = "Result<bool, Arc<StoreError>>")]
+pub struct IsGreeted(pub i64);
+
+/// Remembers that a user was greeted.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetGreeted(pub i64);
+
+/// Sizes of the journal and the poison list.
+#[derive(Message)]
+#[rtype(result = "Result<(u64, u64), Arc<StoreError>>")]
+pub struct StoreStats;
+
+/// The store's actor.
+pub struct StoreActor {
+    store: Store,
+}
+
+impl StoreActor {
+    /// Wraps an opened store.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+impl Actor for StoreActor {
+    type Context = Context<Self>;
+}
+
+fn logged(what: &str, r: Result<(), StoreError>) {
+    if let Err(e) = r {
+        log::error!("{what}: {e}");
+    }
+}
+
+impl Handler<JournalBatch> for StoreActor {
+    type Result = Result<Vec<Arc<IncomingUpdate>>, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: JournalBatch, _: &mut Context<Self>) -> Self::Result {
+        let rows: Vec<(i64, &str)> = msg.0.iter().map(|u| (u.update_id, u.raw.get())).collect();
+        let fresh = self.store.journal(&rows).map_err(Arc::new)?;
+        let mut fresh = fresh.into_iter().peekable();
+        Ok(msg
+            .0
+            .into_iter()
+            .filter(|u| {
+                if fresh.peek() == Some(&u.update_id) {
+                    fresh.next();
+                    true
+                } else {
+                    false
+                }
+            })
+            .collect())
+    }
+}
+
+impl Handler<Finished> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Finished, _: &mut Context<Self>) {
+        logged("cannot mark an update finished", self.store.finish(&[msg.0]));
+    }
+}
+
+impl Handler<AttemptFailed> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttemptFailed, _: &mut Context<Self>) {
+        logged("cannot record a failed attempt", self.store.record_attempt(msg.0).map(drop));
+    }
+}
+
+impl Handler<MoveToPoison> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: MoveToPoison, _: &mut Context<Self>) {
+        logged(
+            "cannot move an update to the poison list",
+            self.store.poison(msg.update_id, &msg.reason, msg.attempts),
+        );
+    }
+}
+
+impl Handler<TakeReplay> for StoreActor {
+    type Result = Result<Vec<JournalEntry>, Arc<StoreError>>;
+
+    fn handle(&mut self, _: TakeReplay, _: &mut Context<Self>) -> Self::Result {
+        self.store.take_for_replay().map_err(Arc::new)
+    }
+}
+
+impl Handler<IsGreeted> for StoreActor {
+    type Result = Result<bool, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: IsGreeted, _: &mut Context<Self>) -> Self::Result {
+        self.store.is_greeted(msg.0).map_err(Arc::new)
+    }
+}
+
+impl Handler<SetGreeted> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetGreeted, _: &mut Context<Self>) {
+        logged("cannot remember a greeted user", self.store.set_greeted(msg.0));
+    }
+}
+
+impl Handler<StoreStats> for StoreActor {
+    type Result = Result<(u64, u64), Arc<StoreError>>;
+
+    fn handle(&mut self, _: StoreStats, _: &mut Context<Self>) -> Self::Result {
+        let journal = self.store.journal_len().map_err(Arc::new)?;
+        let poison = self.store.poisoned().map_err(Arc::new)?.len() as u64;
+        Ok((journal, poison))
+    }
+}

@@ -1,0 +1,342 @@
+//! The embedded durable store (SQLite in WAL mode, in the data directory).
+//!
+//! It holds the update journal (every update Telegram handed over, until its handling
+//! finished), the ids of recently finished updates (so a re-delivered update is not handled
+//! twice), updates moved aside as poison, and per-user conversation state. Only the
+//! `StoreActor` uses it; the functions here are plain and synchronous so they can be unit-tested.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// How long finished update ids are remembered (Telegram keeps updates for 24 h).
+const DONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+#[error("store {path}: {source}")]
+pub struct StoreError {
+    /// Database file.
+    pub path: String,
+    /// SQLite's error.
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// One journaled update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// `update_id`.
+    pub update_id: i64,
+    /// The raw update JSON.
+    pub raw: String,
+    /// Handling attempts so far (replays after a crash count too).
+    pub attempts: u32,
+}
+
+/// An update moved aside after failing too often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonEntry {
+    /// `update_id`.
+    pub update_id: i64,
+    /// Why it was moved aside.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// The database.
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
+        let err = |source| StoreError {
+            path: name.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                err(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS journal (
+                 update_id INTEGER PRIMARY KEY,
+                 raw TEXT NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 received_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS done (
+                 update_id INTEGER PRIMARY KEY,
+                 finished_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS poison (
+                 update_id INTEGER PRIMARY KEY,
+                 raw TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 attempts INTEGER NOT NULL,
+                 moved_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS greeted (
+                 user_id INTEGER PRIMARY KEY,
+                 at INTEGER NOT NULL);",
+        )
+        .map_err(err)?;
+        conn.execute(
+            "DELETE FROM done WHERE finished_at < ?1",
+            params![now_secs() - DONE_RETENTION_SECS],
+        )
+        .map_err(err)?;
+        Ok(Self { conn, path: name })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Journals the updates that are neither journaled nor finished yet; returns their ids.
+    pub fn journal(&mut self, updates: &[(i64, &str)]) -> Result<Vec<i64>, StoreError> {
+        let now = now_secs();
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut fresh = Vec::with_capacity(updates.len());
+        {
+            let mut seen = tx
+                .prepare_cached("SELECT 1 FROM done WHERE update_id = ?1")
+                .map_err(err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO journal (update_id, raw, attempts, received_at) VALUES (?1, ?2, 0, ?3)",
+                )
+                .map_err(err)?;
+            for (id, raw) in updates {
+                if seen.exists(params![id]).map_err(err)? {
+                    continue;
+                }
+                if insert.execute(params![id, raw, now]).map_err(err)? == 1 {
+                    fresh.push(*id);
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(fresh)
+    }
+
+    /// Marks updates as finished: they leave the journal and are remembered as done.
+    pub fn finish(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let now = now_secs();
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM journal WHERE update_id = ?1")
+                .map_err(err)?;
+            let mut done = tx
+                .prepare_cached("INSERT OR REPLACE INTO done (update_id, finished_at) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for id in ids {
+                delete.execute(params![id]).map_err(err)?;
+                done.execute(params![id, now]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Records one more failed attempt of a journaled update.
+    pub fn record_attempt(&mut self, update_id: i64) -> Result<u32, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE journal SET attempts = attempts + 1 WHERE update_id = ?1",
+                params![update_id],
+            )
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .query_row(
+                "SELECT attempts FROM journal WHERE update_id = ?1",
+                params![update_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Moves an update from the journal to the poison list.
+    pub fn poison(&mut self, update_id: i64, reason: &str, attempts: u32) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO poison (update_id, raw, reason, attempts, moved_at)
+             SELECT update_id, raw, ?2, ?3, ?4 FROM journal WHERE update_id = ?1",
+            params![update_id, reason, attempts, now_secs()],
+        )
+        .map_err(err)?;
+        tx.execute("DELETE FROM journal WHERE update_id = ?1", params![update_id])
+            .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The journal in update order, counting this read as one more attempt of each entry
+    /// (it is called once per start, to replay what a previous run left unfinished).
+    pub fn take_for_replay(&mut self) -> Result<Vec<JournalEntry>, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute("UPDATE journal SET attempts = attempts + 1", [])
+            .map_err(err)?;
+        let entries = {
+            let mut stmt = tx
+                .prepare("SELECT update_id, raw, attempts FROM journal ORDER BY update_id")
+                .map_err(err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(JournalEntry {
+                        update_id: r.get(0)?,
+                        raw: r.get(1)?,
+                        attempts: r.get(2)?,
+                    })
+                })
+                .map_err(err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(err)?
+        };
+        tx.commit().map_err(err)?;
+        Ok(entries)
+    }
+
+    /// Number of updates in the journal.
+    pub fn journal_len(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The poison list.
+    pub fn poisoned(&self) -> Result<Vec<PoisonEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT update_id, reason, attempts FROM poison ORDER BY update_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PoisonEntry {
+                    update_id: r.get(0)?,
+                    reason: r.get(1)?,
+                    attempts: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Whether the user was greeted already.
+    pub fn is_greeted(&self, user_id: i64) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM greeted WHERE user_id = ?1")
+            .and_then(|mut s| s.exists(params![user_id]))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remembers that the user was greeted.
+    pub fn set_greeted(&mut self, user_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO greeted (user_id, at) VALUES (?1, ?2)",
+                params![user_id, now_secs()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (Store::open(&dir.path().join("state.db")).unwrap(), dir)
+    }
+
+    #[test]
+    fn journal_then_finish_then_redelivery_is_ignored() {
+        let (mut s, _d) = store();
+        assert_eq!(s.journal(&[(1, "{}"), (2, "{}")]).unwrap(), [1, 2]);
+        assert_eq!(s.journal(&[(2, "{}"), (3, "{}")]).unwrap(), [3], "journaled once");
+        s.finish(&[1, 2]).unwrap();
+        assert_eq!(s.journal_len().unwrap(), 1);
+        assert!(s.journal(&[(1, "{}")]).unwrap().is_empty(), "finished is not journaled again");
+    }
+
+    #[test]
+    fn replay_returns_unfinished_in_order_and_counts_attempts() {
+        let (mut s, dir) = store();
+        s.journal(&[(5, "{\"a\":5}"), (4, "{\"a\":4}")]).unwrap();
+        s.finish(&[5]).unwrap();
+        drop(s);
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let replay = s.take_for_replay().unwrap();
+        assert_eq!(
+            replay,
+            [JournalEntry {
+                update_id: 4,
+                raw: "{\"a\":4}".into(),
+                attempts: 1
+            }]
+        );
+        assert_eq!(s.record_attempt(4).unwrap(), 2);
+    }
+
+    #[test]
+    fn poison_moves_an_update_aside() {
+        let (mut s, _d) = store();
+        s.journal(&[(9, "{}")]).unwrap();
+        s.poison(9, "panicked: boom", 3).unwrap();
+        assert_eq!(s.journal_len().unwrap(), 0);
+        let p = s.poisoned().unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].update_id, p[0].attempts), (9, 3));
+        assert!(p[0].reason.contains("boom"));
+    }
+
+    #[test]
+    fn greeted_users_are_remembered_across_opens() {
+        let (mut s, dir) = store();
+        assert!(!s.is_greeted(7).unwrap());
+        s.set_greeted(7).unwrap();
+        drop(s);
+        let s = Store::open(&dir.path().join("state.db")).unwrap();
+        assert!(s.is_greeted(7).unwrap());
+        assert!(!s.is_greeted(8).unwrap());
+    }
+}
