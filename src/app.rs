@@ -7,16 +7,19 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::poller::{PollerActor, StopPolling};
-use crate::actors::pool::WorkerPool;
+use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
+use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
 use crate::actors::uploader::S3UploaderActor;
-use crate::actors::worker::HandlerFactory;
+use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
 use crate::backoff::Backoff;
-use crate::bot::DocumentBot;
+use crate::bot::{BotDeps, DocumentBot};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
 use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
 use crate::settings::Settings;
 use crate::storage::{S3Target, StorageError};
-use crate::telegram::{TelegramClient, TelegramError, User};
+use crate::store::{Store, StoreError};
+use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
 
 /// Why the service did not start. Each text is one line saying what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,12 @@ pub enum StartupError {
         /// Telegram's description.
         description: String,
     },
+    /// The durable store could not be opened.
+    #[error("start-up failed: {0}")]
+    Store(#[from] StoreError),
+    /// The store actor did not answer.
+    #[error("start-up failed: the store is unavailable: {0}")]
+    StoreUnavailable(String),
     /// Telegram could not be reached or answered an error.
     #[error("start-up check failed: Telegram Bot API at {api_url} is not usable: {source}")]
     Telegram {
@@ -55,7 +64,9 @@ pub struct Service {
     pub bot: User,
     poller: Addr<PollerActor>,
     pool: Addr<WorkerPool>,
-    uploader_arbiter: Arbiter,
+    store: Addr<StoreActor>,
+    shutdown_deadline: Duration,
+    arbiters: Vec<Arbiter>,
     _embedded: Option<EmbeddedS3>,
 }
 
@@ -116,7 +127,12 @@ impl Service {
         .map_err(telegram_error)?;
 
         let metrics = Arc::new(Metrics::default());
+        let store = Store::open(&settings.store_path())?;
+        let store_arbiter = Arbiter::new();
+        let store =
+            StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(store));
         let settings = Arc::new(settings);
+        let limiter = RateLimiter::shared(&settings.telegram.rate_limit);
         let uploader_arbiter = Arbiter::new();
         let bucket = target.bucket()?;
         let uploader = {
@@ -126,23 +142,28 @@ impl Service {
                 metrics.clone(),
             );
             S3UploaderActor::start_in_arbiter(&uploader_arbiter.handle(), move |_| {
-                S3UploaderActor::new(
-                    TelegramClient::new(&tg),
-                    bucket,
-                    s3.part_size(),
-                    s3.parts_in_flight,
-                    metrics,
-                )
+                S3UploaderActor::new(TelegramClient::new(&tg), bucket, &s3, metrics)
             })
         };
-        let factory = DocumentBot::factory(settings.clone(), uploader.recipient());
+        let deps = BotDeps {
+            uploader: uploader.recipient(),
+            store: store.clone(),
+            limiter,
+        };
+        let factory = DocumentBot::factory(settings.clone(), deps);
         let factory = match hook {
             Some(hook) => hook(factory),
             None => factory,
         };
-        let pool = WorkerPool::start(settings.workers, factory, metrics.clone());
+        let worker_deps = WorkerDeps {
+            store: store.clone(),
+            max_attempts: settings.max_attempts,
+            metrics: metrics.clone(),
+        };
+        let pool = WorkerPool::start(settings.workers, factory, worker_deps);
+        replay(&store, &pool, settings.max_attempts, &metrics).await?;
         log::info!(
-            "tg-ingest started: bot @{} (id {}), workers={}, S3 endpoint {} bucket `{}`, Bot API {}{}",
+            "tg-ingest started: bot @{} (id {}), workers={}, S3 endpoint {} bucket `{}`, Bot API {}{}, store {}",
             bot.username.as_deref().unwrap_or("?"),
             bot.id,
             settings.workers,
@@ -152,12 +173,13 @@ impl Service {
             match settings.telegram.download_limit() {
                 Some(limit) => format!(" (cloud mode: documents up to {limit} bytes)"),
                 None => " (local Bot API server: no download limit)".to_string(),
-            }
+            },
+            settings.store_path().display()
         );
         let poller = PollerActor::new(
             settings.telegram.clone(),
             pool.clone().recipient(),
-            0,
+            store.clone().recipient(),
             metrics.clone(),
         )
         .start();
@@ -167,16 +189,37 @@ impl Service {
             bot,
             poller,
             pool,
-            uploader_arbiter,
+            store,
+            shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
+            arbiters: vec![uploader_arbiter, store_arbiter],
             _embedded: embedded,
         })
     }
 
-    /// Stops polling, then the workers and the uploader.
+    /// Sizes of the journal and the poison list.
+    pub async fn store_stats(&self) -> Option<(u64, u64)> {
+        self.store.send(StoreStats).await.ok()?.ok()
+    }
+
+    /// Stops polling, lets in-flight work finish within the shutdown deadline, then stops the
+    /// actors. Unfinished updates stay in the journal for the next start.
     pub async fn stop(self) {
         let _ = self.poller.send(StopPolling).await;
+        let drained =
+            actix_rt::time::timeout(self.shutdown_deadline, self.pool.send(DrainPool)).await;
+        if drained.is_err() {
+            log::warn!(
+                "in-flight work did not finish within {} s; it stays in the journal and is replayed at the next start",
+                self.shutdown_deadline.as_secs()
+            );
+        }
+        if let Some((journal, poison)) = self.store_stats().await {
+            log::info!("journal holds {journal} unfinished updates; poison list holds {poison}");
+        }
         self.pool.do_send(StopPool);
-        self.uploader_arbiter.stop();
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
         log::info!("tg-ingest stopped");
     }
 
@@ -186,6 +229,77 @@ impl Service {
         log::info!("shutdown requested");
         self.stop().await;
     }
+}
+
+/// Hands the updates a previous run left in the journal to the pool, before any polling, or
+/// moves them aside when they have been attempted too often (e.g. they crashed the process).
+async fn replay(
+    store: &Addr<StoreActor>,
+    pool: &Addr<WorkerPool>,
+    max_attempts: u32,
+    metrics: &Metrics,
+) -> Result<(), StartupError> {
+    let started = std::time::Instant::now();
+    let entries = store
+        .send(TakeReplay)
+        .await
+        .map_err(|e| StartupError::StoreUnavailable(e.to_string()))?
+        .map_err(|e| StartupError::StoreUnavailable(e.to_string()))?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let count = entries.len();
+    let mut replayed = 0;
+    for entry in entries {
+        if entry.attempts >= max_attempts {
+            log::error!(
+                "update_id={} moved to the poison list: the service stopped {} times while handling it",
+                entry.update_id,
+                entry.attempts
+            );
+            Metrics::incr(&metrics.updates_poisoned);
+            store.do_send(MoveToPoison {
+                update_id: entry.update_id,
+                reason: format!(
+                    "interrupted {} times (crash or shutdown) while handling it",
+                    entry.attempts
+                ),
+                attempts: entry.attempts,
+            });
+            continue;
+        }
+        let raw = match serde_json::value::RawValue::from_string(entry.raw) {
+            Ok(raw) => raw,
+            Err(e) => {
+                log::error!(
+                    "update_id={} in the journal is not JSON ({e}); moved aside",
+                    entry.update_id
+                );
+                store.do_send(MoveToPoison {
+                    update_id: entry.update_id,
+                    reason: format!("journal entry is not JSON: {e}"),
+                    attempts: entry.attempts,
+                });
+                continue;
+            }
+        };
+        let Ok(update) = IncomingUpdate::parse(raw) else {
+            continue;
+        };
+        let job = Job {
+            update: Arc::new(update),
+            attempts: entry.attempts,
+        };
+        if let Ok(Ok(())) = pool.send(Dispatch(job)).await {
+            replayed += 1;
+            Metrics::incr(&metrics.updates_replayed);
+        }
+    }
+    log::info!(
+        "replayed {replayed} of {count} journaled updates from the previous run in {} ms",
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 /// Stops the worker pool.
@@ -221,7 +335,7 @@ async fn storage_target(
     settings.s3.secret_key = e.secret_key.clone();
     let target = S3Target::from_settings(&settings.s3, &server.endpoint);
     target.ensure_bucket().await?;
-    let secret = if is_default_embedded_secret(e.secret_key.expose()) {
+    let secret = if crate::settings::is_default_embedded_secret(e.secret_key.expose()) {
         format!("`{}` (the built-in default)", e.secret_key.expose())
     } else {
         "as set in s3.embedded.secret_key".to_string()
@@ -235,10 +349,6 @@ async fn storage_target(
         e.access_key
     );
     Ok((target, Some(server)))
-}
-
-fn is_default_embedded_secret(secret: &str) -> bool {
-    crate::settings::DEFAULTS.contains(&format!("secret_key = \"{secret}\""))
 }
 
 /// Calls `f` up to `attempts` times while its error is retryable, backing off between calls.

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
+use crate::actors::store::{IsGreeted, SetGreeted, StoreActor};
 use crate::actors::uploader::{Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
 use crate::keys::document_key;
-use crate::settings::Settings;
-use crate::telegram::{Document, IncomingUpdate, Message, TelegramClient};
+use crate::ratelimit::SharedLimiter;
+use crate::settings::{SecuritySettings, Settings};
+use crate::telegram::{Document, IncomingUpdate, Message, TelegramClient, TelegramError};
 
 /// The bot's texts. The bracketed markers are part of the product's contract.
 pub mod texts {
@@ -27,6 +29,8 @@ pub mod texts {
     /// Reply to a photo sent as a photo.
     pub const PHOTO_IS_NOT_A_DOCUMENT: &str =
         "[document is required] A photo is not a document: please send the picture as a file.";
+    /// Reply to a user who is not on the allowlist.
+    pub const NOT_ALLOWED: &str = "Sorry, this bot is private and cannot serve you.";
 }
 
 /// A progress message being kept up to date.
@@ -43,6 +47,8 @@ struct ProgressView {
 pub struct DocumentBot {
     telegram: TelegramClient,
     uploader: Recipient<Upload>,
+    store: Addr<StoreActor>,
+    security: SecuritySettings,
     download_limit: Option<u64>,
     max_key_bytes: usize,
     progress_interval: Duration,
@@ -52,12 +58,20 @@ pub struct DocumentBot {
 }
 
 impl DocumentBot {
-    /// A bot using its own Telegram client and the shared uploader.
-    pub fn new(settings: &Settings, uploader: Recipient<Upload>) -> Self {
+    /// A bot using its own Telegram client and the shared uploader, store and rate limiter.
+    pub fn new(settings: &Settings, deps: BotDeps) -> Self {
+        let max_file = settings.security.max_file_bytes;
+        let download_limit = match (settings.telegram.download_limit(), max_file) {
+            (limit, 0) => limit,
+            (Some(limit), max) => Some(limit.min(max)),
+            (None, max) => Some(max),
+        };
         Self {
-            telegram: TelegramClient::new(&settings.telegram),
-            uploader,
-            download_limit: settings.telegram.download_limit(),
+            telegram: TelegramClient::new(&settings.telegram).with_limiter(deps.limiter),
+            uploader: deps.uploader,
+            store: deps.store,
+            security: settings.security.clone(),
+            download_limit,
             max_key_bytes: settings.s3.max_key_bytes,
             progress_interval: Duration::from_millis(settings.telegram.progress_interval_ms),
             greeted: RefCell::new(HashSet::new()),
@@ -67,9 +81,9 @@ impl DocumentBot {
     }
 
     /// A factory building one bot per worker.
-    pub fn factory(settings: Arc<Settings>, uploader: Recipient<Upload>) -> HandlerFactory {
+    pub fn factory(settings: Arc<Settings>, deps: BotDeps) -> HandlerFactory {
         Arc::new(move |_worker| {
-            Rc::new(DocumentBot::new(&settings, uploader.clone())) as Rc<dyn UpdateHandler>
+            Rc::new(DocumentBot::new(&settings, deps.clone())) as Rc<dyn UpdateHandler>
         })
     }
 
@@ -78,7 +92,25 @@ impl DocumentBot {
             .send_message(msg.chat.id, text, Some(msg.message_id))
             .await
             .map(|m| m.message_id)
-            .map_err(|e| HandlerError(format!("reply failed: {e}")))
+            .map_err(|e| reply_error(&e))
+    }
+
+    /// Whether the user was greeted before (cached per worker; one user's chat always lands on
+    /// the same worker).
+    async fn was_greeted(&self, user: i64) -> Result<bool, HandlerError> {
+        if self.greeted.borrow().contains(&user) {
+            return Ok(true);
+        }
+        let known = self
+            .store
+            .send(IsGreeted(user))
+            .await
+            .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
+            .map_err(|e| HandlerError::retryable(e.to_string()))?;
+        if known {
+            self.greeted.borrow_mut().insert(user);
+        }
+        Ok(known)
     }
 
     async fn handle_update(
@@ -99,10 +131,17 @@ impl DocumentBot {
         if !msg.chat.is_private() {
             return Ok(format!("skipped: message in a {} chat", msg.chat.kind));
         }
-        let user = msg.from.as_ref().map_or(msg.chat.id, |f| f.id);
-        let first = self.greeted.borrow_mut().insert(user);
-        if first {
+        let from = msg.from.as_ref().map(|f| f.id);
+        if !self.security.allows(from, msg.chat.id) {
+            self.reply(msg, texts::NOT_ALLOWED).await?;
+            return Ok(format!("refused: user {from:?} is not on the allowlist"));
+        }
+        let user = from.unwrap_or(msg.chat.id);
+        if !self.was_greeted(user).await? {
+            // Reply first, remember after: a crash in between greets again rather than never.
             self.reply(msg, texts::GREETING).await?;
+            self.greeted.borrow_mut().insert(user);
+            self.store.do_send(SetGreeted(user));
             if msg.document.is_none() {
                 return Ok("greeted".into());
             }
@@ -200,7 +239,9 @@ impl DocumentBot {
                     e.user_text()
                 );
                 self.reply(msg, &text).await?;
-                Err(HandlerError(format!("document {key:?} not saved: {e}")))
+                Err(HandlerError::permanent(format!(
+                    "document {key:?} not saved: {e}"
+                )))
             }
         }
     }
@@ -215,6 +256,27 @@ impl DocumentBot {
                 log::warn!("chat_id={} progress edit failed: {e}", view.chat_id);
             }
         }
+    }
+}
+
+/// Everything a bot shares with the other workers' bots.
+#[derive(Clone)]
+pub struct BotDeps {
+    /// The uploader.
+    pub uploader: Recipient<Upload>,
+    /// The durable store.
+    pub store: Addr<StoreActor>,
+    /// The process-wide outgoing rate limiter.
+    pub limiter: SharedLimiter,
+}
+
+/// A failed reply: worth retrying when Telegram was unavailable, final when it refused.
+fn reply_error(e: &TelegramError) -> HandlerError {
+    let message = format!("reply failed: {e}");
+    if e.is_retryable() {
+        HandlerError::retryable(message)
+    } else {
+        HandlerError::permanent(message)
     }
 }
 

@@ -18,9 +18,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    tg_ingest::logging::init();
     let settings = match load_from_env(cli.config.as_deref()) {
-        Ok(s) => s,
+        Ok(s) => {
+            s.register_secrets();
+            s
+        }
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(2);

@@ -11,6 +11,10 @@ pub struct Metrics {
     pub updates_handled: AtomicU64,
     /// Updates whose handling returned an error.
     pub handler_errors: AtomicU64,
+    /// Updates moved to the poison list.
+    pub updates_poisoned: AtomicU64,
+    /// Journaled updates replayed at start-up.
+    pub updates_replayed: AtomicU64,
     /// Panics caught while handling an update.
     pub worker_panics: AtomicU64,
     /// Worker restarts by the supervisor.

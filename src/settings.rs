@@ -290,9 +290,14 @@ impl Settings {
         }
         let rl = &self.telegram.rate_limit;
         if rl.enabled
-            && (rl.per_chat_per_sec <= 0.0 || rl.per_group_per_min <= 0.0 || rl.global_per_sec <= 0.0)
+            && (rl.per_chat_per_sec <= 0.0
+                || rl.per_group_per_min <= 0.0
+                || rl.global_per_sec <= 0.0)
         {
-            return invalid("telegram.rate_limit", "rates must be above 0 (or set enabled = false)");
+            return invalid(
+                "telegram.rate_limit",
+                "rates must be above 0 (or set enabled = false)",
+            );
         }
         if self.workers == 0 || self.workers > 256 {
             return invalid("workers", "must be between 1 and 256");
@@ -343,6 +348,26 @@ impl Settings {
         Ok(())
     }
 
+    /// Registers every secret with the logger, so no log line can contain one.
+    pub fn register_secrets(&self) {
+        for secret in [
+            &self.telegram.token,
+            &self.s3.secret_key,
+            &self.s3.access_key,
+        ] {
+            crate::logging::redact(secret.expose());
+        }
+        // The built-in embedded-server secret is public and logged on purpose.
+        let embedded = self.s3.embedded.secret_key.expose();
+        if !is_default_embedded_secret(embedded) {
+            crate::logging::redact(embedded);
+        }
+        // The part after the bot id is what makes a token secret.
+        if let Some((_, tail)) = self.telegram.token.expose().split_once(':') {
+            crate::logging::redact(tail);
+        }
+    }
+
     /// Path of the durable store.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("state.db")
@@ -352,6 +377,11 @@ impl Settings {
     pub fn embedded_s3_dir(&self) -> PathBuf {
         self.data_dir.join("s3")
     }
+}
+
+/// Whether `secret` is the embedded server's built-in secret from the defaults.
+pub fn is_default_embedded_secret(secret: &str) -> bool {
+    DEFAULTS.contains(&format!("secret_key = \"{secret}\""))
 }
 
 fn is_http_url(s: &str) -> bool {

@@ -67,9 +67,8 @@ impl Store {
             source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                err(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.execute_batch(
@@ -156,7 +155,9 @@ impl Store {
                 .prepare_cached("DELETE FROM journal WHERE update_id = ?1")
                 .map_err(err)?;
             let mut done = tx
-                .prepare_cached("INSERT OR REPLACE INTO done (update_id, finished_at) VALUES (?1, ?2)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO done (update_id, finished_at) VALUES (?1, ?2)",
+                )
                 .map_err(err)?;
             for id in ids {
                 delete.execute(params![id]).map_err(err)?;
@@ -186,7 +187,12 @@ impl Store {
     }
 
     /// Moves an update from the journal to the poison list.
-    pub fn poison(&mut self, update_id: i64, reason: &str, attempts: u32) -> Result<(), StoreError> {
+    pub fn poison(
+        &mut self,
+        update_id: i64,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError {
             path: path.clone(),
@@ -199,8 +205,11 @@ impl Store {
             params![update_id, reason, attempts, now_secs()],
         )
         .map_err(err)?;
-        tx.execute("DELETE FROM journal WHERE update_id = ?1", params![update_id])
-            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM journal WHERE update_id = ?1",
+            params![update_id],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -292,10 +301,17 @@ mod tests {
     fn journal_then_finish_then_redelivery_is_ignored() {
         let (mut s, _d) = store();
         assert_eq!(s.journal(&[(1, "{}"), (2, "{}")]).unwrap(), [1, 2]);
-        assert_eq!(s.journal(&[(2, "{}"), (3, "{}")]).unwrap(), [3], "journaled once");
+        assert_eq!(
+            s.journal(&[(2, "{}"), (3, "{}")]).unwrap(),
+            [3],
+            "journaled once"
+        );
         s.finish(&[1, 2]).unwrap();
         assert_eq!(s.journal_len().unwrap(), 1);
-        assert!(s.journal(&[(1, "{}")]).unwrap().is_empty(), "finished is not journaled again");
+        assert!(
+            s.journal(&[(1, "{}")]).unwrap().is_empty(),
+            "finished is not journaled again"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The actors. Each file holds one actor and the messages it handles.
 
 pub mod poller;
-pub mod store;
 pub mod pool;
+pub mod store;
 pub mod uploader;
 pub mod worker;

@@ -1,8 +1,9 @@
 //! `PollerActor`: the one and only caller of `getUpdates` for the bot token.
 //!
-//! It fetches a batch, hands every update to the worker pool and moves its offset past an
-//! update only after the pool has accepted it, so an update is confirmed to Telegram (by the
-//! next `getUpdates`) only once it has been handed over. It does no business logic. Only one
+//! It fetches a batch, writes it to the journal (`JournalBatch` to the store) and only then
+//! moves its offset past it, so an update is confirmed to Telegram (by the next `getUpdates`)
+//! only once it is stored durably; then it hands the new updates to the worker pool. An update
+//! journaled or finished before is not handed over again. It does no business logic. Only one
 //! `getUpdates` call is ever in flight: the next poll is scheduled when the previous one ends.
 //! Errors and suspiciously quick empty answers back off; `retry_after` is honoured.
 
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::pool::Dispatch;
+use super::store::JournalBatch;
+use super::worker::Job;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::settings::TelegramSettings;
@@ -47,6 +50,7 @@ pub struct PollerActor {
     telegram: Rc<TelegramClient>,
     settings: TelegramSettings,
     target: Recipient<Dispatch>,
+    journal: Recipient<JournalBatch>,
     offset: i64,
     backoff: Backoff,
     stopping: bool,
@@ -55,18 +59,19 @@ pub struct PollerActor {
 }
 
 impl PollerActor {
-    /// A poller that hands updates to `target`, starting at `offset` (0 = whatever Telegram holds).
+    /// A poller that journals updates through `journal` and hands new ones to `target`.
     pub fn new(
         settings: TelegramSettings,
         target: Recipient<Dispatch>,
-        offset: i64,
+        journal: Recipient<JournalBatch>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             telegram: Rc::new(TelegramClient::new(&settings)),
             settings,
             target,
-            offset,
+            journal,
+            offset: 0,
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             stopping: false,
             polling: false,
@@ -120,10 +125,11 @@ impl PollerActor {
     }
 }
 
-/// Fetches one batch and hands its updates over in order, stopping at the first refusal.
+/// Fetches one batch, journals it, then hands the new updates over in order.
 async fn poll_once(
     telegram: Rc<TelegramClient>,
     target: Recipient<Dispatch>,
+    journal: Recipient<JournalBatch>,
     offset: i64,
     limit: u32,
     allowed: Vec<String>,
@@ -136,42 +142,50 @@ async fn poll_once(
     };
     let elapsed = started.elapsed();
     let count = raws.len();
+    let mut batch = Vec::with_capacity(count);
     let mut next_offset = offset;
-    let mut handed_over = 0;
-    let mut refused = false;
     for raw in raws {
-        let update = match IncomingUpdate::parse(raw) {
-            Ok(u) => Arc::new(u),
-            Err(e) => {
-                log::error!(
-                    "getUpdates returned an update without a readable update_id ({e}); skipped"
-                );
-                continue;
+        match IncomingUpdate::parse(raw) {
+            Ok(u) => {
+                next_offset = next_offset.max(u.update_id + 1);
+                batch.push(Arc::new(u));
             }
-        };
-        let id = update.update_id;
-        if id < next_offset {
-            log::debug!("update_id={id} was already handed over; skipped");
-            continue;
+            Err(e) => log::error!(
+                "getUpdates returned an update without a readable update_id ({e}); skipped"
+            ),
         }
-        match target.send(Dispatch(update)).await {
+    }
+    let fetched = |next_offset, refused| PollOutcome::Fetched {
+        count,
+        handed_over: 0,
+        next_offset,
+        elapsed,
+        refused,
+    };
+    if batch.is_empty() {
+        return fetched(next_offset, false);
+    }
+    let fresh = match journal.send(JournalBatch(batch)).await {
+        Ok(Ok(fresh)) => fresh,
+        Ok(Err(e)) => {
+            log::error!("cannot journal {count} updates ({e}); they will be fetched again");
+            return fetched(offset, true);
+        }
+        Err(e) => {
+            log::error!("store unavailable ({e}); {count} updates will be fetched again");
+            return fetched(offset, true);
+        }
+    };
+    let mut handed_over = 0;
+    for update in fresh {
+        let id = update.update_id;
+        match target.send(Dispatch(Job { update, attempts: 0 })).await {
             Ok(Ok(())) => {
                 Metrics::incr(&metrics.updates_dispatched);
-                next_offset = id + 1;
                 handed_over += 1;
             }
-            Ok(Err(e)) => {
-                log::error!("{e}; it will be fetched again");
-                refused = true;
-                break;
-            }
-            Err(e) => {
-                log::error!(
-                    "worker pool unavailable for update_id={id} ({e}); it will be fetched again"
-                );
-                refused = true;
-                break;
-            }
+            Ok(Err(e)) => log::error!("{e}; it stays in the journal for the next start"),
+            Err(e) => log::error!("worker pool unavailable for update_id={id} ({e}); it stays in the journal for the next start"),
         }
     }
     PollOutcome::Fetched {
@@ -179,7 +193,7 @@ async fn poll_once(
         handed_over,
         next_offset,
         elapsed,
-        refused,
+        refused: false,
     }
 }
 
@@ -208,6 +222,7 @@ impl Handler<Poll> for PollerActor {
         let fut = poll_once(
             self.telegram.clone(),
             self.target.clone(),
+            self.journal.clone(),
             self.offset,
             self.settings.poll_limit,
             self.settings.allowed_updates.clone(),

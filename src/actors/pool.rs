@@ -3,18 +3,19 @@
 //! Each worker runs on its own arbiter (thread) under a `Supervisor`. Updates are routed by
 //! chat id, so one chat always goes to the same worker and stays in order.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
-use super::worker::{HandleUpdate, HandlerFactory, WorkerActor};
-use crate::metrics::Metrics;
-use crate::telegram::IncomingUpdate;
+use super::worker::{Drain, HandleUpdate, HandlerFactory, Job, WorkerActor, WorkerDeps};
 
-/// Hands one update to the pool; answered once a worker has queued it.
+/// Hands one journaled update to the pool; answered once a worker has queued it.
 #[derive(Message)]
 #[rtype(result = "Result<(), DispatchError>")]
-pub struct Dispatch(pub Arc<IncomingUpdate>);
+pub struct Dispatch(pub Job);
+
+/// Stops every worker from starting updates; answered when all in-flight work is done.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainPool;
 
 /// The pool could not take the update (it is shutting down).
 #[derive(Debug, thiserror::Error)]
@@ -36,15 +37,15 @@ pub struct WorkerPool {
 
 impl WorkerPool {
     /// Starts `size` supervised workers, each on its own arbiter, with handlers from `factory`.
-    pub fn start(size: usize, factory: HandlerFactory, metrics: Arc<Metrics>) -> Addr<Self> {
+    pub fn start(size: usize, factory: HandlerFactory, deps: WorkerDeps) -> Addr<Self> {
         let mut arbiters = Vec::with_capacity(size);
         let mut workers = Vec::with_capacity(size);
         for id in 0..size {
             let arbiter = Arbiter::new();
             let factory = factory.clone();
-            let metrics = metrics.clone();
+            let deps = deps.clone();
             let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-                WorkerActor::new(id, factory(id), metrics)
+                WorkerActor::new(id, factory(id), deps)
             });
             workers.push(addr);
             arbiters.push(arbiter);
@@ -76,10 +77,10 @@ impl Handler<Dispatch> for WorkerPool {
     type Result = ResponseFuture<Result<(), DispatchError>>;
 
     fn handle(&mut self, msg: Dispatch, _: &mut Context<Self>) -> Self::Result {
-        let chat = msg.0.chat_id().unwrap_or(0);
+        let chat = msg.0.update.chat_id().unwrap_or(0);
         let index = Self::route(chat, self.workers.len());
         let worker = self.workers[index].clone();
-        let update_id = msg.0.update_id;
+        let update_id = msg.0.update.update_id;
         Box::pin(async move {
             worker
                 .send(HandleUpdate(msg.0))
@@ -89,6 +90,19 @@ impl Handler<Dispatch> for WorkerPool {
                     update_id,
                     reason: e.to_string(),
                 })
+        })
+    }
+}
+
+impl Handler<DrainPool> for WorkerPool {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: DrainPool, _: &mut Context<Self>) -> Self::Result {
+        let drains: Vec<_> = self.workers.iter().map(|w| w.send(Drain)).collect();
+        Box::pin(async move {
+            for d in drains {
+                let _ = d.await;
+            }
         })
     }
 }

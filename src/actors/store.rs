@@ -103,7 +103,10 @@ impl Handler<Finished> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, msg: Finished, _: &mut Context<Self>) {
-        logged("cannot mark an update finished", self.store.finish(&[msg.0]));
+        logged(
+            "cannot mark an update finished",
+            self.store.finish(&[msg.0]),
+        );
     }
 }
 
@@ -111,7 +114,10 @@ impl Handler<AttemptFailed> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, msg: AttemptFailed, _: &mut Context<Self>) {
-        logged("cannot record a failed attempt", self.store.record_attempt(msg.0).map(drop));
+        logged(
+            "cannot record a failed attempt",
+            self.store.record_attempt(msg.0).map(drop),
+        );
     }
 }
 
@@ -146,7 +152,10 @@ impl Handler<SetGreeted> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, msg: SetGreeted, _: &mut Context<Self>) {
-        logged("cannot remember a greeted user", self.store.set_greeted(msg.0));
+        logged(
+            "cannot remember a greeted user",
+            self.store.set_greeted(msg.0),
+        );
     }
 }
 

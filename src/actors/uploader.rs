@@ -8,14 +8,16 @@
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
 use s3::serde_types::Part;
 use s3::Bucket;
 
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
+use crate::settings::S3Settings;
 use crate::storage::StorageError;
 use crate::telegram::{ByteStream, TelegramClient, TelegramError};
 
@@ -93,24 +95,36 @@ pub struct S3UploaderActor {
     bucket: Rc<Bucket>,
     part_size: usize,
     parts_in_flight: usize,
+    retry_for: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl S3UploaderActor {
-    /// An uploader writing to `bucket` with the given part size and concurrency.
+    /// An uploader writing to `bucket` with the part size, concurrency and retry budget of `s3`.
     pub fn new(
         telegram: TelegramClient,
         bucket: Box<Bucket>,
-        part_size: usize,
-        parts_in_flight: usize,
+        s3: &S3Settings,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             telegram: Rc::new(telegram),
             bucket: Rc::from(bucket),
-            part_size,
-            parts_in_flight,
+            part_size: s3.part_size(),
+            parts_in_flight: s3.parts_in_flight,
+            retry_for: Duration::from_secs(s3.retry_for_secs),
             metrics,
+        }
+    }
+}
+
+impl UploadError {
+    /// Whether the upload may succeed if tried again (an outside service was unavailable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Telegram(e) => e.is_retryable(),
+            Self::Storage(e) => e.is_retryable(),
+            Self::TooBig | Self::Unavailable => false,
         }
     }
 }
@@ -130,6 +144,7 @@ impl Handler<Upload> for S3UploaderActor {
             parts_in_flight: self.parts_in_flight,
         };
         let metrics = self.metrics.clone();
+        let retry_for = self.retry_for;
         Box::pin(async move {
             let started = Instant::now();
             log::info!(
@@ -138,7 +153,21 @@ impl Handler<Upload> for S3UploaderActor {
                 msg.expected_size
                     .map_or("unknown".into(), |s| s.to_string())
             );
-            let result = job.run(&msg, started).await;
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+            let result = loop {
+                match job.run(&msg, started).await {
+                    Err(e) if e.is_retryable() && started.elapsed() < retry_for => {
+                        let delay = backoff.next_delay();
+                        log::warn!(
+                            "upload of {:?} failed: {e}; retrying in {:.1} s",
+                            msg.key,
+                            delay.as_secs_f64()
+                        );
+                        actix_rt::time::sleep(delay).await;
+                    }
+                    other => break other,
+                }
+            };
             match &result {
                 Ok(r) => {
                     Metrics::incr(&metrics.uploads_completed);

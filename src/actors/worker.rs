@@ -1,9 +1,11 @@
 //! `WorkerActor`: runs the business logic for the updates routed to it.
 //!
 //! Updates of one chat are handled one after another, in the order they arrived; updates of
-//! different chats run concurrently. A panic while handling an update is caught: the update is
-//! logged and dropped, the worker stops, and its supervisor restarts it with its queues intact,
-//! so the service keeps going.
+//! different chats run concurrently. An update whose handling finished leaves the journal
+//! (`Finished` to the store). One that failed with a retryable error is tried again after a
+//! backoff, keeping its chat's order; a panic is caught, the worker stops and its supervisor
+//! restarts it with its queues intact. After `max_attempts` the update is moved to the poison
+//! list so it never blocks its chat.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -13,22 +15,60 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
+use super::store::{AttemptFailed, Finished, MoveToPoison, StoreActor};
 use super::uploader::UploadProgress;
 use crate::metrics::Metrics;
 use crate::telegram::IncomingUpdate;
 
+/// A journaled update and how often its handling was attempted before.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The update.
+    pub update: Arc<IncomingUpdate>,
+    /// Earlier attempts (failures, panics, replays after a crash).
+    pub attempts: u32,
+}
+
 /// One update for this worker to handle. Answered once the update is queued.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct HandleUpdate(pub Arc<IncomingUpdate>);
+pub struct HandleUpdate(pub Job);
+
+/// Stop starting updates; answered when none is in flight any more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
 
 /// What handling an update did, for the log line.
 pub type Outcome = Result<String, HandlerError>;
 
-/// A handling failure that was dealt with (logged) but did not finish the job.
+/// A handling failure: retryable ones are tried again later, others end the update.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    /// What went wrong.
+    pub message: String,
+    /// Whether trying again later may succeed.
+    pub retryable: bool,
+}
+
+impl HandlerError {
+    /// A failure worth retrying (an outside service is unavailable).
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A failure retrying will not fix.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
 
 /// The business logic a worker runs. One instance per worker, living on its thread.
 pub trait UpdateHandler {
@@ -46,91 +86,181 @@ pub trait UpdateHandler {
 /// Builds a worker's handler on the worker's own thread.
 pub type HandlerFactory = Arc<dyn Fn(usize) -> Rc<dyn UpdateHandler> + Send + Sync>;
 
+/// What a worker needs besides its handler.
+#[derive(Clone)]
+pub struct WorkerDeps {
+    /// The durable store.
+    pub store: Addr<StoreActor>,
+    /// Attempts before an update is moved to the poison list.
+    pub max_attempts: u32,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
 /// A worker of the pool.
 pub struct WorkerActor {
     id: usize,
     handler: Rc<dyn UpdateHandler>,
+    deps: WorkerDeps,
     /// Updates waiting, per chat.
-    queues: HashMap<i64, VecDeque<Arc<IncomingUpdate>>>,
-    /// The update being handled, per chat.
-    busy: HashMap<i64, Arc<IncomingUpdate>>,
-    metrics: Arc<Metrics>,
+    queues: HashMap<i64, VecDeque<Job>>,
+    /// The update being handled (or waiting for its retry), per chat.
+    busy: HashMap<i64, Job>,
+    /// Set by [`Drain`]: no new update is started.
+    draining: bool,
+    drain_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl WorkerActor {
-    /// A worker with the given id and handler.
-    pub fn new(id: usize, handler: Rc<dyn UpdateHandler>, metrics: Arc<Metrics>) -> Self {
+    /// A worker with the given id, handler and dependencies.
+    pub fn new(id: usize, handler: Rc<dyn UpdateHandler>, deps: WorkerDeps) -> Self {
         Self {
             id,
             handler,
+            deps,
             queues: HashMap::new(),
             busy: HashMap::new(),
-            metrics,
+            draining: false,
+            drain_waiters: Vec::new(),
         }
     }
 
     /// Starts the next queued update of `chat` unless one is running.
     fn pump(&mut self, chat: i64, ctx: &mut Context<Self>) {
-        if self.busy.contains_key(&chat) {
+        if self.busy.contains_key(&chat) || self.draining {
             return;
         }
         let Some(queue) = self.queues.get_mut(&chat) else {
             return;
         };
-        let Some(update) = queue.pop_front() else {
+        let Some(job) = queue.pop_front() else {
             self.queues.remove(&chat);
             return;
         };
-        self.busy.insert(chat, update.clone());
+        self.busy.insert(chat, job.clone());
         let handler = self.handler.clone();
         let progress = ctx.address().recipient();
         let work = {
-            let update = update.clone();
+            let update = job.update.clone();
             async move { handler.handle(update, progress).await }
         };
         let guarded = AssertUnwindSafe(work).catch_unwind();
         ctx.spawn(guarded.into_actor(self).map(move |result, act, ctx| {
-            act.finished(chat, &update, result, ctx);
+            act.finished(chat, job, result, ctx);
         }));
     }
 
     fn finished(
         &mut self,
         chat: i64,
-        update: &IncomingUpdate,
+        job: Job,
         result: std::thread::Result<Outcome>,
         ctx: &mut Context<Self>,
     ) {
-        self.busy.remove(&chat);
-        Metrics::incr(&self.metrics.updates_handled);
+        let update = &job.update;
+        let (id, kind) = (update.update_id, update.kind());
+        let metrics = &self.deps.metrics;
         match result {
-            Ok(Ok(action)) => log::info!(
-                "update_id={} chat_id={chat} kind={}: {action}",
-                update.update_id,
-                update.kind()
-            ),
+            Ok(Ok(action)) => {
+                log::info!("update_id={id} chat_id={chat} kind={kind}: {action}");
+                self.done(chat, id, ctx);
+            }
+            Ok(Err(e)) if !e.retryable => {
+                Metrics::incr(&metrics.handler_errors);
+                log::error!("update_id={id} chat_id={chat} kind={kind}: failed: {e}");
+                self.done(chat, id, ctx);
+            }
             Ok(Err(e)) => {
-                Metrics::incr(&self.metrics.handler_errors);
-                log::error!(
-                    "update_id={} chat_id={chat} kind={}: failed: {e}",
-                    update.update_id,
-                    update.kind()
-                );
+                Metrics::incr(&metrics.handler_errors);
+                self.failed(chat, job, e.message, false, ctx);
             }
             Err(panic) => {
-                Metrics::incr(&self.metrics.worker_panics);
-                log::error!(
-                    "worker {} panicked while handling update_id={} chat_id={chat}: {}; restarting the worker",
-                    self.id,
-                    update.update_id,
-                    panic_message(&*panic)
-                );
-                ctx.stop();
-                return;
+                Metrics::incr(&metrics.worker_panics);
+                let reason = format!("panicked: {}", panic_message(&*panic));
+                log::error!("worker {} {reason} while handling update_id={id} chat_id={chat}; restarting the worker", self.id);
+                self.failed(chat, job, reason, true, ctx);
             }
         }
+    }
+
+    /// The update is finished: it leaves the journal and the chat moves on.
+    fn done(&mut self, chat: i64, update_id: i64, ctx: &mut Context<Self>) {
+        Metrics::incr(&self.deps.metrics.updates_handled);
+        self.deps.store.do_send(Finished(update_id));
+        self.busy.remove(&chat);
+        self.check_drained();
         self.pump(chat, ctx);
     }
+
+    /// One attempt failed: retry later, or move the update aside after `max_attempts`.
+    fn failed(
+        &mut self,
+        chat: i64,
+        mut job: Job,
+        reason: String,
+        panicked: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let id = job.update.update_id;
+        job.attempts += 1;
+        if job.attempts >= self.deps.max_attempts {
+            Metrics::incr(&self.deps.metrics.updates_poisoned);
+            log::error!(
+                "update_id={id} chat_id={chat} moved to the poison list after {} attempts: {reason}",
+                job.attempts
+            );
+            self.deps.store.do_send(MoveToPoison {
+                update_id: id,
+                reason,
+                attempts: job.attempts,
+            });
+            self.busy.remove(&chat);
+            self.check_drained();
+            if panicked {
+                ctx.stop();
+            } else {
+                self.pump(chat, ctx);
+            }
+            return;
+        }
+        self.deps.store.do_send(AttemptFailed(id));
+        if panicked {
+            // The restarted worker starts with this update again.
+            self.busy.remove(&chat);
+            self.queues.entry(chat).or_default().push_front(job);
+            ctx.stop();
+            return;
+        }
+        let delay = retry_delay(job.attempts);
+        log::warn!(
+            "update_id={id} chat_id={chat}: attempt {} of {} failed: {reason}; retrying in {:.1} s",
+            job.attempts,
+            self.deps.max_attempts,
+            delay.as_secs_f64()
+        );
+        self.busy.insert(chat, job);
+        ctx.run_later(delay, move |act, ctx| {
+            if let Some(job) = act.busy.remove(&chat) {
+                act.queues.entry(chat).or_default().push_front(job);
+            }
+            act.check_drained();
+            act.pump(chat, ctx);
+        });
+    }
+
+    fn check_drained(&mut self) {
+        if self.draining && self.busy.is_empty() {
+            for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+/// Delay before retrying an update that failed `attempts` times: 1 s doubling, at most 60 s.
+pub fn retry_delay(attempts: u32) -> std::time::Duration {
+    let secs = 1u64 << attempts.saturating_sub(1).min(6);
+    std::time::Duration::from_secs(secs.min(60))
 }
 
 /// The text of a panic payload.
@@ -157,11 +287,11 @@ impl Actor for WorkerActor {
 
 impl Supervised for WorkerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        Metrics::incr(&self.metrics.worker_restarts);
+        Metrics::incr(&self.deps.metrics.worker_restarts);
         // Work cut short by the stop goes back to the front of its chat's queue.
-        let interrupted: Vec<(i64, Arc<IncomingUpdate>)> = self.busy.drain().collect();
-        for (chat, update) in interrupted {
-            self.queues.entry(chat).or_default().push_front(update);
+        let interrupted: Vec<(i64, Job)> = self.busy.drain().collect();
+        for (chat, job) in interrupted {
+            self.queues.entry(chat).or_default().push_front(job);
         }
         log::warn!("worker {} restarted by its supervisor", self.id);
     }
@@ -171,9 +301,23 @@ impl Handler<HandleUpdate> for WorkerActor {
     type Result = ();
 
     fn handle(&mut self, msg: HandleUpdate, ctx: &mut Context<Self>) {
-        let chat = msg.0.chat_id().unwrap_or(0);
+        let chat = msg.0.update.chat_id().unwrap_or(0);
         self.queues.entry(chat).or_default().push_back(msg.0);
         self.pump(chat, ctx);
+    }
+}
+
+impl Handler<Drain> for WorkerActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, _: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.check_drained();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! A Bot API client over `awc`. One per actor (the HTTP client is not `Send`).
 
+use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{LocalBoxStream, StreamExt};
@@ -12,6 +13,8 @@ use serde_json::value::RawValue;
 
 use super::error::TelegramError;
 use super::types::{File, SentMessage, User};
+use crate::backoff::Backoff;
+use crate::ratelimit::{acquire, SharedLimiter};
 use crate::settings::{trim_url, Secret, TelegramSettings};
 
 /// Largest JSON answer read from the Bot API.
@@ -31,6 +34,8 @@ pub struct TelegramClient {
     poll_timeout: Duration,
     download_timeout: Duration,
     local_bot_api: bool,
+    send_retry_for: Duration,
+    limiter: SharedLimiter,
 }
 
 /// Answer envelope of every Bot API method.
@@ -92,6 +97,42 @@ impl TelegramClient {
             poll_timeout,
             download_timeout: Duration::from_secs(settings.download_timeout_secs),
             local_bot_api: settings.local_bot_api,
+            send_retry_for: Duration::from_secs(settings.send_retry_for_secs),
+            limiter: None,
+        }
+    }
+
+    /// Applies a (shared) outgoing rate limiter to sends and edits.
+    pub fn with_limiter(mut self, limiter: SharedLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Sends through the rate limiter, retrying flood control (`retry_after`), 5xx and network
+    /// errors with capped backoff for up to `send_retry_for_secs`.
+    async fn send_retrying<T, F, Fut>(&self, chat_id: i64, mut call: F) -> Result<T, TelegramError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, TelegramError>>,
+    {
+        let deadline = Instant::now() + self.send_retry_for;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        loop {
+            acquire(&self.limiter, chat_id).await;
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e)
+                    if e.is_retryable() && e.code() != Some(409) && Instant::now() < deadline =>
+                {
+                    let wait = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                    log::warn!(
+                        "chat_id={chat_id}: {e}; retrying in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                    actix_rt::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -204,10 +245,12 @@ impl TelegramClient {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
         }
-        self.call_required("sendMessage", &params).await
+        self.send_retrying(chat_id, || self.call_required("sendMessage", &params))
+            .await
     }
 
-    /// `editMessageText`; a `result` of `null`, `true` or a message are all success.
+    /// `editMessageText` through the rate limiter, once (progress edits are best effort); a
+    /// `result` of `null`, `true` or a message are all success.
     pub async fn edit_message_text(
         &self,
         chat_id: i64,
@@ -215,6 +258,7 @@ impl TelegramClient {
         text: &str,
     ) -> Result<(), TelegramError> {
         let params = json!({"chat_id": chat_id, "message_id": message_id, "text": text});
+        acquire(&self.limiter, chat_id).await;
         self.call::<_, IgnoredAny>("editMessageText", &params, self.request_timeout)
             .await
             .map(drop)
