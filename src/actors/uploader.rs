@@ -153,7 +153,7 @@ impl Handler<Upload> for S3UploaderActor {
                 msg.expected_size
                     .map_or("unknown".into(), |s| s.to_string())
             );
-            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
             let result = loop {
                 match job.run(&msg, started).await {
                     Err(e) if e.is_retryable() && started.elapsed() < retry_for => {

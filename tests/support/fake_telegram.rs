@@ -64,6 +64,8 @@ pub struct Sent {
     pub message_id: i64,
     /// Text.
     pub text: String,
+    /// The user message it replies to, if any.
+    pub reply_to: Option<i64>,
 }
 
 #[derive(Default)]
@@ -76,6 +78,7 @@ struct Inner {
     texts: HashMap<(i64, i64), String>,
     files: HashMap<String, FileBody>,
     faults: VecDeque<Fault>,
+    send_faults: VecDeque<Fault>,
     polls_in_flight: usize,
     max_polls_in_flight: usize,
     local_mode: bool,
@@ -227,6 +230,22 @@ impl FakeTelegram {
     /// Makes the next `getUpdates` calls fail, in order.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.with(|i| i.faults.extend(faults));
+    }
+
+    /// Makes the next `sendMessage` calls fail, in order.
+    pub fn inject_send(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.with(|i| i.send_faults.extend(faults));
+    }
+
+    /// Ids of the user messages in `chat` that got at least one reply.
+    pub fn replied_to(&self, chat: i64) -> std::collections::HashSet<i64> {
+        self.with(|i| {
+            i.sent
+                .iter()
+                .filter(|s| s.chat_id == chat && s.method == "sendMessage")
+                .filter_map(|s| s.reply_to)
+                .collect()
+        })
     }
 
     /// All recorded calls of `method`.
@@ -407,9 +426,13 @@ fn send_message(params: Value, state: &State) -> HttpResponse {
         return api_error(400, "Bad Request: message text is empty");
     }
     let mut i = state.inner.lock().unwrap();
+    if let Some(fault) = i.send_faults.pop_front() {
+        return fault_response(fault);
+    }
     i.next_message_id += 1;
     let message_id = i.next_message_id;
-    if let Some(reply_to) = params["reply_parameters"]["message_id"].as_i64() {
+    let reply_to = params["reply_parameters"]["message_id"].as_i64();
+    if let Some(reply_to) = reply_to {
         if let Some(at) = i.pushed_at.remove(&(chat_id, reply_to)) {
             i.latencies.push(at.elapsed());
         }
@@ -420,6 +443,7 @@ fn send_message(params: Value, state: &State) -> HttpResponse {
         chat_id,
         message_id,
         text: text.clone(),
+        reply_to,
     });
     ok(
         json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}),
@@ -444,6 +468,7 @@ fn edit_message(params: Value, state: &State) -> HttpResponse {
         chat_id,
         message_id,
         text: text.clone(),
+        reply_to: None,
     });
     ok(
         json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}),

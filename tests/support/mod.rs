@@ -57,7 +57,7 @@ pub struct TestS3 {
     /// The test's bucket.
     pub bucket: String,
     server: Option<EmbeddedS3>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestS3 {
@@ -100,7 +100,7 @@ impl TestS3 {
             secret_key,
             bucket,
             server,
-            _dir: dir,
+            dir,
         };
         block_on(s3.target().ensure_bucket()).unwrap();
         s3
@@ -109,6 +109,30 @@ impl TestS3 {
     /// Whether this is the in-process server (which the test may stop and restart).
     pub fn is_embedded(&self) -> bool {
         self.server.is_some()
+    }
+
+    /// Stops the in-process server (connections are cut), as an S3 outage.
+    pub fn stop(&mut self) {
+        self.server = None;
+    }
+
+    /// Starts the in-process server again on the same address and data.
+    pub fn restart(&mut self) {
+        let listen = self.endpoint.trim_start_matches("http://").to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match EmbeddedS3::start(&self.dir.path().join("s3"), &listen, &self.access_key, &self.secret_key) {
+                Ok(server) => {
+                    self.server = Some(server);
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("restarting S3: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("cannot restart S3: {e}"),
+            }
+        }
     }
 
     /// The target for this bucket.
@@ -143,6 +167,12 @@ impl TestS3 {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// Whether listing the bucket fails (the server is down).
+    pub fn keys_unavailable(&self) -> bool {
+        let bucket = self.target().bucket().unwrap();
+        block_on(bucket.list(String::new(), None)).is_err()
     }
 
     /// Environment variables pointing the service at this bucket.
@@ -202,6 +232,7 @@ impl TestService {
 
     /// Starts the service with a hook on its handler factory.
     pub fn try_start(settings: Settings, hook: Option<FactoryHook>) -> Result<Self, StartupError> {
+        let _ = env_logger::builder().is_test(true).try_init();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let system = actix_rt::System::new();
@@ -280,6 +311,48 @@ pub fn photo(tg: &FakeTelegram, user: i64) -> Value {
         "date": 1_763_800_000,
         "photo": [{"file_id": "p1", "file_unique_id": "pu1", "width": 90, "height": 90, "file_size": 1000}]
     }})
+}
+
+/// The service binary as a child process with the given variables, its log in `log`.
+pub fn spawn_binary(vars: &[(String, String)], log: &Path) -> std::process::Child {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    std::process::Command::new(binary())
+        .env_clear()
+        .envs(vars.iter().cloned())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM to a child.
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child to exit, at most `timeout`; returns its exit code.
+pub fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the service did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Number of updates in the journal of the store in `data_dir`.
+pub fn journal_len(data_dir: &Path) -> u64 {
+    tg_ingest::store::Store::open(&data_dir.join("state.db")).unwrap().journal_len().unwrap()
 }
 
 /// `n` pseudo-random bytes.
