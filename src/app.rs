@@ -328,8 +328,10 @@ async fn storage_target(
     let e = settings.s3.embedded.clone();
     let dir = settings.embedded_s3_dir();
     let server = EmbeddedS3::start(&dir, &e.listen, &e.access_key, e.secret_key.expose())?;
-    // The embedded server keeps each key as one file name.
-    settings.s3.max_key_bytes = settings.s3.max_key_bytes.min(255);
+    settings.s3.max_key_bytes = settings
+        .s3
+        .max_key_bytes
+        .min(embedded_key_limit(&settings.s3.bucket));
     settings.s3.path_style = true;
     settings.s3.access_key = crate::Secret::new(e.access_key.clone());
     settings.s3.secret_key = e.secret_key.clone();
@@ -349,6 +351,14 @@ async fn storage_target(
         e.access_key
     );
     Ok((target, Some(server)))
+}
+
+/// Longest key the embedded server can store: it keeps each object as one file (name at most
+/// 255 bytes) and its metadata in a file named after the base64 of bucket and key plus about
+/// 74 bytes of fixed text.
+pub fn embedded_key_limit(bucket: &str) -> usize {
+    let bucket_b64 = bucket.len().div_ceil(3) * 4;
+    255usize.saturating_sub(74 + bucket_b64) * 3 / 4
 }
 
 /// Calls `f` up to `attempts` times while its error is retryable, backing off between calls.

@@ -367,6 +367,23 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
             .unwrap()
     });
     assert_eq!(got.bytes().as_ref(), bytes.as_slice());
+    // A long name is cut to what the embedded server can hold, and still stored.
+    let long = format!("{}.txt", "a".repeat(300));
+    let limit = tg_ingest::app::embedded_key_limit("tg-ingest");
+    assert_eq!(limit, 126);
+    let cut = format!("{}.txt", "a".repeat(limit - 4));
+    tg.add_file("e2", FileBody::Bytes(Arc::new(bytes.clone())));
+    tg.push(document(&tg, 60, "e2", Some(&long), bytes.len() as u64));
+    wait_until(WAIT, "long name saved", || {
+        tg.texts_to(60)
+            .iter()
+            .filter(|t| t.contains("[document has been saved]"))
+            .count()
+            == 2
+    });
+    let got = block_on(async { target.bucket().unwrap().get_object(&cut).await.unwrap() });
+    assert_eq!(got.status_code(), 200);
+    assert_eq!(got.bytes().as_ref(), bytes.as_slice());
     let _ = child.kill();
     let _ = child.wait();
 }

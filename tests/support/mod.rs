@@ -121,7 +121,12 @@ impl TestS3 {
         let listen = self.endpoint.trim_start_matches("http://").to_string();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            match EmbeddedS3::start(&self.dir.path().join("s3"), &listen, &self.access_key, &self.secret_key) {
+            match EmbeddedS3::start(
+                &self.dir.path().join("s3"),
+                &listen,
+                &self.access_key,
+                &self.secret_key,
+            ) {
                 Ok(server) => {
                     self.server = Some(server);
                     return;
@@ -315,7 +320,11 @@ pub fn photo(tg: &FakeTelegram, user: i64) -> Value {
 
 /// The service binary as a child process with the given variables, its log in `log`.
 pub fn spawn_binary(vars: &[(String, String)], log: &Path) -> std::process::Child {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     std::process::Command::new(binary())
         .env_clear()
         .envs(vars.iter().cloned())
@@ -352,7 +361,10 @@ pub fn wait_exit(child: &mut std::process::Child, timeout: Duration) -> Option<i
 
 /// Number of updates in the journal of the store in `data_dir`.
 pub fn journal_len(data_dir: &Path) -> u64 {
-    tg_ingest::store::Store::open(&data_dir.join("state.db")).unwrap().journal_len().unwrap()
+    tg_ingest::store::Store::open(&data_dir.join("state.db"))
+        .unwrap()
+        .journal_len()
+        .unwrap()
 }
 
 /// `n` pseudo-random bytes.
