@@ -8,8 +8,11 @@
 //!   endpoint into S3, in MB/s, as a ratio to rust-s3's own `put_object_stream` multipart
 //!   upload of the same bytes to the same server, and the binary's peak RSS.
 //!
-//! `cargo bench --bench ingest -- text` or `-- document` runs one. `BENCH_UPDATES` (default
-//! 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
+//! - recovery: how long a start takes to replay and answer 1,000 updates left in the journal
+//!   by a previous run.
+//!
+//! `cargo bench --bench ingest -- text` (or `document`, `recovery`) runs one. `BENCH_UPDATES`
+//! (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -41,6 +44,9 @@ fn main() {
     if all || args.iter().any(|a| a == "document") {
         bench_document();
     }
+    if all || args.iter().any(|a| a == "recovery") {
+        bench_recovery();
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -64,6 +70,7 @@ fn bench_text() {
         &[
             ("TG_INGEST__WORKERS", "4"),
             ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "10"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
         ],
     ));
     let _service = TestService::start(settings);
@@ -212,5 +219,61 @@ fn bench_document() {
         baseline.as_secs_f64(),
         rate / baseline_rate,
         rss as f64 / 1024.0
+    );
+}
+
+fn bench_recovery() {
+    const N: usize = 1000;
+    let tg = FakeTelegram::start(TOKEN);
+    tg.record_calls(false);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    {
+        let mut store = tg_ingest::store::Store::open(&data.path().join("state.db")).unwrap();
+        let raws: Vec<(i64, String)> = (0..N)
+            .map(|i| {
+                let mut body = text(&tg, 30_000 + (i % 100) as i64, "left over");
+                body["update_id"] = serde_json::json!(i as i64 + 1);
+                (i as i64 + 1, body.to_string())
+            })
+            .collect();
+        let rows: Vec<(i64, &str)> = raws.iter().map(|(id, raw)| (*id, raw.as_str())).collect();
+        store.journal(&rows).unwrap();
+        assert_eq!(store.journal_len().unwrap(), N as u64);
+    }
+    let settings = settings_from(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[
+            ("TG_INGEST__WORKERS", "4"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+        ],
+    ));
+    let started = Instant::now();
+    let service = TestService::start(settings);
+    let up = started.elapsed();
+    wait_until(
+        Duration::from_secs(300),
+        "replayed updates answered",
+        || tg.sent_count() >= N,
+    );
+    let answered = started.elapsed();
+    let db = data.path().join("state.db");
+    wait_until(Duration::from_secs(60), "journal empty", || {
+        tg_ingest::store::Store::open(&db)
+            .unwrap()
+            .journal_len()
+            .unwrap()
+            == 0
+    });
+    let emptied = started.elapsed();
+    drop(service);
+    println!(
+        "recovery: start with {N} journaled updates: service up (checks + replay dispatched) in {:.0} ms, \
+         all {N} answered after {:.0} ms, journal empty after {:.0} ms",
+        up.as_secs_f64() * 1e3,
+        answered.as_secs_f64() * 1e3,
+        emptied.as_secs_f64() * 1e3
     );
 }

@@ -150,6 +150,10 @@ fn errors_and_instant_empty_answers_back_off_and_polls_never_overlap() {
         started.elapsed()
     );
     assert_eq!(tg.max_concurrent_polls(), 1);
+    // The webhook is deleted once at start, before polling.
+    let webhook = tg.calls("deleteWebhook");
+    assert_eq!(webhook.len(), 1);
+    assert!(webhook[0].at < polls[0].at);
     // Offsets only move forward.
     let offsets: Vec<i64> = polls
         .iter()
