@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use crate::actors::airtable::AirtableActor;
 use crate::actors::poller::{PollerActor, StopPolling};
+use crate::airtable::{AirtableClient, AirtableError};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
 use crate::actors::uploader::S3UploaderActor;
@@ -16,7 +18,7 @@ use crate::bot::{BotDeps, DocumentBot};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::settings::Settings;
+use crate::settings::{AirtableSettings, Settings};
 use crate::storage::{S3Target, StorageError};
 use crate::store::{Store, StoreError};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
@@ -44,6 +46,16 @@ pub enum StartupError {
     /// The store actor did not answer.
     #[error("start-up failed: the store is unavailable: {0}")]
     StoreUnavailable(String),
+    /// Airtable refused the token or does not know the table.
+    #[error("start-up check failed: Airtable table `{table}` in base {base} is not usable: {source}; check the airtable settings")]
+    Airtable {
+        /// Base id.
+        base: String,
+        /// Table.
+        table: String,
+        /// The error.
+        source: AirtableError,
+    },
     /// Telegram could not be reached or answered an error.
     #[error("start-up check failed: Telegram Bot API at {api_url} is not usable: {source}")]
     Telegram {
@@ -126,6 +138,8 @@ impl Service {
         .await
         .map_err(telegram_error)?;
 
+        check_airtable(&settings.airtable).await?;
+
         let metrics = Arc::new(Metrics::default());
         let store = Store::open(&settings.store_path())?;
         let store_arbiter = Arbiter::new();
@@ -145,10 +159,19 @@ impl Service {
                 S3UploaderActor::new(TelegramClient::new(&tg), bucket, &s3, metrics)
             })
         };
+        let airtable_arbiter = Arbiter::new();
+        let airtable = settings.airtable.is_configured().then(|| {
+            let (at, store, metrics) = (settings.airtable.clone(), store.clone(), metrics.clone());
+            AirtableActor::start_in_arbiter(&airtable_arbiter.handle(), move |_| {
+                AirtableActor::new(&at, store, metrics)
+            })
+        });
         let deps = BotDeps {
             uploader: uploader.recipient(),
             store: store.clone(),
             limiter,
+            airtable: airtable.map(Addr::recipient),
+            bot_username: bot.username.clone(),
         };
         let factory = DocumentBot::factory(settings.clone(), deps);
         let factory = match hook {
@@ -191,7 +214,7 @@ impl Service {
             pool,
             store,
             shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
-            arbiters: vec![uploader_arbiter, store_arbiter],
+            arbiters: vec![uploader_arbiter, airtable_arbiter, store_arbiter],
             _embedded: embedded,
         })
     }
@@ -229,6 +252,44 @@ impl Service {
         log::info!("shutdown requested");
         self.stop().await;
     }
+}
+
+/// `tg-ingest post-button`: posts the "go" button to a chat and returns its message id.
+pub async fn post_button(settings: &Settings, chat_id: i64, text: Option<&str>, label: Option<&str>) -> Result<i64, StartupError> {
+    crate::install_tls_provider();
+    let telegram = TelegramClient::new(&settings.telegram);
+    let key = crate::button::ButtonKey::from_token(settings.telegram.token.expose());
+    let text = text.unwrap_or(&settings.button.text);
+    let label = label.unwrap_or(&settings.button.label);
+    crate::button::post_button(&telegram, &key, chat_id, text, label)
+        .await
+        .map_err(|source| match source {
+            TelegramError::Api { code: code @ (401 | 404), description, .. } => StartupError::InvalidToken { code, description },
+            source => StartupError::Telegram {
+                api_url: settings.telegram.api_url.clone(),
+                source,
+            },
+        })
+}
+
+/// With Airtable configured, checks token, base and table once; without, warns that rows wait.
+async fn check_airtable(settings: &AirtableSettings) -> Result<(), StartupError> {
+    if !settings.is_configured() {
+        log::warn!(
+            "Airtable is not configured (airtable.base_id is empty): button presses are kept in the outbox until it is"
+        );
+        return Ok(());
+    }
+    let client = AirtableClient::new(settings);
+    retry("Airtable check", 3, |e: &AirtableError| !e.is_permanent(), || client.check())
+        .await
+        .map_err(|source| StartupError::Airtable {
+            base: settings.base_id.clone(),
+            table: settings.table.clone(),
+            source,
+        })?;
+    log::info!("Airtable table `{}` in base {} is reachable", settings.table, settings.base_id);
+    Ok(())
 }
 
 /// Hands the updates a previous run left in the journal to the pool, before any polling, or

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use crate::actors::store::{IsGreeted, SetGreeted, StoreActor};
+use crate::actors::airtable::FlushOutbox;
+use crate::actors::store::{IsGreeted, PutOutbox, SetGreeted, StoreActor};
+use crate::button::{self, ButtonKey, AIRTABLE_OUTBOX};
 use crate::actors::uploader::{Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
 use crate::keys::document_key;
 use crate::ratelimit::SharedLimiter;
-use crate::settings::{SecuritySettings, Settings};
-use crate::telegram::{Document, IncomingUpdate, Message, TelegramClient, TelegramError};
+use crate::settings::{AirtableSettings, ButtonSettings, SecuritySettings, Settings};
+use crate::telegram::{CallbackQuery, Document, IncomingUpdate, Message, TelegramClient, TelegramError};
 
 /// The bot's texts. The bracketed markers are part of the product's contract.
 pub mod texts {
@@ -49,6 +51,11 @@ pub struct DocumentBot {
     uploader: Recipient<Upload>,
     store: Addr<StoreActor>,
     security: SecuritySettings,
+    buttons: ButtonSettings,
+    airtable: AirtableSettings,
+    button_key: ButtonKey,
+    airtable_flush: Option<Recipient<FlushOutbox>>,
+    bot_username: Option<String>,
     download_limit: Option<u64>,
     max_key_bytes: usize,
     progress_interval: Duration,
@@ -71,6 +78,11 @@ impl DocumentBot {
             uploader: deps.uploader,
             store: deps.store,
             security: settings.security.clone(),
+            buttons: settings.button.clone(),
+            airtable: settings.airtable.clone(),
+            button_key: ButtonKey::from_token(settings.telegram.token.expose()),
+            airtable_flush: deps.airtable,
+            bot_username: deps.bot_username,
             download_limit,
             max_key_bytes: settings.s3.max_key_bytes,
             progress_interval: Duration::from_millis(settings.telegram.progress_interval_ms),
@@ -122,6 +134,9 @@ impl DocumentBot {
         if let Some(reason) = &u.malformed {
             return Ok(format!("skipped: malformed update ({reason})"));
         }
+        if let Some(query) = &u.callback_query {
+            return self.handle_press(query).await;
+        }
         let Some(msg) = &u.message else {
             return Ok(match update.kind() {
                 "unknown" => format!("skipped: unknown update kind {:?}", update.raw_fields()),
@@ -129,6 +144,10 @@ impl DocumentBot {
             });
         };
         if !msg.chat.is_private() {
+            let go = msg.text.as_deref().is_some_and(|t| button::is_go_command(t, self.bot_username.as_deref()));
+            if go {
+                return self.go_command(msg).await;
+            }
             return Ok(format!("skipped: message in a {} chat", msg.chat.kind));
         }
         let from = msg.from.as_ref().map(|f| f.id);
@@ -246,6 +265,73 @@ impl DocumentBot {
         }
     }
 
+    /// `/go` in a group: an admin posts the button there.
+    async fn go_command(&self, msg: &Message) -> Outcome {
+        let from = msg.from.as_ref().map(|f| f.id);
+        if !from.is_some_and(|id| self.buttons.admins.contains(&id)) {
+            self.reply(msg, button::texts::ADMINS_ONLY).await?;
+            return Ok(format!("/go refused: user {from:?} is not an admin"));
+        }
+        let posted = button::post_button(
+            &self.telegram,
+            &self.button_key,
+            msg.chat.id,
+            &self.buttons.text,
+            &self.buttons.label,
+        )
+        .await
+        .map_err(|e| reply_error(&e))?;
+        Ok(format!("/go: button posted as message_id={posted}"))
+    }
+
+    /// A press on an inline button: answered at once; the first press on one of our buttons
+    /// becomes one Airtable row (via the durable outbox) and hides the keyboard.
+    async fn handle_press(&self, q: &CallbackQuery) -> Outcome {
+        let answer = |text: &'static str| async move {
+            if let Err(e) = self.telegram.answer_callback_query(&q.id, text).await {
+                log::warn!("answerCallbackQuery failed: {e}");
+            }
+        };
+        let Some(msg) = &q.message else {
+            answer(button::texts::NOT_OURS).await;
+            return Ok("press ignored: no message attached".into());
+        };
+        let chat = msg.chat.id;
+        let ours = q.data.as_deref().is_some_and(|d| self.button_key.verify(chat, d));
+        if !ours {
+            answer(button::texts::NOT_OURS).await;
+            return Ok(format!("press ignored: message_id={} is not one of our buttons", msg.message_id));
+        }
+        let fields = button::row_fields(&self.airtable, chat, &q.from, crate::clock::now_millis());
+        let new = self
+            .store
+            .send(PutOutbox {
+                kind: AIRTABLE_OUTBOX,
+                key: format!("{chat}:{}", msg.message_id),
+                payload: serde_json::json!({ "fields": fields }).to_string(),
+            })
+            .await
+            .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
+            .map_err(|e| HandlerError::retryable(e.to_string()))?;
+        if !new {
+            answer(button::texts::ALREADY_RECORDED).await;
+            return Ok(format!("press by user {} on message_id={}: already recorded", q.from.id, msg.message_id));
+        }
+        answer(button::texts::RECORDED).await;
+        if let Some(flush) = &self.airtable_flush {
+            flush.do_send(FlushOutbox);
+        }
+        if let Err(e) = self.telegram.remove_keyboard(chat, msg.message_id).await {
+            if !e.is_not_modified() {
+                log::warn!("chat_id={chat}: could not hide the keyboard of message_id={}: {e}", msg.message_id);
+            }
+        }
+        Ok(format!(
+            "press by user {} on message_id={}: row queued for Airtable",
+            q.from.id, msg.message_id
+        ))
+    }
+
     async fn edit(&self, view: &ProgressView, text: &str) {
         if let Err(e) = self
             .telegram
@@ -268,6 +354,10 @@ pub struct BotDeps {
     pub store: Addr<StoreActor>,
     /// The process-wide outgoing rate limiter.
     pub limiter: SharedLimiter,
+    /// The Airtable writer, when Airtable is configured.
+    pub airtable: Option<Recipient<FlushOutbox>>,
+    /// The bot's own username, to recognise `/go@<bot>`.
+    pub bot_username: Option<String>,
 }
 
 /// A failed reply: worth retrying when Telegram was unavailable, final when it refused.

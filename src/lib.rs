@@ -23,8 +23,11 @@
 //! - [`backoff`], [`metrics`]: retry delays and counters.
 
 pub mod actors;
+pub mod airtable;
 pub mod app;
 pub mod backoff;
+pub mod button;
+pub mod clock;
 pub mod bot;
 pub mod embedded_s3;
 pub mod keys;

@@ -29,6 +29,12 @@ pub struct Metrics {
     pub multipart_uploads: AtomicU64,
     /// Multipart parts stored.
     pub parts_uploaded: AtomicU64,
+    /// Successful Airtable requests.
+    pub airtable_requests: AtomicU64,
+    /// Rows written to Airtable.
+    pub airtable_rows: AtomicU64,
+    /// Rows moved to the Airtable dead letters.
+    pub airtable_dead_letters: AtomicU64,
 }
 
 impl Metrics {

@@ -60,6 +60,10 @@ pub struct Settings {
     pub shutdown_deadline_secs: u64,
     /// Who may use the bot and how large documents may be.
     pub security: SecuritySettings,
+    /// The "go" button.
+    pub button: ButtonSettings,
+    /// Airtable, where button presses are written.
+    pub airtable: AirtableSettings,
     /// Telegram Bot API client settings.
     pub telegram: TelegramSettings,
     /// S3 storage settings.
@@ -114,6 +118,69 @@ pub struct RateLimitSettings {
     pub global_per_sec: f64,
     /// Burst overall.
     pub global_burst: u32,
+}
+
+/// The "go" button.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ButtonSettings {
+    /// Default message text.
+    pub text: String,
+    /// Default button label.
+    pub label: String,
+    /// Users allowed to use /go.
+    #[serde(default)]
+    pub admins: Vec<i64>,
+}
+
+/// Airtable client settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AirtableSettings {
+    /// API base URL.
+    pub api_url: String,
+    /// Base id (`app…`); empty means not configured.
+    pub base_id: String,
+    /// Table name or id.
+    pub table: String,
+    /// Personal access token.
+    pub token: Secret,
+    /// `event_type` value.
+    pub event_type: String,
+    /// `reporter_name` value.
+    pub reporter_name: String,
+    /// Fields to merge on for upserts.
+    pub merge_fields: Vec<String>,
+    /// Requests per second to the base.
+    pub requests_per_sec: f64,
+    /// Records per request (at most 10).
+    pub batch_size: usize,
+    /// Pause after a 429, in seconds.
+    pub rate_limited_wait_secs: u64,
+    /// Timeout of one request, in seconds.
+    pub request_timeout_secs: u64,
+    /// Column names.
+    pub fields: AirtableFields,
+}
+
+impl AirtableSettings {
+    /// Whether a base is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.base_id.is_empty()
+    }
+}
+
+/// Column names of the Airtable table.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AirtableFields {
+    /// Chat id column (text).
+    pub chat_id: String,
+    /// Username column (text).
+    pub username: String,
+    /// Press time column (date and time).
+    pub triggered_at: String,
+    /// Event type column (text).
+    pub event_type: String,
+    /// Reporter column (text).
+    pub reporter_name: String,
 }
 
 /// Access control and size limits.
@@ -269,6 +336,8 @@ impl Settings {
                 .with_list_parse_key("telegram.allowed_updates")
                 .with_list_parse_key("security.allowed_user_ids")
                 .with_list_parse_key("security.allowed_chat_ids")
+                .with_list_parse_key("button.admins")
+                .with_list_parse_key("airtable.merge_fields")
                 .try_parsing(true)
                 .source(Some(vars)),
         );
@@ -298,6 +367,31 @@ impl Settings {
                 "telegram.rate_limit",
                 "rates must be above 0 (or set enabled = false)",
             );
+        }
+        let at = &self.airtable;
+        if at.is_configured() {
+            if at.token.is_empty() {
+                return invalid("airtable.token", "is required when airtable.base_id is set");
+            }
+            if !is_http_url(&at.api_url) {
+                return invalid("airtable.api_url", "must start with http:// or https://");
+            }
+            if at.table.is_empty() {
+                return invalid("airtable.table", "must not be empty");
+            }
+        }
+        if !(1..=10).contains(&at.batch_size) {
+            return invalid("airtable.batch_size", "must be between 1 and 10 (Airtable's limit)");
+        }
+        if at.requests_per_sec <= 0.0 || at.requests_per_sec > 5.0 {
+            return invalid("airtable.requests_per_sec", "must be above 0 and at most 5 (Airtable's limit)");
+        }
+        if at.merge_fields.is_empty() {
+            return invalid("airtable.merge_fields", "must name at least one field");
+        }
+        let label = self.button.label.len();
+        if label == 0 || label > 64 {
+            return invalid("button.label", "must be 1 to 64 bytes");
         }
         if self.workers == 0 || self.workers > 256 {
             return invalid("workers", "must be between 1 and 256");

@@ -115,6 +115,7 @@ impl Store {
                  last_error TEXT,
                  dead_reason TEXT,
                  created_at INTEGER NOT NULL,
+                 delivered_at INTEGER,
                  UNIQUE (kind, key));",
         )
         .map_err(err)?;
@@ -329,7 +330,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, key, payload, attempts FROM outbox WHERE kind = ?1 AND dead_reason IS NULL ORDER BY id LIMIT ?2",
+                "SELECT id, key, payload, attempts FROM outbox
+                 WHERE kind = ?1 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -345,8 +347,10 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Removes delivered items.
+    /// Marks items delivered. They stay (their keys keep later puts idempotent) but are not
+    /// offered again.
     pub fn outbox_delivered(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let now = now_secs();
         let path = self.path.clone();
         let err = |source| StoreError {
             path: path.clone(),
@@ -354,11 +358,11 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(err)?;
         {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM outbox WHERE id = ?1")
+            let mut mark = tx
+                .prepare_cached("UPDATE outbox SET delivered_at = ?2 WHERE id = ?1")
                 .map_err(err)?;
             for id in ids {
-                delete.execute(params![id]).map_err(err)?;
+                mark.execute(params![id, now]).map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -490,6 +494,7 @@ mod tests {
         assert!(dead[0].1.contains("INVALID_VALUE_FOR_COLUMN"));
         s.outbox_delivered(&[pending[0].id]).unwrap();
         assert!(s.outbox_pending("airtable", 10).unwrap().is_empty());
+        assert!(!s.outbox_put("airtable", "chat1:msg1", "{}").unwrap(), "delivered keys stay known");
         assert_eq!(s.outbox_pending("archive", 10).unwrap().len(), 1);
     }
 

@@ -1,5 +1,6 @@
 //! The actors. Each file holds one actor and the messages it handles.
 
+pub mod airtable;
 pub mod poller;
 pub mod pool;
 pub mod store;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::store::{JournalEntry, Store, StoreError};
+use crate::store::{JournalEntry, OutboxItem, Store, StoreError};
 use crate::telegram::IncomingUpdate;
 
 /// Journals a batch; answers with the updates that were new (not journaled or finished before).
@@ -54,6 +54,45 @@ pub struct SetGreeted(pub i64);
 #[derive(Message)]
 #[rtype(result = "Result<(u64, u64), Arc<StoreError>>")]
 pub struct StoreStats;
+
+/// Queues an outbox item; answers whether its key was new.
+#[derive(Message)]
+#[rtype(result = "Result<bool, Arc<StoreError>>")]
+pub struct PutOutbox {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// Idempotency key.
+    pub key: String,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// Pending items of an outbox, oldest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<OutboxItem>, Arc<StoreError>>")]
+pub struct PendingOutbox {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// Most items to return.
+    pub limit: usize,
+}
+
+/// Items were delivered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OutboxDelivered(pub Vec<i64>);
+
+/// An item's delivery failed; `dead` moves it to the dead letters.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OutboxFailed {
+    /// Item id.
+    pub id: i64,
+    /// Why.
+    pub reason: String,
+    /// Whether it will never be retried.
+    pub dead: bool,
+}
 
 /// The store's actor.
 pub struct StoreActor {
@@ -166,5 +205,42 @@ impl Handler<StoreStats> for StoreActor {
         let journal = self.store.journal_len().map_err(Arc::new)?;
         let poison = self.store.poisoned().map_err(Arc::new)?.len() as u64;
         Ok((journal, poison))
+    }
+}
+
+impl Handler<PutOutbox> for StoreActor {
+    type Result = Result<bool, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: PutOutbox, _: &mut Context<Self>) -> Self::Result {
+        self.store
+            .outbox_put(msg.kind, &msg.key, &msg.payload)
+            .map_err(Arc::new)
+    }
+}
+
+impl Handler<PendingOutbox> for StoreActor {
+    type Result = Result<Vec<OutboxItem>, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: PendingOutbox, _: &mut Context<Self>) -> Self::Result {
+        self.store.outbox_pending(msg.kind, msg.limit).map_err(Arc::new)
+    }
+}
+
+impl Handler<OutboxDelivered> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OutboxDelivered, _: &mut Context<Self>) {
+        logged("cannot mark outbox items delivered", self.store.outbox_delivered(&msg.0));
+    }
+}
+
+impl Handler<OutboxFailed> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: OutboxFailed, _: &mut Context<Self>) {
+        logged(
+            "cannot record an outbox failure",
+            self.store.outbox_failed(msg.id, &msg.reason, msg.dead),
+        );
     }
 }

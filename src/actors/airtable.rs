@@ -1,0 +1,232 @@
+//! `AirtableActor`: delivers the rows in the durable `airtable` outbox.
+//!
+//! It sends batches of up to `batch_size` rows as idempotent upserts, never faster than
+//! `requests_per_sec`. After a `429` it pauses `rate_limited_wait_secs`; on 5xx and network
+//! errors it retries forever with capped backoff and jitter. Errors that retrying will not heal
+//! (401, 403, 404, 422) move the row to the dead letters with the error; a batch refused with
+//! 422 is retried row by row so only the bad row is set aside. It drains when kicked
+//! ([`FlushOutbox`]) and every second.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::Value;
+
+use super::store::{OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
+use crate::airtable::{AirtableClient, AirtableError};
+use crate::backoff::Backoff;
+use crate::button::AIRTABLE_OUTBOX;
+use crate::metrics::Metrics;
+use crate::settings::AirtableSettings;
+use crate::store::OutboxItem;
+
+/// New rows are waiting: deliver them now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushOutbox;
+
+/// How a drain ended.
+enum Drained {
+    /// Nothing is left.
+    Empty,
+    /// Delivery must pause this long.
+    Pause(Duration),
+}
+
+/// The Airtable writer.
+pub struct AirtableActor {
+    client: Rc<AirtableClient>,
+    store: Addr<StoreActor>,
+    batch_size: usize,
+    interval: Duration,
+    rate_limited_wait: Duration,
+    backoff: Backoff,
+    last_request: Rc<std::cell::Cell<Option<Instant>>>,
+    draining: bool,
+    paused_until: Option<Instant>,
+    metrics: Arc<Metrics>,
+}
+
+impl AirtableActor {
+    /// A writer for the table in `settings`.
+    pub fn new(settings: &AirtableSettings, store: Addr<StoreActor>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client: Rc::new(AirtableClient::new(settings)),
+            store,
+            batch_size: settings.batch_size,
+            // A little under the limit, so a window of one second never holds one too many.
+            interval: Duration::from_secs_f64(1.05 / settings.requests_per_sec),
+            rate_limited_wait: Duration::from_secs(settings.rate_limited_wait_secs),
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+            last_request: Rc::default(),
+            draining: false,
+            paused_until: None,
+            metrics,
+        }
+    }
+
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.draining || self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.draining = true;
+        let job = Delivery {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            batch_size: self.batch_size,
+            interval: self.interval,
+            last_request: self.last_request.clone(),
+            metrics: self.metrics.clone(),
+        };
+        ctx.spawn(job.run().into_actor(self).map(|outcome, act, ctx| {
+            act.draining = false;
+            match outcome {
+                Ok(Drained::Empty) => {
+                    act.backoff.reset();
+                    act.paused_until = None;
+                }
+                Ok(Drained::Pause(wait)) => act.pause(wait, ctx),
+                Err(e) if e.is_rate_limited() => {
+                    log::warn!("Airtable: rate limit reached (429); pausing {} s", act.rate_limited_wait.as_secs());
+                    act.pause(act.rate_limited_wait, ctx);
+                }
+                Err(e) => {
+                    let wait = act.backoff.next_delay();
+                    log::warn!("Airtable: {e}; retrying in {:.1} s", wait.as_secs_f64());
+                    act.pause(wait, ctx);
+                }
+            }
+        }));
+    }
+
+    fn pause(&mut self, wait: Duration, ctx: &mut Context<Self>) {
+        self.paused_until = Some(Instant::now() + wait);
+        ctx.run_later(wait, |act, ctx| {
+            act.paused_until = None;
+            act.drain(ctx);
+        });
+    }
+}
+
+impl Actor for AirtableActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.drain(ctx));
+        self.drain(ctx);
+    }
+}
+
+impl Handler<FlushOutbox> for AirtableActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushOutbox, ctx: &mut Context<Self>) {
+        self.drain(ctx);
+    }
+}
+
+/// One drain of the outbox, detached from the actor.
+struct Delivery {
+    client: Rc<AirtableClient>,
+    store: Addr<StoreActor>,
+    batch_size: usize,
+    interval: Duration,
+    last_request: Rc<std::cell::Cell<Option<Instant>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Delivery {
+    /// Delivers batches until the outbox is empty or a retryable error stops it.
+    async fn run(self) -> Result<Drained, AirtableError> {
+        loop {
+            let items = match self
+                .store
+                .send(PendingOutbox {
+                    kind: AIRTABLE_OUTBOX,
+                    limit: self.batch_size,
+                })
+                .await
+            {
+                Ok(Ok(items)) => items,
+                Ok(Err(e)) => {
+                    log::error!("Airtable: cannot read the outbox: {e}");
+                    return Ok(Drained::Pause(Duration::from_secs(5)));
+                }
+                Err(_) => return Ok(Drained::Pause(Duration::from_secs(5))),
+            };
+            if items.is_empty() {
+                return Ok(Drained::Empty);
+            }
+            match self.send(&items).await {
+                Ok(()) => self.delivered(&items),
+                Err(e) if e.is_permanent() && items.len() > 1 => {
+                    log::warn!("Airtable refused a batch of {} rows ({e}); sending them one by one", items.len());
+                    for item in &items {
+                        match self.send(std::slice::from_ref(item)).await {
+                            Ok(()) => self.delivered(std::slice::from_ref(item)),
+                            Err(e) if e.is_permanent() => self.dead(item, &e),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) if e.is_permanent() => self.dead(&items[0], &e),
+                Err(e) => {
+                    for item in &items {
+                        self.store.do_send(OutboxFailed {
+                            id: item.id,
+                            reason: e.to_string(),
+                            dead: false,
+                        });
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One request, spaced to respect the per-base rate limit.
+    async fn send(&self, items: &[OutboxItem]) -> Result<(), AirtableError> {
+        if let Some(last) = self.last_request.get() {
+            let next = last + self.interval;
+            let now = Instant::now();
+            if next > now {
+                actix_rt::time::sleep(next - now).await;
+            }
+        }
+        self.last_request.set(Some(Instant::now()));
+        let records: Vec<Value> = items
+            .iter()
+            .map(|i| serde_json::from_str(&i.payload).unwrap_or(Value::Null))
+            .collect();
+        self.client.upsert(&records).await
+    }
+
+    fn delivered(&self, items: &[OutboxItem]) {
+        Metrics::incr(&self.metrics.airtable_requests);
+        self.metrics
+            .airtable_rows
+            .fetch_add(items.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        log::info!(
+            "Airtable: {} row(s) written: {}",
+            items.len(),
+            items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        self.store
+            .do_send(OutboxDelivered(items.iter().map(|i| i.id).collect()));
+    }
+
+    fn dead(&self, item: &OutboxItem, e: &AirtableError) {
+        Metrics::incr(&self.metrics.airtable_dead_letters);
+        log::error!(
+            "Airtable will not take row {} ({e}); moved to the dead letters. Fix the table or settings; retrying cannot heal this",
+            item.key
+        );
+        self.store.do_send(OutboxFailed {
+            id: item.id,
+            reason: e.to_string(),
+            dead: true,
+        });
+    }
+}
