@@ -29,7 +29,13 @@ impl AirtableError {
     /// Errors that retrying will not heal: bad token, missing permission, unknown base or
     /// table, invalid data.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Api { status: 400 | 401 | 403 | 404 | 413 | 422, .. })
+        matches!(
+            self,
+            Self::Api {
+                status: 400 | 401 | 403 | 404 | 413 | 422,
+                ..
+            }
+        )
     }
 
     /// Whether Airtable asks to slow down (then it wants 30 s of silence).
@@ -52,7 +58,8 @@ pub fn parse_error(status: u16, body: &[u8]) -> AirtableError {
     AirtableError::Api {
         status,
         kind: text(kind).unwrap_or_else(|| format!("HTTP_{status}")),
-        message: text(message).unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
+        message: text(message)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()),
     }
 }
 
@@ -84,7 +91,11 @@ impl AirtableClient {
         }
     }
 
-    async fn send(&self, request: awc::ClientRequest, body: Option<&Value>) -> Result<Value, AirtableError> {
+    async fn send(
+        &self,
+        request: awc::ClientRequest,
+        body: Option<&Value>,
+    ) -> Result<Value, AirtableError> {
         let request = request
             .bearer_auth(self.token.expose())
             .timeout(self.timeout);
@@ -102,7 +113,8 @@ impl AirtableClient {
         if !(200..300).contains(&status) {
             return Err(parse_error(status, &body));
         }
-        serde_json::from_slice(&body).map_err(|e| AirtableError::Network(format!("invalid JSON answer: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| AirtableError::Network(format!("invalid JSON answer: {e}")))
     }
 
     /// Creates or updates rows (`PATCH` with `performUpsert`), so sending the same rows again
@@ -113,7 +125,9 @@ impl AirtableClient {
             "records": records,
             "typecast": true,
         });
-        self.send(self.http.patch(&self.table_url), Some(&body)).await.map(drop)
+        self.send(self.http.patch(&self.table_url), Some(&body))
+            .await
+            .map(drop)
     }
 
     /// A cheap read that checks the token, base and table.
@@ -137,7 +151,10 @@ mod tests {
         assert!(e.to_string().contains("INVALID_VALUE_FOR_COLUMN"));
         let e = parse_error(404, br#"{"error":"NOT_FOUND"}"#);
         assert!(e.is_permanent() && e.to_string().contains("NOT_FOUND"));
-        let e = parse_error(429, br#"{"errors":[{"error":"RATE_LIMIT_REACHED","message":"Rate limit exceeded"}]}"#);
+        let e = parse_error(
+            429,
+            br#"{"errors":[{"error":"RATE_LIMIT_REACHED","message":"Rate limit exceeded"}]}"#,
+        );
         assert!(e.is_rate_limited() && !e.is_permanent());
         let e = parse_error(502, b"<html>bad gateway</html>");
         assert!(!e.is_permanent());

@@ -8,11 +8,11 @@ use actix::prelude::*;
 
 use crate::actors::airtable::AirtableActor;
 use crate::actors::poller::{PollerActor, StopPolling};
-use crate::airtable::{AirtableClient, AirtableError};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
 use crate::actors::uploader::S3UploaderActor;
 use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
+use crate::airtable::{AirtableClient, AirtableError};
 use crate::backoff::Backoff;
 use crate::bot::{BotDeps, DocumentBot};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
@@ -255,7 +255,12 @@ impl Service {
 }
 
 /// `tg-ingest post-button`: posts the "go" button to a chat and returns its message id.
-pub async fn post_button(settings: &Settings, chat_id: i64, text: Option<&str>, label: Option<&str>) -> Result<i64, StartupError> {
+pub async fn post_button(
+    settings: &Settings,
+    chat_id: i64,
+    text: Option<&str>,
+    label: Option<&str>,
+) -> Result<i64, StartupError> {
     crate::install_tls_provider();
     let telegram = TelegramClient::new(&settings.telegram);
     let key = crate::button::ButtonKey::from_token(settings.telegram.token.expose());
@@ -264,7 +269,11 @@ pub async fn post_button(settings: &Settings, chat_id: i64, text: Option<&str>, 
     crate::button::post_button(&telegram, &key, chat_id, text, label)
         .await
         .map_err(|source| match source {
-            TelegramError::Api { code: code @ (401 | 404), description, .. } => StartupError::InvalidToken { code, description },
+            TelegramError::Api {
+                code: code @ (401 | 404),
+                description,
+                ..
+            } => StartupError::InvalidToken { code, description },
             source => StartupError::Telegram {
                 api_url: settings.telegram.api_url.clone(),
                 source,
@@ -281,14 +290,23 @@ async fn check_airtable(settings: &AirtableSettings) -> Result<(), StartupError>
         return Ok(());
     }
     let client = AirtableClient::new(settings);
-    retry("Airtable check", 3, |e: &AirtableError| !e.is_permanent(), || client.check())
-        .await
-        .map_err(|source| StartupError::Airtable {
-            base: settings.base_id.clone(),
-            table: settings.table.clone(),
-            source,
-        })?;
-    log::info!("Airtable table `{}` in base {} is reachable", settings.table, settings.base_id);
+    retry(
+        "Airtable check",
+        3,
+        |e: &AirtableError| !e.is_permanent(),
+        || client.check(),
+    )
+    .await
+    .map_err(|source| StartupError::Airtable {
+        base: settings.base_id.clone(),
+        table: settings.table.clone(),
+        source,
+    })?;
+    log::info!(
+        "Airtable table `{}` in base {} is reachable",
+        settings.table,
+        settings.base_id
+    );
     Ok(())
 }
 

@@ -12,13 +12,15 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::actors::airtable::FlushOutbox;
 use crate::actors::store::{IsGreeted, PutOutbox, SetGreeted, StoreActor};
-use crate::button::{self, ButtonKey, AIRTABLE_OUTBOX};
 use crate::actors::uploader::{Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
+use crate::button::{self, ButtonKey, AIRTABLE_OUTBOX};
 use crate::keys::document_key;
 use crate::ratelimit::SharedLimiter;
 use crate::settings::{AirtableSettings, ButtonSettings, SecuritySettings, Settings};
-use crate::telegram::{CallbackQuery, Document, IncomingUpdate, Message, TelegramClient, TelegramError};
+use crate::telegram::{
+    CallbackQuery, Document, IncomingUpdate, Message, TelegramClient, TelegramError,
+};
 
 /// The bot's texts. The bracketed markers are part of the product's contract.
 pub mod texts {
@@ -144,7 +146,10 @@ impl DocumentBot {
             });
         };
         if !msg.chat.is_private() {
-            let go = msg.text.as_deref().is_some_and(|t| button::is_go_command(t, self.bot_username.as_deref()));
+            let go = msg
+                .text
+                .as_deref()
+                .is_some_and(|t| button::is_go_command(t, self.bot_username.as_deref()));
             if go {
                 return self.go_command(msg).await;
             }
@@ -297,10 +302,16 @@ impl DocumentBot {
             return Ok("press ignored: no message attached".into());
         };
         let chat = msg.chat.id;
-        let ours = q.data.as_deref().is_some_and(|d| self.button_key.verify(chat, d));
+        let ours = q
+            .data
+            .as_deref()
+            .is_some_and(|d| self.button_key.verify(chat, d));
         if !ours {
             answer(button::texts::NOT_OURS).await;
-            return Ok(format!("press ignored: message_id={} is not one of our buttons", msg.message_id));
+            return Ok(format!(
+                "press ignored: message_id={} is not one of our buttons",
+                msg.message_id
+            ));
         }
         let fields = button::row_fields(&self.airtable, chat, &q.from, crate::clock::now_millis());
         let new = self
@@ -315,7 +326,10 @@ impl DocumentBot {
             .map_err(|e| HandlerError::retryable(e.to_string()))?;
         if !new {
             answer(button::texts::ALREADY_RECORDED).await;
-            return Ok(format!("press by user {} on message_id={}: already recorded", q.from.id, msg.message_id));
+            return Ok(format!(
+                "press by user {} on message_id={}: already recorded",
+                q.from.id, msg.message_id
+            ));
         }
         answer(button::texts::RECORDED).await;
         if let Some(flush) = &self.airtable_flush {
@@ -323,7 +337,10 @@ impl DocumentBot {
         }
         if let Err(e) = self.telegram.remove_keyboard(chat, msg.message_id).await {
             if !e.is_not_modified() {
-                log::warn!("chat_id={chat}: could not hide the keyboard of message_id={}: {e}", msg.message_id);
+                log::warn!(
+                    "chat_id={chat}: could not hide the keyboard of message_id={}: {e}",
+                    msg.message_id
+                );
             }
         }
         Ok(format!(

@@ -37,7 +37,8 @@ pub struct ButtonKey {
 impl ButtonKey {
     /// A key derived from the bot token (so it never needs its own setting).
     pub fn from_token(token: &str) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"tg-ingest button key").expect("HMAC takes any key length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"tg-ingest button key")
+            .expect("HMAC takes any key length");
         mac.update(token.as_bytes());
         Self {
             key: mac.finalize().into_bytes().to_vec(),
@@ -62,7 +63,9 @@ impl ButtonKey {
     /// Whether `data` is a button this service posted in `chat_id`.
     pub fn verify(&self, chat_id: i64, data: &str) -> bool {
         let mut parts = data.split(':');
-        let (Some("go"), Some(nonce), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some("go"), Some(nonce), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return false;
         };
         nonce.len() == 16 && constant_time_eq(mac.as_bytes(), self.mac(chat_id, nonce).as_bytes())
@@ -94,7 +97,11 @@ pub fn display_username(user: &User) -> String {
     if let Some(name) = user.username.as_deref().filter(|n| !n.is_empty()) {
         return name.to_string();
     }
-    let full = format!("{} {}", user.first_name, user.last_name.as_deref().unwrap_or(""));
+    let full = format!(
+        "{} {}",
+        user.first_name,
+        user.last_name.as_deref().unwrap_or("")
+    );
     let full = full.trim();
     if full.is_empty() {
         user.id.to_string()
@@ -104,7 +111,12 @@ pub fn display_username(user: &User) -> String {
 }
 
 /// The Airtable fields for a press in `chat_id` by `user` at `pressed_at_ms`.
-pub fn row_fields(settings: &AirtableSettings, chat_id: i64, user: &User, pressed_at_ms: i64) -> Value {
+pub fn row_fields(
+    settings: &AirtableSettings,
+    chat_id: i64,
+    user: &User,
+    pressed_at_ms: i64,
+) -> Value {
     let f = &settings.fields;
     let mut fields = Map::new();
     fields.insert(f.chat_id.clone(), json!(chat_id.to_string()));
@@ -145,11 +157,21 @@ mod tests {
         assert!(data.len() <= 64, "{}", data.len());
         assert!(key.verify(-100, &data));
         assert!(!key.verify(-101, &data), "bound to its chat");
-        assert!(!ButtonKey::from_token("123:other").verify(-100, &data), "bound to the bot");
+        assert!(
+            !ButtonKey::from_token("123:other").verify(-100, &data),
+            "bound to the bot"
+        );
         let mut forged = data.clone();
         forged.replace_range(3..4, if &data[3..4] == "0" { "1" } else { "0" });
         assert!(!key.verify(-100, &forged));
-        for junk in ["", "go", "go:1:2", "go::", "like", "go:0000000000000007:zz:extra"] {
+        for junk in [
+            "",
+            "go",
+            "go:1:2",
+            "go::",
+            "like",
+            "go:0000000000000007:zz:extra",
+        ] {
             assert!(!key.verify(-100, junk), "{junk}");
         }
     }
@@ -157,7 +179,10 @@ mod tests {
     #[test]
     fn usernames_fall_back_sensibly() {
         assert_eq!(display_username(&user(Some("ann"), "Ann", None)), "ann");
-        assert_eq!(display_username(&user(None, "Анна", Some("Иванова"))), "Анна Иванова");
+        assert_eq!(
+            display_username(&user(None, "Анна", Some("Иванова"))),
+            "Анна Иванова"
+        );
         assert_eq!(display_username(&user(None, "Ann", None)), "Ann");
         assert_eq!(display_username(&user(None, "", None)), "42");
     }

@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601_millis(1_795_244_400_000), "2026-11-21T07:00:00.000Z");
+        assert_eq!(
+            iso8601_millis(1_795_244_400_000),
+            "2026-11-21T07:00:00.000Z"
+        );
         assert_eq!(iso8601_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso8601_millis(-1), "1969-12-31T23:59:59.999Z");
     }

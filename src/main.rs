@@ -51,8 +51,18 @@ fn main() -> ExitCode {
         }
     };
     let system = actix_rt::System::new();
-    if let Some(Command::PostButton { chat_id, text, label }) = cli.command {
-        let posted = system.block_on(tg_ingest::app::post_button(&settings, chat_id, text.as_deref(), label.as_deref()));
+    if let Some(Command::PostButton {
+        chat_id,
+        text,
+        label,
+    }) = cli.command
+    {
+        let posted = system.block_on(tg_ingest::app::post_button(
+            &settings,
+            chat_id,
+            text.as_deref(),
+            label.as_deref(),
+        ));
         return match posted {
             Ok(message_id) => {
                 log::info!("button posted to chat {chat_id} as message {message_id}");

@@ -381,10 +381,16 @@ impl Settings {
             }
         }
         if !(1..=10).contains(&at.batch_size) {
-            return invalid("airtable.batch_size", "must be between 1 and 10 (Airtable's limit)");
+            return invalid(
+                "airtable.batch_size",
+                "must be between 1 and 10 (Airtable's limit)",
+            );
         }
         if at.requests_per_sec <= 0.0 || at.requests_per_sec > 5.0 {
-            return invalid("airtable.requests_per_sec", "must be above 0 and at most 5 (Airtable's limit)");
+            return invalid(
+                "airtable.requests_per_sec",
+                "must be above 0 and at most 5 (Airtable's limit)",
+            );
         }
         if at.merge_fields.is_empty() {
             return invalid("airtable.merge_fields", "must name at least one field");

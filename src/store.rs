@@ -494,7 +494,10 @@ mod tests {
         assert!(dead[0].1.contains("INVALID_VALUE_FOR_COLUMN"));
         s.outbox_delivered(&[pending[0].id]).unwrap();
         assert!(s.outbox_pending("airtable", 10).unwrap().is_empty());
-        assert!(!s.outbox_put("airtable", "chat1:msg1", "{}").unwrap(), "delivered keys stay known");
+        assert!(
+            !s.outbox_put("airtable", "chat1:msg1", "{}").unwrap(),
+            "delivered keys stay known"
+        );
         assert_eq!(s.outbox_pending("archive", 10).unwrap().len(), 1);
     }
 

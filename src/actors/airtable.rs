@@ -51,7 +51,11 @@ pub struct AirtableActor {
 
 impl AirtableActor {
     /// A writer for the table in `settings`.
-    pub fn new(settings: &AirtableSettings, store: Addr<StoreActor>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        settings: &AirtableSettings,
+        store: Addr<StoreActor>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             client: Rc::new(AirtableClient::new(settings)),
             store,
@@ -89,7 +93,10 @@ impl AirtableActor {
                 }
                 Ok(Drained::Pause(wait)) => act.pause(wait, ctx),
                 Err(e) if e.is_rate_limited() => {
-                    log::warn!("Airtable: rate limit reached (429); pausing {} s", act.rate_limited_wait.as_secs());
+                    log::warn!(
+                        "Airtable: rate limit reached (429); pausing {} s",
+                        act.rate_limited_wait.as_secs()
+                    );
                     act.pause(act.rate_limited_wait, ctx);
                 }
                 Err(e) => {
@@ -162,7 +169,10 @@ impl Delivery {
             match self.send(&items).await {
                 Ok(()) => self.delivered(&items),
                 Err(e) if e.is_permanent() && items.len() > 1 => {
-                    log::warn!("Airtable refused a batch of {} rows ({e}); sending them one by one", items.len());
+                    log::warn!(
+                        "Airtable refused a batch of {} rows ({e}); sending them one by one",
+                        items.len()
+                    );
                     for item in &items {
                         match self.send(std::slice::from_ref(item)).await {
                             Ok(()) => self.delivered(std::slice::from_ref(item)),
@@ -211,7 +221,11 @@ impl Delivery {
         log::info!(
             "Airtable: {} row(s) written: {}",
             items.len(),
-            items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(|i| i.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         self.store
             .do_send(OutboxDelivered(items.iter().map(|i| i.id).collect()));

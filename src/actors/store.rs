@@ -222,7 +222,9 @@ impl Handler<PendingOutbox> for StoreActor {
     type Result = Result<Vec<OutboxItem>, Arc<StoreError>>;
 
     fn handle(&mut self, msg: PendingOutbox, _: &mut Context<Self>) -> Self::Result {
-        self.store.outbox_pending(msg.kind, msg.limit).map_err(Arc::new)
+        self.store
+            .outbox_pending(msg.kind, msg.limit)
+            .map_err(Arc::new)
     }
 }
 
@@ -230,7 +232,10 @@ impl Handler<OutboxDelivered> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, msg: OutboxDelivered, _: &mut Context<Self>) {
-        logged("cannot mark outbox items delivered", self.store.outbox_delivered(&msg.0));
+        logged(
+            "cannot mark outbox items delivered",
+            self.store.outbox_delivered(&msg.0),
+        );
     }
 }
 

@@ -267,7 +267,11 @@ impl TelegramClient {
     }
 
     /// `answerCallbackQuery`: stops the client's spinner and shows `text` briefly.
-    pub async fn answer_callback_query(&self, query_id: &str, text: &str) -> Result<(), TelegramError> {
+    pub async fn answer_callback_query(
+        &self,
+        query_id: &str,
+        text: &str,
+    ) -> Result<(), TelegramError> {
         let params = json!({"callback_query_id": query_id, "text": text});
         self.call::<_, IgnoredAny>("answerCallbackQuery", &params, self.request_timeout)
             .await
@@ -275,7 +279,11 @@ impl TelegramClient {
     }
 
     /// `editMessageReplyMarkup` with no keyboard: hides the buttons of a message.
-    pub async fn remove_keyboard(&self, chat_id: i64, message_id: i64) -> Result<(), TelegramError> {
+    pub async fn remove_keyboard(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+    ) -> Result<(), TelegramError> {
         let params = json!({"chat_id": chat_id, "message_id": message_id, "reply_markup": {"inline_keyboard": []}});
         self.send_retrying(chat_id, || {
             self.call::<_, IgnoredAny>("editMessageReplyMarkup", &params, self.request_timeout)

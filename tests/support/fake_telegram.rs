@@ -85,6 +85,8 @@ struct Inner {
     pushed_at: HashMap<(i64, i64), Instant>,
     latencies: Vec<Duration>,
     record_calls: bool,
+    buttons: HashMap<(i64, i64), String>,
+    answers: Vec<(String, String)>,
 }
 
 struct State {
@@ -248,6 +250,16 @@ impl FakeTelegram {
         })
     }
 
+    /// The `callback_data` of the button on a message, while its keyboard is shown.
+    pub fn button_data(&self, chat: i64, message_id: i64) -> Option<String> {
+        self.with(|i| i.buttons.get(&(chat, message_id)).cloned())
+    }
+
+    /// Texts of `answerCallbackQuery` calls, with the query ids.
+    pub fn answers(&self) -> Vec<(String, String)> {
+        self.with(|i| i.answers.clone())
+    }
+
     /// All recorded calls of `method`.
     pub fn calls(&self, method: &str) -> Vec<Call> {
         self.with(|i| {
@@ -350,6 +362,26 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
         "getUpdates" => get_updates(params, state).await,
         "sendMessage" => send_message(params, &state),
         "editMessageText" => edit_message(params, &state),
+        "answerCallbackQuery" => {
+            let id = params["callback_query_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let text = params["text"].as_str().unwrap_or_default().to_string();
+            state.inner.lock().unwrap().answers.push((id, text));
+            ok(json!(true))
+        }
+        "editMessageReplyMarkup" => {
+            let key = (
+                params["chat_id"].as_i64().unwrap_or(0),
+                params["message_id"].as_i64().unwrap_or(0),
+            );
+            let mut i = state.inner.lock().unwrap();
+            match i.buttons.remove(&key) {
+                Some(_) => ok(json!({"message_id": key.1, "chat": {"id": key.0, "type": "group"}, "date": 1})),
+                None => api_error(400, "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message"),
+            }
+        }
         "getFile" => get_file(params, &state),
         _ => api_error(404, "Not Found: method not found"),
     }
@@ -438,6 +470,9 @@ fn send_message(params: Value, state: &State) -> HttpResponse {
         }
     }
     i.texts.insert((chat_id, message_id), text.clone());
+    if let Some(data) = params["reply_markup"]["inline_keyboard"][0][0]["callback_data"].as_str() {
+        i.buttons.insert((chat_id, message_id), data.to_string());
+    }
     i.sent.push(Sent {
         method: "sendMessage".into(),
         chat_id,

@@ -2,6 +2,7 @@
 //! condition waits.
 #![allow(dead_code)]
 
+pub mod fake_airtable;
 pub mod fake_telegram;
 
 use std::path::{Path, PathBuf};
@@ -365,6 +366,21 @@ pub fn journal_len(data_dir: &Path) -> u64 {
         .unwrap()
         .journal_len()
         .unwrap()
+}
+
+/// A press on the button of `message_id` in group `chat` by `user`, with `data`.
+pub fn press(chat: i64, message_id: i64, user: i64, username: Option<&str>, data: &str) -> Value {
+    let mut from = json!({"id": user, "is_bot": false, "first_name": format!("First{user}"), "last_name": "Last"});
+    if let Some(u) = username {
+        from["username"] = json!(u);
+    }
+    json!({"callback_query": {
+        "id": format!("q{user}-{message_id}-{}", random_bytes(4, user as u64 ^ message_id as u64).iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        "from": from,
+        "message": {"message_id": message_id, "chat": {"id": chat, "type": "supergroup", "title": "Team"}, "date": 1_763_800_000, "text": "Press"},
+        "chat_instance": "42",
+        "data": data
+    }})
 }
 
 /// `n` pseudo-random bytes.

@@ -1,0 +1,488 @@
+//! Capability B end to end: buttons posted through the fake Telegram, presses turned into rows
+//! in the fake Airtable, through outages, restarts and refusals.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::fake_airtable::{AirtableFault, FakeAirtable};
+use support::*;
+use tg_ingest::metrics::Metrics;
+use tg_ingest::settings::Settings;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn vars(
+    tg: &FakeTelegram,
+    s3: &TestS3,
+    at: &FakeAirtable,
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut v = service_env(
+        tg,
+        s3,
+        data,
+        &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
+    );
+    v.extend(at.env());
+    v.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    v
+}
+
+/// Posts a button the way `post-button` does; returns its message id.
+fn post(settings: &Settings, chat: i64) -> i64 {
+    actix_rt::System::new()
+        .block_on(tg_ingest::app::post_button(settings, chat, None, None))
+        .unwrap()
+}
+
+fn field<'a>(row: &'a support::fake_airtable::Row, name: &str) -> &'a str {
+    row.fields[name].as_str().unwrap()
+}
+
+#[test]
+fn one_press_makes_one_row_with_the_right_values() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let service = TestService::start(settings.clone());
+    let msg = post(&settings, -1001);
+    let data_ = tg.button_data(-1001, msg).unwrap();
+    let before = tg_ingest::clock::now_millis();
+    tg.push(press(-1001, msg, 501, Some("anna"), &data_));
+    wait_until(WAIT, "one row", || at.rows().len() == 1);
+    let row = &at.rows()[0];
+    assert_eq!(field(row, "chat_id"), "-1001");
+    assert_eq!(field(row, "username"), "anna");
+    assert_eq!(field(row, "event_type"), "button_press");
+    assert_eq!(field(row, "reporter_name"), "qa-team");
+    let at_ms = field(row, "triggered_at");
+    assert!(at_ms.ends_with('Z') && at_ms.len() == 24, "{at_ms}");
+    assert!(
+        at_ms >= tg_ingest::clock::iso8601_millis(before - 1000).as_str(),
+        "{at_ms}"
+    );
+    assert_eq!(tg.answers().len(), 1);
+    assert_eq!(tg.answers()[0].1, tg_ingest::button::texts::RECORDED);
+    assert_eq!(
+        tg.calls("editMessageReplyMarkup").len(),
+        1,
+        "keyboard hidden"
+    );
+    assert_eq!(Metrics::get(&service.metrics.airtable_rows), 1);
+}
+
+#[test]
+fn five_users_pressing_one_button_make_one_row_and_five_answers() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let _service = TestService::start(settings.clone());
+    let msg = post(&settings, -1002);
+    let d = tg.button_data(-1002, msg).unwrap();
+    for user in 0..5 {
+        tg.push(press(-1002, msg, 600 + user, None, &d));
+    }
+    wait_until(WAIT, "five answers", || tg.answers().len() == 5);
+    wait_until(WAIT, "a row", || at.rows().len() == 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(at.rows().len(), 1);
+    assert_eq!(
+        field(&at.rows()[0], "username"),
+        "First600 Last",
+        "the first press wins"
+    );
+    let texts: Vec<String> = tg.answers().into_iter().map(|a| a.1).collect();
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| *t == tg_ingest::button::texts::RECORDED)
+            .count(),
+        1
+    );
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| *t == tg_ingest::button::texts::ALREADY_RECORDED)
+            .count(),
+        4
+    );
+    assert!(tg.button_data(-1002, msg).is_none(), "keyboard hidden");
+}
+
+#[test]
+fn three_buttons_in_three_chats_make_three_rows() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let _service = TestService::start(settings.clone());
+    for chat in [-2001, -2002, -2003] {
+        let msg = post(&settings, chat);
+        tg.push(press(
+            chat,
+            msg,
+            700,
+            Some("bob"),
+            &tg.button_data(chat, msg).unwrap(),
+        ));
+    }
+    wait_until(WAIT, "three rows", || at.rows().len() == 3);
+    let mut chats: Vec<String> = at
+        .rows()
+        .iter()
+        .map(|r| field(r, "chat_id").to_string())
+        .collect();
+    chats.sort();
+    assert_eq!(chats, ["-2001", "-2002", "-2003"]);
+}
+
+#[test]
+fn twenty_five_presses_at_once_arrive_in_three_batches_within_the_rate_limit() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let buttons: Vec<(i64, i64, String)> = (0..25)
+        .map(|i| {
+            let chat = -3000 - i;
+            let msg = post(&settings, chat);
+            (chat, msg, tg.button_data(chat, msg).unwrap())
+        })
+        .collect();
+    // Presses queued before the service starts arrive in one burst.
+    for (i, (chat, msg, d)) in buttons.iter().enumerate() {
+        tg.push(press(*chat, *msg, 800 + i as i64, None, d));
+    }
+    let _service = TestService::start(settings);
+    wait_until(WAIT, "25 rows", || at.rows().len() == 25);
+    assert!(at.writes() <= 3, "{} requests", at.writes());
+    assert_eq!(at.rate_violations(), 0);
+}
+
+#[test]
+fn rows_wait_out_an_airtable_outage_of_60_s() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let _service = TestService::start(settings.clone());
+    at.down_for(Duration::from_secs(60));
+    let down = Instant::now();
+    for chat in [-4001, -4002, -4003, -4004] {
+        let msg = post(&settings, chat);
+        tg.push(press(
+            chat,
+            msg,
+            900,
+            Some("carol"),
+            &tg.button_data(chat, msg).unwrap(),
+        ));
+    }
+    wait_until(WAIT, "presses answered", || tg.answers().len() == 4);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(at.rows().is_empty());
+    wait_until(Duration::from_secs(150), "rows after the outage", || {
+        at.rows().len() == 4
+    });
+    assert!(down.elapsed() >= Duration::from_secs(60));
+    assert_eq!(at.rate_violations(), 0);
+}
+
+#[test]
+fn a_lost_response_and_error_storms_still_make_one_row_each() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(
+        &tg,
+        &s3,
+        &at,
+        data.path(),
+        &[("TG_INGEST__AIRTABLE__RATE_LIMITED_WAIT_SECS", "2")],
+    ));
+    let _service = TestService::start(settings.clone());
+    at.inject([
+        AirtableFault::LoseResponse,
+        AirtableFault::Status(500),
+        AirtableFault::Status(502),
+        AirtableFault::Status(429),
+        AirtableFault::LoseResponse,
+    ]);
+    for chat in [-5001, -5002] {
+        let msg = post(&settings, chat);
+        tg.push(press(
+            chat,
+            msg,
+            950,
+            Some("dan"),
+            &tg.button_data(chat, msg).unwrap(),
+        ));
+    }
+    wait_until(Duration::from_secs(90), "rows", || {
+        at.writes() >= 6 && at.rows().len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(at.rows().len(), 2, "{:?}", at.rows());
+}
+
+#[test]
+fn a_refused_row_goes_to_the_dead_letters_and_the_rest_are_delivered() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    at.refuse_value("poison_user");
+    let buttons: Vec<(i64, i64)> = (0..3)
+        .map(|i| (-6000 - i, post(&settings, -6000 - i)))
+        .collect();
+    for (i, (chat, msg)) in buttons.iter().enumerate() {
+        let name = if i == 1 { "poison_user" } else { "fine_user" };
+        tg.push(press(
+            *chat,
+            *msg,
+            960 + i as i64,
+            Some(name),
+            &tg.button_data(*chat, *msg).unwrap(),
+        ));
+    }
+    let service = TestService::start(settings);
+    wait_until(WAIT, "the good rows", || at.rows().len() == 2);
+    wait_until(WAIT, "one dead letter", || {
+        Metrics::get(&service.metrics.airtable_dead_letters) == 1
+    });
+    drop(service);
+    let store = tg_ingest::store::Store::open(&data.path().join("state.db")).unwrap();
+    let dead = store.outbox_dead("airtable").unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].1.contains("INVALID_VALUE_FOR_COLUMN"),
+        "{}",
+        dead[0].1
+    );
+    assert!(dead[0].0.payload.contains("poison_user"));
+    assert!(store.outbox_pending("airtable", 10).unwrap().is_empty());
+}
+
+#[test]
+fn forged_and_foreign_buttons_are_answered_and_ignored() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let _service = TestService::start(settings.clone());
+    let msg = post(&settings, -7001);
+    let real = tg.button_data(-7001, msg).unwrap();
+    tg.push(press(
+        -7001,
+        msg,
+        970,
+        None,
+        "go:0000000000000001:00112233445566778899",
+    ));
+    tg.push(press(-7002, 55, 971, None, &real));
+    tg.push(press(-7001, 56, 972, None, "like"));
+    wait_until(WAIT, "three answers", || tg.answers().len() == 3);
+    assert!(tg
+        .answers()
+        .iter()
+        .all(|a| a.1 == tg_ingest::button::texts::NOT_OURS));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(at.rows().is_empty());
+    assert_eq!(at.writes(), 0);
+    assert!(tg.button_data(-7001, msg).is_some(), "keyboard still shown");
+}
+
+#[test]
+fn rows_in_the_outbox_survive_a_kill_and_arrive_once_after_restart() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let v = vars(&tg, &s3, &at, data.path(), &[]);
+    let settings = settings_from(v.clone());
+    let log = data.path().join("service.log");
+    let mut child = spawn_binary(&v, &log);
+    wait_until(WAIT, "service polling", || {
+        !tg.calls("getUpdates").is_empty()
+    });
+    at.down_for(Duration::from_secs(3600));
+    let mut buttons = Vec::new();
+    for chat in [-8001, -8002, -8003] {
+        let msg = post(&settings, chat);
+        tg.push(press(
+            chat,
+            msg,
+            980,
+            Some("eve"),
+            &tg.button_data(chat, msg).unwrap(),
+        ));
+        buttons.push(msg);
+    }
+    wait_until(WAIT, "presses answered", || tg.answers().len() == 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(at.rows().is_empty());
+    at.down_for(Duration::ZERO);
+    let mut child = spawn_binary(&v, &log);
+    wait_until(WAIT, "rows after restart", || at.rows().len() == 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+    assert_eq!(at.rows().len(), 3, "none twice");
+}
+
+#[test]
+fn the_button_flow_end_to_end_with_the_binary() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let v = vars(&tg, &s3, &at, data.path(), &[]);
+    let output = std::process::Command::new(binary())
+        .env_clear()
+        .envs(v.iter().cloned())
+        .args([
+            "post-button",
+            "--chat-id",
+            "-9001",
+            "--text",
+            "Ready?",
+            "--label",
+            "Поехали",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let msg: i64 = String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let sent = &tg.calls("sendMessage")[0].params;
+    assert_eq!(sent["text"], "Ready?");
+    assert_eq!(
+        sent["reply_markup"]["inline_keyboard"][0][0]["text"],
+        "Поехали"
+    );
+    let log = data.path().join("service.log");
+    let mut child = spawn_binary(&v, &log);
+    tg.push(press(
+        -9001,
+        msg,
+        990,
+        Some("frank"),
+        &tg.button_data(-9001, msg).unwrap(),
+    ));
+    wait_until(WAIT, "row", || at.rows().len() == 1);
+    assert_eq!(field(&at.rows()[0], "username"), "frank");
+    assert_eq!(field(&at.rows()[0], "chat_id"), "-9001");
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+}
+
+#[test]
+fn go_from_an_admin_posts_the_button_and_others_are_refused() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(
+        &tg,
+        &s3,
+        &at,
+        data.path(),
+        &[("TG_INGEST__BUTTON__ADMINS", "42,43")],
+    ));
+    let _service = TestService::start(settings);
+    let group = |user: i64, text: &str| {
+        serde_json::json!({"message": {
+            "message_id": tg.next_user_message_id(),
+            "from": {"id": user, "is_bot": false, "first_name": "U"},
+            "chat": {"id": -9100, "type": "supergroup", "title": "Team"},
+            "date": 1_763_800_000, "text": text}})
+    };
+    tg.push(group(44, "/go"));
+    tg.push(group(42, "/go@ingest_test_bot"));
+    tg.push(group(42, "/go@someone_else_bot"));
+    wait_until(WAIT, "two messages", || tg.texts_to(-9100).len() == 2);
+    let texts = tg.texts_to(-9100);
+    assert_eq!(texts[0], tg_ingest::button::texts::ADMINS_ONLY);
+    let button = tg
+        .calls("sendMessage")
+        .into_iter()
+        .find(|c| !c.params["reply_markup"].is_null())
+        .unwrap();
+    assert_eq!(
+        button.params["reply_markup"]["inline_keyboard"][0][0]["text"],
+        "Поехали"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        tg.texts_to(-9100).len(),
+        2,
+        "/go for another bot is ignored"
+    );
+}
+
+#[test]
+fn a_bad_airtable_token_ends_start_up_with_a_clear_error() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut v = vars(&tg, &s3, &at, data.path(), &[]);
+    v.push((
+        "TG_INGEST__AIRTABLE__TOKEN".into(),
+        "patWRONG.token-value".into(),
+    ));
+    let output = std::process::Command::new(binary())
+        .env_clear()
+        .envs(v)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Airtable table `tg_actions`"), "{stderr}");
+    assert!(stderr.contains("AUTHENTICATION_REQUIRED"), "{stderr}");
+    assert!(!stderr.contains("patWRONG.token-value"), "{stderr}");
+}
