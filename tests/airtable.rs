@@ -489,12 +489,22 @@ fn a_bad_airtable_token_ends_start_up_with_a_clear_error() {
 
 #[test]
 fn without_airtable_settings_presses_wait_in_the_outbox() {
-    let (tg, s3, data) = (FakeTelegram::start(TOKEN), TestS3::start(), tempfile::tempdir().unwrap());
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
     let settings = settings_from(service_env(&tg, &s3, data.path(), &[]));
     assert!(!settings.airtable.is_configured());
     let service = TestService::start(settings.clone());
     let msg = post(&settings, -9200);
-    tg.push(press(-9200, msg, 995, Some("gina"), &tg.button_data(-9200, msg).unwrap()));
+    tg.push(press(
+        -9200,
+        msg,
+        995,
+        Some("gina"),
+        &tg.button_data(-9200, msg).unwrap(),
+    ));
     wait_until(WAIT, "answer", || tg.answers().len() == 1);
     assert_eq!(tg.answers()[0].1, tg_ingest::button::texts::RECORDED);
     drop(service);
