@@ -4,8 +4,9 @@
 //! `requests_per_sec`. After a `429` it pauses `rate_limited_wait_secs`; on 5xx and network
 //! errors it retries forever with capped backoff and jitter. Errors that retrying will not heal
 //! (401, 403, 404, 422) move the row to the dead letters with the error; a batch refused with
-//! 422 is retried row by row so only the bad row is set aside. It drains when kicked
-//! ([`FlushOutbox`]) and every second.
+//! 422 is retried row by row so only the bad row is set aside. It drains shortly after being
+//! kicked ([`FlushOutbox`]; the short linger lets presses that arrive together share a batch)
+//! and every second.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ use crate::store::OutboxItem;
 #[rtype(result = "()")]
 pub struct FlushOutbox;
 
+/// How long a kick waits so that rows arriving together go in one batch.
+const LINGER: Duration = Duration::from_millis(250);
+
 /// How a drain ended.
 enum Drained {
     /// Nothing is left.
@@ -45,6 +49,7 @@ pub struct AirtableActor {
     backoff: Backoff,
     last_request: Rc<std::cell::Cell<Option<Instant>>>,
     draining: bool,
+    lingering: bool,
     paused_until: Option<Instant>,
     metrics: Arc<Metrics>,
 }
@@ -66,13 +71,15 @@ impl AirtableActor {
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
             last_request: Rc::default(),
             draining: false,
+            lingering: false,
             paused_until: None,
             metrics,
         }
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
-        if self.draining || self.paused_until.is_some_and(|t| Instant::now() < t) {
+        if self.draining || self.lingering || self.paused_until.is_some_and(|t| Instant::now() < t)
+        {
             return;
         }
         self.draining = true;
@@ -130,7 +137,14 @@ impl Handler<FlushOutbox> for AirtableActor {
     type Result = ();
 
     fn handle(&mut self, _: FlushOutbox, ctx: &mut Context<Self>) {
-        self.drain(ctx);
+        if self.lingering {
+            return;
+        }
+        self.lingering = true;
+        ctx.run_later(LINGER, |act, ctx| {
+            act.lingering = false;
+            act.drain(ctx);
+        });
     }
 }
 
