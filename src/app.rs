@@ -7,6 +7,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::airtable::AirtableActor;
+use crate::actors::archive::ArchiveActor;
+use crate::actors::etl_scheduler::EtlSchedulerActor;
 use crate::actors::poller::{PollerActor, StopPolling};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
@@ -15,7 +17,9 @@ use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
 use crate::airtable::{AirtableClient, AirtableError};
 use crate::backoff::Backoff;
 use crate::bot::{BotDeps, DocumentBot};
+use crate::clock::Day;
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
+use crate::etl::{run_day, EtlReport, EtlTarget};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::{AirtableSettings, Settings};
@@ -56,6 +60,9 @@ pub enum StartupError {
         /// The error.
         source: AirtableError,
     },
+    /// The ETL failed.
+    #[error("ETL failed: {0}")]
+    Etl(String),
     /// Telegram could not be reached or answered an error.
     #[error("start-up check failed: Telegram Bot API at {api_url} is not usable: {source}")]
     Telegram {
@@ -97,7 +104,7 @@ impl Service {
         hook: Option<FactoryHook>,
     ) -> Result<Self, StartupError> {
         crate::install_tls_provider();
-        let (target, embedded) = storage_target(&mut settings).await?;
+        let (target, embedded) = storage_target(&mut settings, None).await?;
         let attempts = settings.s3.startup_attempts.max(1);
         retry(
             "S3 bucket check",
@@ -106,6 +113,9 @@ impl Service {
             || target.check_bucket(),
         )
         .await?;
+        if settings.archive.is_enabled() {
+            archive_buckets(&target, &settings, embedded.is_some()).await?;
+        }
 
         let telegram = TelegramClient::new(&settings.telegram);
         let attempts = settings.telegram.startup_attempts.max(1);
@@ -166,8 +176,38 @@ impl Service {
                 AirtableActor::new(&at, store, metrics)
             })
         });
+        let archive_arbiter = Arbiter::new();
+        let etl_arbiter = Arbiter::new();
+        let archive = if settings.archive.is_enabled() {
+            let raw = target.with_bucket(&settings.archive.raw_bucket).bucket()?;
+            let store = store.clone();
+            let etl = etl_target(&target, &settings)?;
+            let ar = settings.archive.clone();
+            let minute = ar.etl_minute().unwrap_or(5);
+            EtlSchedulerActor::start_in_arbiter(&etl_arbiter.handle(), move |_| {
+                EtlSchedulerActor::new(etl, ar.utc_offset_minutes, minute, ar.catch_up_days)
+            });
+            log::info!(
+                "archive on for chats {:?}: raw bucket `{}`, enriched bucket `{}`, daily ETL at {} (UTC{:+03}:{:02})",
+                settings.archive.chats,
+                settings.archive.raw_bucket,
+                settings.archive.enriched_bucket,
+                settings.archive.etl_at,
+                settings.archive.utc_offset_minutes / 60,
+                settings.archive.utc_offset_minutes.abs() % 60
+            );
+            Some(
+                ArchiveActor::start_in_arbiter(&archive_arbiter.handle(), move |_| {
+                    ArchiveActor::new(raw, store)
+                })
+                .recipient(),
+            )
+        } else {
+            None
+        };
         let deps = BotDeps {
             uploader: uploader.recipient(),
+            archive,
             store: store.clone(),
             limiter,
             airtable: airtable.map(Addr::recipient),
@@ -214,7 +254,13 @@ impl Service {
             pool,
             store,
             shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
-            arbiters: vec![uploader_arbiter, airtable_arbiter, store_arbiter],
+            arbiters: vec![
+                uploader_arbiter,
+                airtable_arbiter,
+                archive_arbiter,
+                etl_arbiter,
+                store_arbiter,
+            ],
             _embedded: embedded,
         })
     }
@@ -397,6 +443,7 @@ impl Handler<StopPool> for WorkerPool {
 /// The S3 target from settings, starting the embedded server when no endpoint is configured.
 async fn storage_target(
     settings: &mut Settings,
+    listen: Option<&str>,
 ) -> Result<(S3Target, Option<EmbeddedS3>), StartupError> {
     if !settings.s3.endpoint.is_empty() {
         return Ok((
@@ -406,7 +453,8 @@ async fn storage_target(
     }
     let e = settings.s3.embedded.clone();
     let dir = settings.embedded_s3_dir();
-    let server = EmbeddedS3::start(&dir, &e.listen, &e.access_key, e.secret_key.expose())?;
+    let listen = listen.unwrap_or(&e.listen);
+    let server = EmbeddedS3::start(&dir, listen, &e.access_key, e.secret_key.expose())?;
     settings.s3.max_key_bytes = settings
         .s3
         .max_key_bytes
@@ -430,6 +478,78 @@ async fn storage_target(
         e.access_key
     );
     Ok((target, Some(server)))
+}
+
+/// Creates (embedded server) or checks (configured endpoint) the raw and enriched buckets.
+async fn archive_buckets(
+    target: &S3Target,
+    settings: &Settings,
+    embedded: bool,
+) -> Result<(), StartupError> {
+    for bucket in [
+        &settings.archive.raw_bucket,
+        &settings.archive.enriched_bucket,
+    ] {
+        let t = target.with_bucket(bucket);
+        if embedded {
+            t.ensure_bucket().await?;
+        } else {
+            let attempts = settings.s3.startup_attempts.max(1);
+            retry(
+                "S3 bucket check",
+                attempts,
+                StorageError::is_retryable,
+                || t.check_bucket(),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The ETL's buckets and scratch directory.
+fn etl_target(target: &S3Target, settings: &Settings) -> Result<EtlTarget, StartupError> {
+    Ok(EtlTarget {
+        raw: target.with_bucket(&settings.archive.raw_bucket).bucket()?,
+        enriched: target
+            .with_bucket(&settings.archive.enriched_bucket)
+            .bucket()?,
+        prefix: settings.archive.prefix.clone(),
+        tmp_dir: settings.data_dir.join("tmp"),
+        rows_per_group: settings.archive.rows_per_group,
+    })
+}
+
+/// `tg-ingest etl`: runs the ETL for each day from `from` to `to` (inclusive), reporting
+/// progress as `(day index, day count, objects done, objects in the day)`.
+pub async fn run_etl(
+    mut settings: Settings,
+    from: Day,
+    to: Day,
+    progress: &dyn Fn(usize, usize, u64, u64),
+) -> Result<Vec<EtlReport>, StartupError> {
+    crate::install_tls_provider();
+    // An embedded server of its own, on a free port, so a running service is not disturbed.
+    let (target, embedded) = storage_target(&mut settings, Some("127.0.0.1:0")).await?;
+    archive_buckets(&target, &settings, embedded.is_some()).await?;
+    let etl = etl_target(&target, &settings)?;
+    let days: Vec<Day> = (from.0..=to.0).map(Day).collect();
+    let mut reports = Vec::with_capacity(days.len());
+    for (i, day) in days.iter().enumerate() {
+        let report = run_day(&etl, *day, &|done, total| {
+            progress(i, days.len(), done, total)
+        })
+        .await
+        .map_err(|e| StartupError::Etl(e.to_string()))?;
+        progress(
+            i + 1,
+            days.len(),
+            report.source_objects,
+            report.source_objects,
+        );
+        reports.push(report);
+    }
+    Ok(reports)
 }
 
 /// Longest key the embedded server can store: it keeps each object as one file (name at most

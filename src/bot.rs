@@ -11,13 +11,17 @@ use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::actors::airtable::FlushOutbox;
+use crate::actors::archive::FlushArchive;
 use crate::actors::store::{IsGreeted, PutOutbox, SetGreeted, StoreActor};
 use crate::actors::uploader::{Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
+use crate::archive::{archive_key, ARCHIVE_OUTBOX};
 use crate::button::{self, ButtonKey, AIRTABLE_OUTBOX};
 use crate::keys::document_key;
 use crate::ratelimit::SharedLimiter;
-use crate::settings::{AirtableSettings, ButtonSettings, SecuritySettings, Settings};
+use crate::settings::{
+    AirtableSettings, ArchiveSettings, ButtonSettings, SecuritySettings, Settings,
+};
 use crate::telegram::{
     CallbackQuery, Document, IncomingUpdate, Message, TelegramClient, TelegramError,
 };
@@ -57,6 +61,8 @@ pub struct DocumentBot {
     airtable: AirtableSettings,
     button_key: ButtonKey,
     airtable_flush: Option<Recipient<FlushOutbox>>,
+    archive: ArchiveSettings,
+    archive_flush: Option<Recipient<FlushArchive>>,
     bot_username: Option<String>,
     download_limit: Option<u64>,
     max_key_bytes: usize,
@@ -84,6 +90,8 @@ impl DocumentBot {
             airtable: settings.airtable.clone(),
             button_key: ButtonKey::from_token(settings.telegram.token.expose()),
             airtable_flush: deps.airtable,
+            archive: settings.archive.clone(),
+            archive_flush: deps.archive,
             bot_username: deps.bot_username,
             download_limit,
             max_key_bytes: settings.s3.max_key_bytes,
@@ -139,7 +147,11 @@ impl DocumentBot {
         if let Some(query) = &u.callback_query {
             return self.handle_press(query).await;
         }
+        let archived = self.archive_update(&update).await?;
         let Some(msg) = &u.message else {
+            if let Some(key) = archived {
+                return Ok(format!("archived as {key}"));
+            }
             return Ok(match update.kind() {
                 "unknown" => format!("skipped: unknown update kind {:?}", update.raw_fields()),
                 kind => format!("skipped: {kind} is not handled by the document bot"),
@@ -153,7 +165,10 @@ impl DocumentBot {
             if go {
                 return self.go_command(msg).await;
             }
-            return Ok(format!("skipped: message in a {} chat", msg.chat.kind));
+            return Ok(match archived {
+                Some(key) => format!("archived as {key}"),
+                None => format!("skipped: message in a {} chat", msg.chat.kind),
+            });
         }
         let from = msg.from.as_ref().map(|f| f.id);
         if !self.security.allows(from, msg.chat.id) {
@@ -270,6 +285,29 @@ impl DocumentBot {
         }
     }
 
+    /// Queues the raw update for the raw bucket when its chat is archived; returns its key.
+    async fn archive_update(
+        &self,
+        update: &IncomingUpdate,
+    ) -> Result<Option<String>, HandlerError> {
+        let Some(key) = archive_key(&self.archive, update) else {
+            return Ok(None);
+        };
+        self.store
+            .send(PutOutbox {
+                kind: ARCHIVE_OUTBOX,
+                key: key.clone(),
+                payload: update.raw.get().to_string(),
+            })
+            .await
+            .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
+            .map_err(|e| HandlerError::retryable(e.to_string()))?;
+        if let Some(flush) = &self.archive_flush {
+            flush.do_send(FlushArchive);
+        }
+        Ok(Some(key))
+    }
+
     /// `/go` in a group: an admin posts the button there.
     async fn go_command(&self, msg: &Message) -> Outcome {
         let from = msg.from.as_ref().map(|f| f.id);
@@ -371,6 +409,8 @@ pub struct BotDeps {
     pub store: Addr<StoreActor>,
     /// The process-wide outgoing rate limiter.
     pub limiter: SharedLimiter,
+    /// The raw-bucket writer, when archiving is on.
+    pub archive: Option<Recipient<FlushArchive>>,
     /// The Airtable writer, when Airtable is configured.
     pub airtable: Option<Recipient<FlushOutbox>>,
     /// The bot's own username, to recognise `/go@<bot>`.

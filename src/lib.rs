@@ -17,7 +17,12 @@
 //!     [`bot::DocumentBot`]); for a document it sends `Upload` to the `S3UploaderActor`;
 //!   - `S3UploaderActor` streams the file from Telegram into S3 and sends `UploadProgress`
 //!     back to the worker's `Recipient`, which edits the user's progress message.
-//! - [`bot`]: the document bot's behaviour and texts.
+//! - [`bot`]: the bot's behaviour and texts: documents, the go button, archiving.
+//! - [`button`], [`airtable`]: the go button and the Airtable client (`AirtableActor` drains
+//!   the durable outbox of rows).
+//! - [`archive`], [`etl`]: raw JSON per archived message (`ArchiveActor` drains its outbox into
+//!   the raw bucket) and the daily Parquet ETL (`EtlSchedulerActor`, or `tg-ingest etl`).
+//! - [`store`]: the durable store (journal, state, outboxes), owned by `StoreActor`.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
 //! - [`backoff`], [`metrics`]: retry delays and counters.
@@ -25,11 +30,13 @@
 pub mod actors;
 pub mod airtable;
 pub mod app;
+pub mod archive;
 pub mod backoff;
 pub mod bot;
 pub mod button;
 pub mod clock;
 pub mod embedded_s3;
+pub mod etl;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

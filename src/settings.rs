@@ -64,6 +64,8 @@ pub struct Settings {
     pub button: ButtonSettings,
     /// Airtable, where button presses are written.
     pub airtable: AirtableSettings,
+    /// The group archive and its daily ETL.
+    pub archive: ArchiveSettings,
     /// Telegram Bot API client settings.
     pub telegram: TelegramSettings,
     /// S3 storage settings.
@@ -181,6 +183,42 @@ pub struct AirtableFields {
     pub event_type: String,
     /// Reporter column (text).
     pub reporter_name: String,
+}
+
+/// The group archive and its daily ETL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArchiveSettings {
+    /// Archived chat ids; empty means off.
+    #[serde(default)]
+    pub chats: Vec<i64>,
+    /// Bucket for raw JSON.
+    pub raw_bucket: String,
+    /// Bucket for Parquet.
+    pub enriched_bucket: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Time zone, minutes east of UTC.
+    pub utc_offset_minutes: i32,
+    /// Local `HH:MM` of the daily ETL run.
+    pub etl_at: String,
+    /// Days looked back at start-up.
+    pub catch_up_days: u32,
+    /// Rows per Parquet row group.
+    pub rows_per_group: usize,
+}
+
+impl ArchiveSettings {
+    /// Whether any chat is archived.
+    pub fn is_enabled(&self) -> bool {
+        !self.chats.is_empty()
+    }
+
+    /// The ETL time as minutes after local midnight.
+    pub fn etl_minute(&self) -> Option<u32> {
+        let (h, m) = self.etl_at.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    }
 }
 
 /// Access control and size limits.
@@ -337,6 +375,7 @@ impl Settings {
                 .with_list_parse_key("security.allowed_user_ids")
                 .with_list_parse_key("security.allowed_chat_ids")
                 .with_list_parse_key("button.admins")
+                .with_list_parse_key("archive.chats")
                 .with_list_parse_key("airtable.merge_fields")
                 .try_parsing(true)
                 .source(Some(vars)),
@@ -394,6 +433,22 @@ impl Settings {
         }
         if at.merge_fields.is_empty() {
             return invalid("airtable.merge_fields", "must name at least one field");
+        }
+        let ar = &self.archive;
+        if ar.etl_minute().is_none() {
+            return invalid("archive.etl_at", "must be a time HH:MM");
+        }
+        if !(-14 * 60..=14 * 60).contains(&ar.utc_offset_minutes) {
+            return invalid("archive.utc_offset_minutes", "must be between -840 and 840");
+        }
+        if ar.rows_per_group == 0 {
+            return invalid("archive.rows_per_group", "must be at least 1");
+        }
+        if ar.prefix.is_empty() || ar.prefix.starts_with('/') || ar.prefix.ends_with('/') {
+            return invalid(
+                "archive.prefix",
+                "must be non-empty without leading or trailing /",
+            );
         }
         let label = self.button.label.len();
         if label == 0 || label > 64 {

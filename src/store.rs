@@ -359,7 +359,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut mark = tx
-                .prepare_cached("UPDATE outbox SET delivered_at = ?2 WHERE id = ?1")
+                .prepare_cached("UPDATE outbox SET delivered_at = ?2, payload = '' WHERE id = ?1")
                 .map_err(err)?;
             for id in ids {
                 mark.execute(params![id, now]).map_err(err)?;

@@ -1,6 +1,8 @@
 //! The actors. Each file holds one actor and the messages it handles.
 
 pub mod airtable;
+pub mod archive;
+pub mod etl_scheduler;
 pub mod poller;
 pub mod pool;
 pub mod store;

@@ -1,0 +1,160 @@
+//! `ArchiveActor`: writes the raw objects queued in the durable `archive` outbox to the raw
+//! bucket. An S3 outage only delays them: failed writes stay in the outbox and are retried
+//! with capped backoff; a write S3 refuses for good (a 4xx other than 408/429) becomes a dead
+//! letter with its error.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::stream::{self, StreamExt};
+use s3::Bucket;
+
+use super::store::{OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
+use crate::archive::ARCHIVE_OUTBOX;
+use crate::backoff::Backoff;
+use crate::storage::StorageError;
+
+/// New raw objects are waiting.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushArchive;
+
+/// Objects read from the outbox per round.
+const BATCH: usize = 64;
+/// Objects written at once.
+const CONCURRENCY: usize = 8;
+
+/// The raw-bucket writer.
+pub struct ArchiveActor {
+    bucket: Rc<Bucket>,
+    store: Addr<StoreActor>,
+    backoff: Backoff,
+    draining: bool,
+    paused_until: Option<Instant>,
+}
+
+impl ArchiveActor {
+    /// A writer into `bucket`.
+    pub fn new(bucket: Box<Bucket>, store: Addr<StoreActor>) -> Self {
+        Self {
+            bucket: Rc::from(bucket),
+            store,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            draining: false,
+            paused_until: None,
+        }
+    }
+
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.draining || self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.draining = true;
+        let (bucket, store) = (self.bucket.clone(), self.store.clone());
+        ctx.spawn(
+            drain(bucket, store)
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    act.draining = false;
+                    match result {
+                        Ok(()) => act.backoff.reset(),
+                        Err(e) => {
+                            let wait = act.backoff.next_delay();
+                            log::warn!("archive: {e}; retrying in {:.1} s", wait.as_secs_f64());
+                            act.paused_until = Some(Instant::now() + wait);
+                            ctx.run_later(wait, |act, ctx| {
+                                act.paused_until = None;
+                                act.drain(ctx);
+                            });
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+/// Writes rounds of pending objects until none is left or S3 fails.
+async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>) -> Result<(), String> {
+    loop {
+        let items = store
+            .send(PendingOutbox {
+                kind: ARCHIVE_OUTBOX,
+                limit: BATCH,
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        let results: Vec<_> = stream::iter(items.iter())
+            .map(|item| {
+                let bucket = bucket.clone();
+                async move {
+                    let r = bucket
+                        .put_object_with_content_type(
+                            &item.key,
+                            item.payload.as_bytes(),
+                            "application/json",
+                        )
+                        .await
+                        .map_err(|e| StorageError::from_s3("put", &item.key, e));
+                    (item, r)
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut delivered = Vec::new();
+        let mut failure = None;
+        for (item, result) in results {
+            match result {
+                Ok(_) => delivered.push(item.id),
+                Err(e) if e.is_retryable() => {
+                    store.do_send(OutboxFailed {
+                        id: item.id,
+                        reason: e.to_string(),
+                        dead: false,
+                    });
+                    failure = Some(e.to_string());
+                }
+                Err(e) => {
+                    log::error!(
+                        "archive: S3 refuses {} for good ({e}); moved to the dead letters",
+                        item.key
+                    );
+                    store.do_send(OutboxFailed {
+                        id: item.id,
+                        reason: e.to_string(),
+                        dead: true,
+                    });
+                }
+            }
+        }
+        if !delivered.is_empty() {
+            log::debug!("archive: {} raw objects stored", delivered.len());
+            store.do_send(OutboxDelivered(delivered));
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+    }
+}
+
+impl Actor for ArchiveActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(Duration::from_secs(1), |act, ctx| act.drain(ctx));
+        self.drain(ctx);
+    }
+}
+
+impl Handler<FlushArchive> for ArchiveActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushArchive, ctx: &mut Context<Self>) {
+        self.drain(ctx);
+    }
+}
