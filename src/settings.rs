@@ -130,7 +130,7 @@ pub struct ButtonSettings {
     /// Default button label.
     pub label: String,
     /// Users allowed to use /go.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "id_list")]
     pub admins: Vec<i64>,
 }
 
@@ -189,7 +189,7 @@ pub struct AirtableFields {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ArchiveSettings {
     /// Archived chat ids; empty means off.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "id_list")]
     pub chats: Vec<i64>,
     /// Bucket for raw JSON.
     pub raw_bucket: String,
@@ -225,10 +225,10 @@ impl ArchiveSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecuritySettings {
     /// Users allowed to use the bot; empty means everyone.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "id_list")]
     pub allowed_user_ids: Vec<i64>,
     /// Chats served; empty means every chat.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "id_list")]
     pub allowed_chat_ids: Vec<i64>,
     /// Largest accepted document in bytes; 0 means no limit of our own.
     pub max_file_bytes: u64,
@@ -539,6 +539,43 @@ pub fn is_default_embedded_secret(secret: &str) -> bool {
     DEFAULTS.contains(&format!("secret_key = \"{secret}\""))
 }
 
+/// Reads a list of ids given as a list, one number, or a comma-separated string (one id in an
+/// environment variable arrives as a number, several as a list).
+fn id_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Int(i64),
+        Text(String),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(Item),
+        Many(Vec<Item>),
+    }
+    let items = match List::deserialize(d)? {
+        List::One(item) => vec![item],
+        List::Many(items) => items,
+    };
+    let mut ids = Vec::new();
+    for item in items {
+        match item {
+            Item::Int(n) => ids.push(n),
+            Item::Text(text) => {
+                for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    ids.push(
+                        part.parse()
+                            .map_err(|_| D::Error::custom(format!("`{part}` is not an id")))?,
+                    );
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
 fn is_http_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
@@ -607,6 +644,21 @@ mod tests {
         assert!(s.security.allows(Some(5), 5));
         assert!(!s.security.allows(Some(6), 6));
         assert!(!s.security.allows(None, 6));
+    }
+
+    #[test]
+    fn id_lists_take_one_or_many_ids() {
+        let s = with_vars(&[
+            TOKEN,
+            ("TG_INGEST__ARCHIVE__CHATS", "-100500"),
+            ("TG_INGEST__BUTTON__ADMINS", "42"),
+            ("TG_INGEST__SECURITY__ALLOWED_CHAT_IDS", "1, 2,3"),
+        ])
+        .unwrap();
+        assert_eq!(s.archive.chats, [-100500]);
+        assert_eq!(s.button.admins, [42]);
+        assert_eq!(s.security.allowed_chat_ids, [1, 2, 3]);
+        assert!(with_vars(&[TOKEN, ("TG_INGEST__BUTTON__ADMINS", "1,x")]).is_err());
     }
 
     #[test]

@@ -156,7 +156,12 @@ impl TestS3 {
 
     /// An object's bytes, or `None` when it does not exist.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let bucket = self.target().bucket().unwrap();
+        self.get_in(&self.bucket, key)
+    }
+
+    /// An object's bytes in another bucket of the same server.
+    pub fn get_in(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let bucket = self.target().with_bucket(bucket).bucket().unwrap();
         match block_on(bucket.get_object(key)) {
             Ok(r) if r.status_code() == 200 => Some(r.bytes().to_vec()),
             _ => None,
@@ -165,7 +170,12 @@ impl TestS3 {
 
     /// All keys in the bucket.
     pub fn keys(&self) -> Vec<String> {
-        let bucket = self.target().bucket().unwrap();
+        self.keys_in(&self.bucket)
+    }
+
+    /// All keys in another bucket of the same server.
+    pub fn keys_in(&self, bucket: &str) -> Vec<String> {
+        let bucket = self.target().with_bucket(bucket).bucket().unwrap();
         let pages = block_on(bucket.list(String::new(), None)).unwrap();
         let mut keys: Vec<String> = pages
             .into_iter()
@@ -173,6 +183,13 @@ impl TestS3 {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// Creates another bucket on the same server; returns its name.
+    pub fn create_bucket(&self, suffix: &str) -> String {
+        let name = format!("{}-{suffix}", self.bucket);
+        block_on(self.target().with_bucket(&name).ensure_bucket()).unwrap();
+        name
     }
 
     /// Whether listing the bucket fails (the server is down).

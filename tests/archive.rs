@@ -1,0 +1,485 @@
+//! Capability C: the raw archive of group messages and the daily Parquet ETL, against a real
+//! S3 server, read back with the `parquet` crate.
+
+mod support;
+
+use std::time::Duration;
+
+use arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{json, Value};
+use support::*;
+use tg_ingest::archive::archive_key;
+use tg_ingest::clock::Day;
+use tg_ingest::etl::{marker_key, parquet_key, run_day, EtlTarget};
+use tg_ingest::settings::{ArchiveSettings, Settings};
+use tg_ingest::telegram::IncomingUpdate;
+
+const WAIT: Duration = Duration::from_secs(30);
+const GROUP: i64 = -100_500;
+/// 2026-11-21 12:00:00 UTC.
+const NOON: i64 = 1_795_262_400;
+
+struct Buckets {
+    raw: String,
+    enriched: String,
+}
+
+fn archive_env(s3: &TestS3) -> (Buckets, Vec<(String, String)>) {
+    let b = Buckets {
+        raw: s3.create_bucket("raw"),
+        enriched: s3.create_bucket("enriched"),
+    };
+    let vars = vec![
+        (
+            "TG_INGEST__ARCHIVE__CHATS".to_string(),
+            format!("{GROUP},-100501"),
+        ),
+        ("TG_INGEST__ARCHIVE__RAW_BUCKET".into(), b.raw.clone()),
+        (
+            "TG_INGEST__ARCHIVE__ENRICHED_BUCKET".into(),
+            b.enriched.clone(),
+        ),
+    ];
+    (b, vars)
+}
+
+fn settings_with(
+    tg: &FakeTelegram,
+    s3: &TestS3,
+    data: &std::path::Path,
+    archive: &[(String, String)],
+) -> Settings {
+    let mut v = service_env(
+        tg,
+        s3,
+        data,
+        &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
+    );
+    v.extend(archive.iter().cloned());
+    settings_from(v)
+}
+
+/// A raw group update, as Telegram would send it, with an unknown field.
+fn group_update(id: i64, chat: i64, date: i64, text: Option<&str>, from: bool) -> Value {
+    let mut m = json!({"message_id": id * 10, "chat": {"id": chat, "type": "supergroup", "title": "Team"}, "date": date, "x_future_field": {"a": [1, 2]}});
+    if let Some(t) = text {
+        m["text"] = json!(t);
+    } else {
+        m["photo"] = json!([{"file_id": "p", "file_unique_id": "pu", "width": 1, "height": 1}]);
+    }
+    if from {
+        m["from"] = json!({"id": id + 7, "is_bot": false, "first_name": format!("Name{id}"), "username": format!("user{id}")});
+    }
+    json!({"update_id": id, "message": m})
+}
+
+fn key_of(settings: &ArchiveSettings, update: &Value) -> String {
+    let raw = serde_json::value::RawValue::from_string(update.to_string()).unwrap();
+    archive_key(settings, &IncomingUpdate::parse(raw).unwrap()).unwrap()
+}
+
+#[test]
+fn group_messages_are_archived_verbatim_once_each_in_the_local_day() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, vars) = archive_env(&s3);
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let _service = TestService::start(settings.clone());
+    let late = 1_795_314_600; // 2026-11-22 02:30 UTC = 2026-11-21 23:30 at UTC-03:00
+    let updates = [
+        group_update(5001, GROUP, NOON, Some("hello"), true),
+        group_update(5002, GROUP, NOON + 60, None, true),
+        group_update(5003, -100_501, late, Some("near midnight"), false),
+    ];
+    for u in &updates {
+        tg.push_raw(u["update_id"].as_i64().unwrap(), u.clone());
+    }
+    // The same update delivered twice, and a chat that is not archived.
+    tg.push_raw(5001, updates[0].clone());
+    tg.push_raw(
+        5004,
+        group_update(5004, -999, NOON, Some("not archived"), true),
+    );
+    wait_until(WAIT, "three raw objects", || s3.keys_in(&b.raw).len() == 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    let keys = s3.keys_in(&b.raw);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    for u in &updates {
+        let key = key_of(&settings.archive, u);
+        assert_eq!(
+            s3.get_in(&b.raw, &key).unwrap(),
+            serde_json::to_vec(u).unwrap(),
+            "{key} byte-identical"
+        );
+    }
+    assert!(
+        keys.contains(
+            &"telegram/context_date=2026-11-21/20261121233000_000000005003.json".to_string()
+        ),
+        "{keys:?}"
+    );
+    assert!(
+        tg.texts_to(GROUP).is_empty(),
+        "archived chats get no replies"
+    );
+}
+
+#[test]
+fn an_s3_outage_delays_archived_messages_but_loses_none() {
+    let (tg, mut s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    if !s3.is_embedded() {
+        return;
+    }
+    let (b, vars) = archive_env(&s3);
+    let _service = TestService::start(settings_with(&tg, &s3, data.path(), &vars));
+    s3.stop();
+    for id in 0..5 {
+        tg.push_raw(
+            6000 + id,
+            group_update(6000 + id, GROUP, NOON + id, Some("during the outage"), true),
+        );
+    }
+    wait_until(WAIT, "all confirmed", || tg.pending_updates() == 0);
+    std::thread::sleep(Duration::from_secs(30));
+    s3.restart();
+    wait_until(Duration::from_secs(60), "objects after the outage", || {
+        s3.keys_in(&b.raw).len() == 5
+    });
+}
+
+fn etl_target(s3: &TestS3, b: &Buckets, data: &std::path::Path) -> EtlTarget {
+    EtlTarget {
+        raw: s3.target().with_bucket(&b.raw).bucket().unwrap(),
+        enriched: s3.target().with_bucket(&b.enriched).bucket().unwrap(),
+        prefix: "telegram".into(),
+        tmp_dir: data.join("tmp"),
+        rows_per_group: 1000,
+    }
+}
+
+/// Puts raw updates straight into the raw bucket under their archive keys.
+fn put_raw(s3: &TestS3, b: &Buckets, settings: &ArchiveSettings, updates: &[Value]) {
+    let bucket = s3.target().with_bucket(&b.raw).bucket().unwrap();
+    block_on(async {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(updates)
+            .for_each_concurrent(32, |u| {
+                let bucket = &bucket;
+                async move {
+                    bucket
+                        .put_object(key_of(settings, u), u.to_string().as_bytes())
+                        .await
+                        .unwrap();
+                }
+            })
+            .await;
+    });
+}
+
+fn read_parquet(bytes: Vec<u8>) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn i64s(batches: &[RecordBatch], col: &str) -> Vec<Option<i64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b
+                .column_by_name(col)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone();
+            (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i)))
+        })
+        .collect()
+}
+
+fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let a = b
+                .column_by_name(col)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .clone();
+            (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i).to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn etl_writes_one_parquet_with_the_exact_schema_and_values() {
+    let (s3, data) = (TestS3::start(), tempfile::tempdir().unwrap());
+    let (b, _) = archive_env(&s3);
+    let archive = settings_from(vec![
+        ("TG_INGEST__TELEGRAM__TOKEN".into(), TOKEN.into()),
+        ("TG_INGEST__ARCHIVE__CHATS".into(), GROUP.to_string()),
+    ])
+    .archive;
+    let day = Day::parse("2026-11-21").unwrap();
+    let mut updates = vec![
+        group_update(3, GROUP, NOON + 30, Some("third"), true),
+        group_update(1, GROUP, NOON, Some("first"), true),
+        group_update(2, GROUP, NOON + 10, None, false),
+    ];
+    // The same update stored a second time under another name.
+    let dup = updates[0].clone();
+    updates.push(json!({"update_id": 4, "poll": {"id": "x"}}));
+    put_raw(&s3, &b, &archive, &updates[..3]);
+    let bucket = s3.target().with_bucket(&b.raw).bucket().unwrap();
+    block_on(bucket.put_object(
+        "telegram/context_date=2026-11-21/20261121090040_copy.json",
+        dup.to_string().as_bytes(),
+    ))
+    .unwrap();
+    block_on(bucket.put_object(
+        "telegram/context_date=2026-11-21/20261121090050_poll.json",
+        updates[3].to_string().as_bytes(),
+    ))
+    .unwrap();
+
+    let target = etl_target(&s3, &b, data.path());
+    let report = block_on(run_day(&target, day, &|_, _| {})).unwrap();
+    assert_eq!(
+        (
+            report.source_objects,
+            report.rows,
+            report.duplicates,
+            report.skipped
+        ),
+        (5, 3, 1, 1)
+    );
+    let batches = read_parquet(
+        s3.get_in(&b.enriched, &parquet_key("telegram", day))
+            .unwrap(),
+    );
+    let schema = batches[0].schema();
+    let expected = [
+        ("message_id", DataType::Int64),
+        ("user_id", DataType::Int64),
+        ("user_is_bot", DataType::Boolean),
+        ("user_first_name", DataType::Utf8),
+        ("chat_id", DataType::Int64),
+        ("chat_type", DataType::Utf8),
+        ("text", DataType::Utf8),
+        ("date", DataType::Int64),
+    ];
+    for (i, (name, ty)) in expected.iter().enumerate() {
+        assert_eq!(schema.field(i).name(), name);
+        assert_eq!(schema.field(i).data_type(), ty);
+    }
+    assert_eq!(
+        i64s(&batches, "update_id"),
+        [Some(1), Some(2), Some(3)],
+        "sorted by date"
+    );
+    assert_eq!(i64s(&batches, "message_id"), [Some(10), Some(20), Some(30)]);
+    assert_eq!(
+        i64s(&batches, "user_id"),
+        [Some(8), None, Some(10)],
+        "from-less row has no user"
+    );
+    assert_eq!(i64s(&batches, "chat_id"), [Some(GROUP); 3]);
+    assert_eq!(
+        i64s(&batches, "date"),
+        [Some(NOON), Some(NOON + 10), Some(NOON + 30)]
+    );
+    assert_eq!(
+        strings(&batches, "text"),
+        [Some("first".into()), None, Some("third".into())]
+    );
+    assert_eq!(
+        strings(&batches, "user_first_name"),
+        [Some("Name1".into()), None, Some("Name3".into())]
+    );
+    assert_eq!(
+        strings(&batches, "chat_type"),
+        vec![Some("supergroup".to_string()); 3]
+    );
+    let photo = batches[0]
+        .column_by_name("has_photo")
+        .unwrap()
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .unwrap()
+        .clone();
+    assert!(photo.value(1) && !photo.value(0));
+    let marker: Value = serde_json::from_slice(
+        &s3.get_in(&b.enriched, &marker_key("telegram", day))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker["rows"], 3);
+    assert_eq!(marker["source_objects"], 5);
+
+    // Re-running the day replaces the output with the same rows.
+    let again = block_on(run_day(&target, day, &|_, _| {})).unwrap();
+    assert_eq!(again.rows, 3);
+    let batches2 = read_parquet(
+        s3.get_in(&b.enriched, &parquet_key("telegram", day))
+            .unwrap(),
+    );
+    assert_eq!(i64s(&batches2, "update_id"), i64s(&batches, "update_id"));
+    assert_eq!(strings(&batches2, "text"), strings(&batches, "text"));
+    let day_keys: Vec<String> = s3
+        .keys_in(&b.enriched)
+        .into_iter()
+        .filter(|k| k.contains("2026-11-21"))
+        .collect();
+    assert_eq!(
+        day_keys.len(),
+        2,
+        "one Parquet file and the marker: {day_keys:?}"
+    );
+}
+
+#[test]
+fn etl_handles_a_day_of_3000_objects_and_an_empty_day() {
+    let (s3, data) = (TestS3::start(), tempfile::tempdir().unwrap());
+    let (b, _) = archive_env(&s3);
+    let archive = settings_from(vec![
+        ("TG_INGEST__TELEGRAM__TOKEN".into(), TOKEN.into()),
+        ("TG_INGEST__ARCHIVE__CHATS".into(), GROUP.to_string()),
+    ])
+    .archive;
+    let updates: Vec<Value> = (0..3000)
+        .map(|i| group_update(10_000 + i, GROUP, NOON + i, Some("m"), i % 2 == 0))
+        .collect();
+    put_raw(&s3, &b, &archive, &updates);
+    let target = etl_target(&s3, &b, data.path());
+    let day = Day::parse("2026-11-21").unwrap();
+    let report = block_on(run_day(&target, day, &|_, _| {})).unwrap();
+    assert_eq!((report.source_objects, report.rows), (3000, 3000));
+    let batches = read_parquet(
+        s3.get_in(&b.enriched, &parquet_key("telegram", day))
+            .unwrap(),
+    );
+    let ids = i64s(&batches, "update_id");
+    assert_eq!(ids.len(), 3000);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    assert!(batches.len() >= 3, "written in row groups of 1000");
+
+    let empty = day.prev();
+    let report = block_on(run_day(&target, empty, &|_, _| {})).unwrap();
+    assert_eq!(
+        (
+            report.source_objects,
+            report.rows,
+            report.parquet_key.clone()
+        ),
+        (0, 0, None)
+    );
+    assert!(s3
+        .get_in(&b.enriched, &parquet_key("telegram", empty))
+        .is_none());
+    let marker: Value = serde_json::from_slice(
+        &s3.get_in(&b.enriched, &marker_key("telegram", empty))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker["rows"], 0);
+}
+
+#[test]
+fn the_scheduler_catches_up_a_missed_day_at_start_up() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, vars) = archive_env(&s3);
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let now = tg_ingest::clock::now_millis() / 1000;
+    let two_days_ago = now - 2 * 86_400;
+    let updates: Vec<Value> = (0..20)
+        .map(|i| {
+            group_update(
+                20_000 + i,
+                GROUP,
+                two_days_ago - 3600 + i,
+                Some("old"),
+                true,
+            )
+        })
+        .collect();
+    let missed_day = Day::of(two_days_ago - 3600, settings.archive.utc_offset_minutes);
+    put_raw(&s3, &b, &settings.archive, &updates);
+    let _service = TestService::start(settings);
+    wait_until(WAIT, "marker of the missed day", || {
+        s3.get_in(&b.enriched, &marker_key("telegram", missed_day))
+            .is_some()
+    });
+    let batches = read_parquet(
+        s3.get_in(&b.enriched, &parquet_key("telegram", missed_day))
+            .unwrap(),
+    );
+    assert_eq!(i64s(&batches, "update_id").len(), 20);
+}
+
+#[test]
+fn the_etl_command_backfills_a_range_of_days() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, vars) = archive_env(&s3);
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let updates: Vec<Value> = (0..10)
+        .map(|i| group_update(30_000 + i, GROUP, NOON + i * 86_400, Some("daily"), true))
+        .collect();
+    put_raw(&s3, &b, &settings.archive, &updates[..3]);
+    let mut env = service_env(&tg, &s3, data.path(), &[]);
+    env.extend(vars);
+    let output = std::process::Command::new(binary())
+        .env_clear()
+        .envs(env)
+        .args(["etl", "--from", "2026-11-20", "--to", "2026-11-24"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 5, "{stdout}");
+    assert!(stdout.contains("2026-11-20: 0 objects, 0 rows"), "{stdout}");
+    assert!(stdout.contains("2026-11-21: 1 objects, 1 rows"), "{stdout}");
+    for day in [
+        "2026-11-20",
+        "2026-11-21",
+        "2026-11-22",
+        "2026-11-23",
+        "2026-11-24",
+    ] {
+        assert!(
+            s3.get_in(
+                &b.enriched,
+                &marker_key("telegram", Day::parse(day).unwrap())
+            )
+            .is_some(),
+            "{day}"
+        );
+    }
+}
