@@ -9,7 +9,9 @@
 //!   upload of the same bytes to the same server, and the binary's peak RSS.
 //!
 //! - recovery: how long a start takes to replay and answer 1,000 updates left in the journal
-//!   by a previous run.
+//!   by a previous run;
+//! - etl: `tg-ingest etl --date` over one day of `BENCH_ETL_MESSAGES` (default 100,000) raw
+//!   messages: rows per second and the process's peak RSS.
 //!
 //! `cargo bench --bench ingest -- text` (or `document`, `recovery`) runs one. `BENCH_UPDATES`
 //! (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
@@ -46,6 +48,9 @@ fn main() {
     }
     if all || args.iter().any(|a| a == "recovery") {
         bench_recovery();
+    }
+    if all || args.iter().any(|a| a == "etl") {
+        bench_etl();
     }
 }
 
@@ -275,5 +280,84 @@ fn bench_recovery() {
         up.as_secs_f64() * 1e3,
         answered.as_secs_f64() * 1e3,
         emptied.as_secs_f64() * 1e3
+    );
+}
+
+fn bench_etl() {
+    let n = env_or("BENCH_ETL_MESSAGES", 100_000) as i64;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let raw = s3.create_bucket("raw");
+    let enriched = s3.create_bucket("enriched");
+    let chat = -100_777i64;
+    let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    vars.push(("TG_INGEST__ARCHIVE__CHATS".into(), chat.to_string()));
+    vars.push(("TG_INGEST__ARCHIVE__RAW_BUCKET".into(), raw.clone()));
+    vars.push((
+        "TG_INGEST__ARCHIVE__ENRICHED_BUCKET".into(),
+        enriched.clone(),
+    ));
+    let settings = settings_from(vars.clone());
+    let bucket = s3.target().with_bucket(&raw).bucket().unwrap();
+    let started = Instant::now();
+    block_on(async {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(0..n)
+            .for_each_concurrent(64, |i| {
+                let bucket = &bucket;
+                let archive = &settings.archive;
+                async move {
+                    let mut m = serde_json::json!({
+                        "message_id": i + 1,
+                        "chat": {"id": chat, "type": "supergroup", "title": "Team"},
+                        "date": noon + i % 30_000,
+                    });
+                    if i % 10 != 0 {
+                        m["text"] = serde_json::json!(format!("message number {i} with some words in it"));
+                    }
+                    if i % 7 != 0 {
+                        m["from"] = serde_json::json!({"id": 1000 + i % 50, "is_bot": false, "first_name": "Name", "username": "user"});
+                    }
+                    let update = serde_json::json!({"update_id": 1_000_000 + i, "message": m});
+                    let raw = serde_json::value::RawValue::from_string(update.to_string()).unwrap();
+                    let parsed = tg_ingest::telegram::IncomingUpdate::parse(raw).unwrap();
+                    let key = tg_ingest::archive::archive_key(archive, &parsed).unwrap();
+                    bucket.put_object(key, update.to_string().as_bytes()).await.unwrap();
+                }
+            })
+            .await;
+    });
+    let populated = started.elapsed();
+
+    let mut child = Command::new(binary())
+        .env_clear()
+        .envs(vars)
+        .env("RUST_LOG", "info")
+        .args(["etl", "--date", "2026-11-21"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = Instant::now();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = started.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let summary = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(summary.contains(&format!("{n} rows")), "{summary}");
+    println!(
+        "etl: {n} raw messages of one day ({:.1} s to store them) -> Parquet in {:.2} s = {:.0} rows/s; \
+         peak RSS of the etl process (sampled every 10 ms) {:.1} MiB; {summary}",
+        populated.as_secs_f64(),
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        peak as f64 / 1024.0
     );
 }

@@ -26,7 +26,7 @@ use crate::clock::Day;
 use crate::storage::StorageError;
 
 /// Objects fetched from the raw bucket at once.
-const FETCH_CONCURRENCY: usize = 32;
+const FETCH_CONCURRENCY: usize = 64;
 
 /// Why a day could not be processed.
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +281,10 @@ pub async fn run_day(
     let started = Instant::now();
     let keys = list_day(&target.raw, &target.prefix, day).await?;
     let total = keys.len() as u64;
+    log::info!(
+        "ETL {day}: listed {total} raw objects in {} ms",
+        started.elapsed().as_millis()
+    );
     let pq_key = parquet_key(&target.prefix, day);
     let mut report = EtlReport {
         day: day.to_string(),
