@@ -66,6 +66,14 @@ pub struct Store {
     path: String,
 }
 
+/// Wraps SQLite errors with the database path; usable while a transaction borrows the store.
+fn error_for(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+    move |source| StoreError {
+        path: path.to_string(),
+        source,
+    }
+}
+
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -137,11 +145,7 @@ impl Store {
     /// Journals the updates that are neither journaled nor finished yet; returns their ids.
     pub fn journal(&mut self, updates: &[(i64, &str)]) -> Result<Vec<i64>, StoreError> {
         let now = now_secs();
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
+        let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         let mut fresh = Vec::with_capacity(updates.len());
         {
@@ -169,11 +173,7 @@ impl Store {
     /// Marks updates as finished: they leave the journal and are remembered as done.
     pub fn finish(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let now = now_secs();
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
+        let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut delete = tx
@@ -218,11 +218,7 @@ impl Store {
         reason: &str,
         attempts: u32,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
+        let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute(
             "INSERT OR REPLACE INTO poison (update_id, raw, reason, attempts, moved_at)
@@ -241,11 +237,7 @@ impl Store {
     /// The journal in update order, counting this read as one more attempt of each entry
     /// (it is called once per start, to replay what a previous run left unfinished).
     pub fn take_for_replay(&mut self) -> Result<Vec<JournalEntry>, StoreError> {
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
+        let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute("UPDATE journal SET attempts = attempts + 1", [])
             .map_err(err)?;
@@ -351,11 +343,7 @@ impl Store {
     /// offered again.
     pub fn outbox_delivered(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let now = now_secs();
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
+        let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut mark = tx

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 /// A fault for the next write requests.
@@ -61,8 +61,7 @@ pub struct FakeAirtable {
     /// Table name.
     pub table: String,
     state: Arc<State>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::HttpFake,
 }
 
 fn error(status: u16, kind: &str, message: &str) -> HttpResponse {
@@ -91,38 +90,18 @@ impl FakeAirtable {
             date_fields: vec!["triggered_at"],
             inner: Mutex::new(Inner::default()),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let sys = actix_rt::System::new();
-            sys.block_on(async move {
-                let data = web::Data::from(st);
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .route("/v0/{base}/{table}", web::patch().to(upsert))
-                        .route("/v0/{base}/{table}", web::get().to(list))
-                })
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind(("127.0.0.1", 0))
-                .unwrap();
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).unwrap();
-                let _ = server.await;
-            });
+        let server = super::HttpFake::start(state.clone(), 1, |cfg| {
+            cfg.route("/v0/{base}/{table}", web::patch().to(upsert))
+                .route("/v0/{base}/{table}", web::get().to(list));
         });
-        let (addr, handle) = rx.recv().unwrap();
+        let addr = server.addr;
         Self {
             url: format!("http://{addr}"),
             token: state.token.clone(),
             base: state.base.clone(),
             table: state.table.clone(),
             state,
-            handle,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -172,19 +151,6 @@ impl FakeAirtable {
     /// Refuses (422) every batch holding a field with this value.
     pub fn refuse_value(&self, value: &str) {
         self.with(|i| i.refuse_value = Some(value.to_string()));
-    }
-}
-
-impl Drop for FakeAirtable {
-    fn drop(&mut self) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(self.handle.clone().stop(false));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -102,8 +102,7 @@ pub struct FakeTelegram {
     /// The token it accepts.
     pub token: String,
     state: Arc<State>,
-    handle: actix_web::dev::ServerHandle,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::HttpFake,
 }
 
 fn ok(result: Value) -> HttpResponse {
@@ -129,37 +128,16 @@ impl FakeTelegram {
             }),
             notify: tokio::sync::Notify::new(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        let st = state.clone();
-        let thread = std::thread::spawn(move || {
-            let sys = actix_rt::System::new();
-            sys.block_on(async move {
-                let data = web::Data::from(st);
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .app_data(data.clone())
-                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
-                        .route("/file/{bot}/{path:.*}", web::get().to(file))
-                        .route("/{bot}/{method}", web::post().to(method))
-                })
-                .workers(2)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind(("127.0.0.1", 0))
-                .unwrap();
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).unwrap();
-                let _ = server.await;
-            });
+        let server = super::HttpFake::start(state.clone(), 2, |cfg| {
+            cfg.route("/file/{bot}/{path:.*}", web::get().to(file))
+                .route("/{bot}/{method}", web::post().to(method));
         });
-        let (addr, handle) = rx.recv().unwrap();
+        let addr = server.addr;
         Self {
             url: format!("http://{addr}"),
             token: token.to_string(),
             state,
-            handle,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -305,20 +283,6 @@ impl FakeTelegram {
     /// Latencies from an update being queued to the first reply to its message.
     pub fn take_latencies(&self) -> Vec<Duration> {
         self.with(|i| std::mem::take(&mut i.latencies))
-    }
-}
-
-impl Drop for FakeTelegram {
-    fn drop(&mut self) {
-        let handle = self.handle.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(handle.stop(false));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -21,6 +21,62 @@ use tg_ingest::Secret;
 #[allow(unused_imports)]
 pub use fake_telegram::{FakeTelegram, Fault, FileBody};
 
+/// An actix-web server on 127.0.0.1 (a free port) in its own thread, sharing `state` with its
+/// handlers; stopped when dropped.
+pub struct HttpFake {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpFake {
+    /// Starts the server with `routes` and `workers` worker threads.
+    pub fn start<T: Send + Sync + 'static>(
+        state: Arc<T>,
+        workers: usize,
+        routes: fn(&mut actix_web::web::ServiceConfig),
+    ) -> Self {
+        use actix_web::{web, App, HttpServer};
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let data = web::Data::from(state);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+                        .configure(routes)
+                })
+                .workers(workers)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .bind(("127.0.0.1", 0))
+                .unwrap();
+                let addr = server.addrs()[0];
+                let server = server.run();
+                tx.send((addr, server.handle())).unwrap();
+                let _ = server.await;
+            });
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        Self {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HttpFake {
+    fn drop(&mut self) {
+        block_on(self.handle.clone().stop(false));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The token the fake accepts in tests.
 pub const TOKEN: &str = "123456:TEST-token-abcdef";
 
