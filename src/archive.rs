@@ -41,6 +41,7 @@ mod tests {
             etl_at: "00:05".into(),
             catch_up_days: 7,
             rows_per_group: 1000,
+            local_copy_days: 8,
         }
     }
 

@@ -57,8 +57,7 @@ impl EmbeddedS3 {
             source,
         };
         std::fs::create_dir_all(root).map_err(data_dir_err)?;
-        let fs = s3s_fs::FileSystem::new(root)
-            .map_err(|e| data_dir_err(std::io::Error::other(format!("{e:?}"))))?;
+        let fs = crate::embedded_fs::EmbeddedFs::new(root).map_err(data_dir_err)?;
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key.to_string()));
         let service = builder.build();

@@ -35,6 +35,7 @@ pub mod backoff;
 pub mod bot;
 pub mod button;
 pub mod clock;
+pub mod embedded_fs;
 pub mod embedded_s3;
 pub mod etl;
 pub mod keys;

@@ -102,12 +102,14 @@ fn etl_command(
             for r in &reports {
                 let _ = writeln!(
                     std::io::stdout(),
-                    "{}: {} objects, {} rows, {} duplicates, {} skipped, {} ms{}",
+                    "{}: {} objects, {} rows, {} duplicates, {} skipped, {} read locally, {} fetched, {} ms{}",
                     r.day,
                     r.source_objects,
                     r.rows,
                     r.duplicates,
                     r.skipped,
+                    r.read_locally,
+                    r.fetched,
                     r.millis,
                     r.parquet_key
                         .as_deref()

@@ -205,6 +205,8 @@ pub struct ArchiveSettings {
     pub catch_up_days: u32,
     /// Rows per Parquet row group.
     pub rows_per_group: usize,
+    /// Days the JSON of delivered raw objects is kept in the store for the ETL; 0: not kept.
+    pub local_copy_days: u32,
 }
 
 impl ArchiveSettings {
@@ -443,6 +445,9 @@ impl Settings {
         }
         if ar.rows_per_group == 0 {
             return invalid("archive.rows_per_group", "must be at least 1");
+        }
+        if ar.local_copy_days > 366 {
+            return invalid("archive.local_copy_days", "must be between 0 and 366");
         }
         if ar.prefix.is_empty() || ar.prefix.starts_with('/') || ar.prefix.ends_with('/') {
             return invalid(

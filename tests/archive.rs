@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use support::*;
 use tg_ingest::archive::archive_key;
 use tg_ingest::clock::Day;
-use tg_ingest::etl::{marker_key, parquet_key, run_day, EtlTarget};
+use tg_ingest::etl::{marker_key, parquet_key, run_day, EtlTarget, LIST_PAGE_KEYS};
 use tg_ingest::settings::{ArchiveSettings, Settings};
 use tg_ingest::telegram::IncomingUpdate;
 
@@ -164,6 +164,8 @@ fn etl_target(s3: &TestS3, b: &Buckets, data: &std::path::Path) -> EtlTarget {
         prefix: "telegram".into(),
         tmp_dir: data.join("tmp"),
         rows_per_group: 1000,
+        list_page_keys: LIST_PAGE_KEYS,
+        local: None,
     }
 }
 
@@ -482,4 +484,93 @@ fn the_etl_command_backfills_a_range_of_days() {
             "{day}"
         );
     }
+}
+
+/// Runs `tg-ingest etl --date` with `env`; returns the day's `_SUCCESS` marker.
+fn etl_command(s3: &TestS3, b: &Buckets, env: &[(String, String)], day: &str) -> Value {
+    let output = std::process::Command::new(binary())
+        .env_clear()
+        .envs(env.iter().cloned())
+        .args(["etl", "--date", day])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let marker = s3
+        .get_in(
+            &b.enriched,
+            &marker_key("telegram", Day::parse(day).unwrap()),
+        )
+        .unwrap();
+    serde_json::from_slice(&marker).unwrap()
+}
+
+#[test]
+fn the_etl_reads_local_copies_but_s3_stays_the_truth() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, vars) = archive_env(&s3);
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let _service = TestService::start(settings.clone());
+    // 2026-09-21: outside the scheduler's catch-up window, so only the command below runs it.
+    let when = NOON - 61 * 86_400;
+    let updates: Vec<Value> = (0..40)
+        .map(|i| group_update(40_000 + i, GROUP, when + i, Some(&format!("m{i}")), true))
+        .collect();
+    for u in &updates {
+        tg.push_raw(u["update_id"].as_i64().unwrap(), u.clone());
+    }
+    wait_until(WAIT, "40 raw objects", || s3.keys_in(&b.raw).len() == 40);
+    // The bucket is the truth: one object is rewritten there and another deleted.
+    let bucket = s3.target().with_bucket(&b.raw).bucket().unwrap();
+    let mut changed = updates[5].clone();
+    changed["message"]["text"] = json!("changed in S3");
+    block_on(bucket.put_object(
+        key_of(&settings.archive, &updates[5]),
+        changed.to_string().as_bytes(),
+    ))
+    .unwrap();
+    block_on(bucket.delete_object(key_of(&settings.archive, &updates[9]))).unwrap();
+
+    let mut env = service_env(&tg, &s3, data.path(), &[]);
+    env.extend(vars.clone());
+    let warm = etl_command(&s3, &b, &env, "2026-09-21");
+    assert_eq!(
+        (&warm["rows"], &warm["read_locally"], &warm["fetched"]),
+        (&json!(39), &json!(38), &json!(1)),
+        "{warm}"
+    );
+    let day = Day::parse("2026-09-21").unwrap();
+    let rows = |s3: &TestS3| {
+        let batches = read_parquet(
+            s3.get_in(&b.enriched, &parquet_key("telegram", day))
+                .unwrap(),
+        );
+        (i64s(&batches, "update_id"), strings(&batches, "text"))
+    };
+    let (ids, texts) = rows(&s3);
+    assert_eq!(ids.len(), 39);
+    assert!(
+        !ids.contains(&Some(40_009)),
+        "a deleted object is not read from its copy"
+    );
+    assert_eq!(texts[5].as_deref(), Some("changed in S3"));
+
+    // Without the store (another machine), every object is fetched, with the same result.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut env = service_env(&tg, &s3, elsewhere.path(), &[]);
+    env.extend(vars);
+    let cold = etl_command(&s3, &b, &env, "2026-09-21");
+    assert_eq!(
+        (&cold["rows"], &cold["read_locally"], &cold["fetched"]),
+        (&json!(39), &json!(0), &json!(39)),
+        "{cold}"
+    );
+    assert_eq!(rows(&s3), (ids, texts));
 }

@@ -241,8 +241,10 @@ impl Delivery {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        self.store
-            .do_send(OutboxDelivered(items.iter().map(|i| i.id).collect()));
+        self.store.do_send(OutboxDelivered {
+            ids: items.iter().map(|i| i.id).collect(),
+            keep_payload: false,
+        });
     }
 
     fn dead(&self, item: &OutboxItem, e: &AirtableError) {

@@ -2,6 +2,10 @@
 //! bucket. An S3 outage only delays them: failed writes stay in the outbox and are retried
 //! with capped backoff; a write S3 refuses for good (a 4xx other than 408/429) becomes a dead
 //! letter with its error.
+//!
+//! Delivered objects keep their JSON in the store for `archive.local_copy_days`, so the ETL
+//! can read a day locally (checked against the listing's ETag) instead of fetching every
+//! object back; older items are forgotten every hour.
 
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -10,7 +14,7 @@ use actix::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use s3::Bucket;
 
-use super::store::{OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
+use super::store::{ForgetDelivered, OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
 use crate::archive::ARCHIVE_OUTBOX;
 use crate::backoff::Backoff;
 use crate::storage::StorageError;
@@ -24,6 +28,8 @@ pub struct FlushArchive;
 const BATCH: usize = 64;
 /// Objects written at once.
 const CONCURRENCY: usize = 8;
+/// How often delivered items past their keeping time are forgotten.
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
 /// The raw-bucket writer.
 pub struct ArchiveActor {
@@ -32,18 +38,42 @@ pub struct ArchiveActor {
     backoff: Backoff,
     draining: bool,
     paused_until: Option<Instant>,
+    keep_copies_days: u32,
 }
 
 impl ArchiveActor {
-    /// A writer into `bucket`.
-    pub fn new(bucket: Box<Bucket>, store: Addr<StoreActor>) -> Self {
+    /// A writer into `bucket` that keeps local copies of delivered objects for
+    /// `keep_copies_days` days (0: none).
+    pub fn new(bucket: Box<Bucket>, store: Addr<StoreActor>, keep_copies_days: u32) -> Self {
         Self {
             bucket: Rc::from(bucket),
             store,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             draining: false,
             paused_until: None,
+            keep_copies_days,
         }
+    }
+
+    fn forget_old(&mut self, ctx: &mut Context<Self>) {
+        let forget = ForgetDelivered {
+            kind: ARCHIVE_OUTBOX,
+            age_secs: i64::from(self.keep_copies_days) * 86_400,
+        };
+        let days = self.keep_copies_days;
+        ctx.spawn(
+            self.store
+                .send(forget)
+                .into_actor(self)
+                .map(move |r, _, _| match r {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => {
+                        log::info!("archive: forgot {n} delivered objects older than {days} days")
+                    }
+                    Ok(Err(e)) => log::warn!("archive: cannot forget old delivered objects: {e}"),
+                    Err(e) => log::warn!("archive: store unavailable: {e}"),
+                }),
+        );
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
@@ -52,8 +82,9 @@ impl ArchiveActor {
         }
         self.draining = true;
         let (bucket, store) = (self.bucket.clone(), self.store.clone());
+        let keep = self.keep_copies_days > 0;
         ctx.spawn(
-            drain(bucket, store)
+            drain(bucket, store, keep)
                 .into_actor(self)
                 .map(|result, act, ctx| {
                     act.draining = false;
@@ -75,7 +106,7 @@ impl ArchiveActor {
 }
 
 /// Writes rounds of pending objects until none is left or S3 fails.
-async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>) -> Result<(), String> {
+async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>, keep: bool) -> Result<(), String> {
     loop {
         let items = store
             .send(PendingOutbox {
@@ -134,7 +165,10 @@ async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>) -> Result<(), String
         }
         if !delivered.is_empty() {
             log::debug!("archive: {} raw objects stored", delivered.len());
-            store.do_send(OutboxDelivered(delivered));
+            store.do_send(OutboxDelivered {
+                ids: delivered,
+                keep_payload: keep,
+            });
         }
         if let Some(e) = failure {
             return Err(e);
@@ -147,6 +181,8 @@ impl Actor for ArchiveActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_secs(1), |act, ctx| act.drain(ctx));
+        ctx.run_interval(FORGET_EVERY, |act, ctx| act.forget_old(ctx));
+        self.forget_old(ctx);
         self.drain(ctx);
     }
 }

@@ -80,7 +80,34 @@ pub struct PendingOutbox {
 /// Items were delivered.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct OutboxDelivered(pub Vec<i64>);
+pub struct OutboxDelivered {
+    /// Item ids.
+    pub ids: Vec<i64>,
+    /// Whether their payloads stay readable (see [`ReadOutboxPayloads`]).
+    pub keep_payload: bool,
+}
+
+/// The kept payloads of an outbox with keys in `first..=last`, in key order.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(String, String)>, Arc<StoreError>>")]
+pub struct ReadOutboxPayloads {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// Smallest key.
+    pub first: String,
+    /// Largest key.
+    pub last: String,
+}
+
+/// Deletes the items of an outbox delivered more than `age_secs` ago.
+#[derive(Message)]
+#[rtype(result = "Result<usize, Arc<StoreError>>")]
+pub struct ForgetDelivered {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// Age in seconds.
+    pub age_secs: i64,
+}
 
 /// An item's delivery failed; `dead` moves it to the dead letters.
 #[derive(Message)]
@@ -234,8 +261,28 @@ impl Handler<OutboxDelivered> for StoreActor {
     fn handle(&mut self, msg: OutboxDelivered, _: &mut Context<Self>) {
         logged(
             "cannot mark outbox items delivered",
-            self.store.outbox_delivered(&msg.0),
+            self.store.outbox_delivered(&msg.ids, msg.keep_payload),
         );
+    }
+}
+
+impl Handler<ReadOutboxPayloads> for StoreActor {
+    type Result = Result<Vec<(String, String)>, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: ReadOutboxPayloads, _: &mut Context<Self>) -> Self::Result {
+        self.store
+            .outbox_payloads(msg.kind, &msg.first, &msg.last)
+            .map_err(Arc::new)
+    }
+}
+
+impl Handler<ForgetDelivered> for StoreActor {
+    type Result = Result<usize, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: ForgetDelivered, _: &mut Context<Self>) -> Self::Result {
+        self.store
+            .outbox_forget_delivered(msg.kind, msg.age_secs)
+            .map_err(Arc::new)
     }
 }
 

@@ -11,6 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod outbox;
+
 /// How long finished update ids are remembered (Telegram keeps updates for 24 h).
 const DONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
 
@@ -67,14 +69,14 @@ pub struct Store {
 }
 
 /// Wraps SQLite errors with the database path; usable while a transaction borrows the store.
-fn error_for(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+pub(crate) fn error_for(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
     move |source| StoreError {
         path: path.to_string(),
         source,
     }
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -303,94 +305,6 @@ impl Store {
             .map(drop)
             .map_err(|e| self.err(e))
     }
-
-    /// Queues an item for delivery by a later actor (`kind` names the outbox, e.g. `airtable`).
-    /// `key` makes it idempotent: putting the same key twice keeps one item. Returns whether
-    /// it was new.
-    pub fn outbox_put(&mut self, kind: &str, key: &str, payload: &str) -> Result<bool, StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO outbox (kind, key, payload, attempts, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
-                params![kind, key, payload, now_secs()],
-            )
-            .map(|n| n == 1)
-            .map_err(|e| self.err(e))
-    }
-
-    /// Up to `limit` pending items of an outbox, oldest first.
-    pub fn outbox_pending(&self, kind: &str, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, key, payload, attempts FROM outbox
-                 WHERE kind = ?1 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![kind, limit as i64], |r| {
-                Ok(OutboxItem {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    payload: r.get(2)?,
-                    attempts: r.get(3)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
-    }
-
-    /// Marks items delivered. They stay (their keys keep later puts idempotent) but are not
-    /// offered again.
-    pub fn outbox_delivered(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        let now = now_secs();
-        let err = error_for(&self.path);
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut mark = tx
-                .prepare_cached("UPDATE outbox SET delivered_at = ?2, payload = '' WHERE id = ?1")
-                .map_err(err)?;
-            for id in ids {
-                mark.execute(params![id, now]).map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
-    }
-
-    /// Records a failed delivery; with `dead` the item is kept as a dead letter and no longer
-    /// offered for delivery.
-    pub fn outbox_failed(&mut self, id: i64, reason: &str, dead: bool) -> Result<(), StoreError> {
-        let sql = if dead {
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_reason = ?2 WHERE id = ?1"
-        } else {
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1"
-        };
-        self.conn
-            .execute(sql, params![id, reason])
-            .map(drop)
-            .map_err(|e| self.err(e))
-    }
-
-    /// Dead letters of an outbox with their reasons.
-    pub fn outbox_dead(&self, kind: &str) -> Result<Vec<(OutboxItem, String)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, key, payload, attempts, dead_reason FROM outbox WHERE kind = ?1 AND dead_reason IS NOT NULL ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![kind], |r| {
-                Ok((
-                    OutboxItem {
-                        id: r.get(0)?,
-                        key: r.get(1)?,
-                        payload: r.get(2)?,
-                        attempts: r.get(3)?,
-                    },
-                    r.get(4)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
-    }
 }
 
 #[cfg(test)]
@@ -448,45 +362,6 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert_eq!((p[0].update_id, p[0].attempts), (9, 3));
         assert!(p[0].reason.contains("boom"));
-    }
-
-    #[test]
-    fn outbox_items_are_idempotent_ordered_and_can_die() {
-        let (mut s, dir) = store();
-        assert!(s.outbox_put("airtable", "chat1:msg1", "{\"a\":1}").unwrap());
-        assert!(
-            !s.outbox_put("airtable", "chat1:msg1", "{\"a\":2}").unwrap(),
-            "same key kept once"
-        );
-        assert!(s.outbox_put("airtable", "chat1:msg2", "{}").unwrap());
-        assert!(
-            s.outbox_put("archive", "chat1:msg1", "{}").unwrap(),
-            "keys are per outbox"
-        );
-        let pending = s.outbox_pending("airtable", 10).unwrap();
-        assert_eq!(
-            pending.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
-            ["chat1:msg1", "chat1:msg2"]
-        );
-        assert_eq!(pending[0].payload, "{\"a\":1}");
-        s.outbox_failed(pending[0].id, "timeout", false).unwrap();
-        s.outbox_failed(pending[1].id, "INVALID_VALUE_FOR_COLUMN: bad date", true)
-            .unwrap();
-        drop(s);
-        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
-        let pending = s.outbox_pending("airtable", 10).unwrap();
-        assert_eq!(pending.len(), 1, "dead letters are not offered again");
-        assert_eq!(pending[0].attempts, 1);
-        let dead = s.outbox_dead("airtable").unwrap();
-        assert_eq!(dead.len(), 1);
-        assert!(dead[0].1.contains("INVALID_VALUE_FOR_COLUMN"));
-        s.outbox_delivered(&[pending[0].id]).unwrap();
-        assert!(s.outbox_pending("airtable", 10).unwrap().is_empty());
-        assert!(
-            !s.outbox_put("airtable", "chat1:msg1", "{}").unwrap(),
-            "delivered keys stay known"
-        );
-        assert_eq!(s.outbox_pending("archive", 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Wiring: start-up checks, then the actors, in one place that the binary and the tests share.
 
+mod etl;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,15 +19,16 @@ use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
 use crate::airtable::{AirtableClient, AirtableError};
 use crate::backoff::Backoff;
 use crate::bot::{BotDeps, DocumentBot};
-use crate::clock::Day;
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
-use crate::etl::{run_day, EtlReport, EtlTarget};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::{AirtableSettings, Settings};
 use crate::storage::{S3Target, StorageError};
 use crate::store::{Store, StoreError};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
+
+use self::etl::etl_target;
+pub use self::etl::run_etl;
 
 /// Why the service did not start. Each text is one line saying what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -180,8 +183,14 @@ impl Service {
         let etl_arbiter = Arbiter::new();
         let archive = if settings.archive.is_enabled() {
             let raw = target.with_bucket(&settings.archive.raw_bucket).bucket()?;
+            let keep_days = settings.archive.local_copy_days;
             let store = store.clone();
-            let etl = etl_target(&target, &settings)?;
+            let etl = etl_target(
+                &target,
+                &settings,
+                embedded.is_some(),
+                Some(store.clone().recipient()),
+            )?;
             let ar = settings.archive.clone();
             let minute = ar.etl_minute().unwrap_or(5);
             EtlSchedulerActor::start_in_arbiter(&etl_arbiter.handle(), move |_| {
@@ -198,7 +207,7 @@ impl Service {
             );
             Some(
                 ArchiveActor::start_in_arbiter(&archive_arbiter.handle(), move |_| {
-                    ArchiveActor::new(raw, store)
+                    ArchiveActor::new(raw, store, keep_days)
                 })
                 .recipient(),
             )
@@ -505,51 +514,6 @@ async fn archive_buckets(
         }
     }
     Ok(())
-}
-
-/// The ETL's buckets and scratch directory.
-fn etl_target(target: &S3Target, settings: &Settings) -> Result<EtlTarget, StartupError> {
-    Ok(EtlTarget {
-        raw: target.with_bucket(&settings.archive.raw_bucket).bucket()?,
-        enriched: target
-            .with_bucket(&settings.archive.enriched_bucket)
-            .bucket()?,
-        prefix: settings.archive.prefix.clone(),
-        tmp_dir: settings.data_dir.join("tmp"),
-        rows_per_group: settings.archive.rows_per_group,
-    })
-}
-
-/// `tg-ingest etl`: runs the ETL for each day from `from` to `to` (inclusive), reporting
-/// progress as `(day index, day count, objects done, objects in the day)`.
-pub async fn run_etl(
-    mut settings: Settings,
-    from: Day,
-    to: Day,
-    progress: &dyn Fn(usize, usize, u64, u64),
-) -> Result<Vec<EtlReport>, StartupError> {
-    crate::install_tls_provider();
-    // An embedded server of its own, on a free port, so a running service is not disturbed.
-    let (target, embedded) = storage_target(&mut settings, Some("127.0.0.1:0")).await?;
-    archive_buckets(&target, &settings, embedded.is_some()).await?;
-    let etl = etl_target(&target, &settings)?;
-    let days: Vec<Day> = (from.0..=to.0).map(Day).collect();
-    let mut reports = Vec::with_capacity(days.len());
-    for (i, day) in days.iter().enumerate() {
-        let report = run_day(&etl, *day, &|done, total| {
-            progress(i, days.len(), done, total)
-        })
-        .await
-        .map_err(|e| StartupError::Etl(e.to_string()))?;
-        progress(
-            i + 1,
-            days.len(),
-            report.source_objects,
-            report.source_objects,
-        );
-        reports.push(report);
-    }
-    Ok(reports)
 }
 
 /// Longest key the embedded server can store: it keeps each object as one file (name at most

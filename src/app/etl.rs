@@ -1,0 +1,100 @@
+//! Wiring of the daily ETL for the service's scheduler and for the `tg-ingest etl` command.
+
+use actix::prelude::*;
+
+use super::{archive_buckets, storage_target, StartupError};
+use crate::actors::store::{ReadOutboxPayloads, StoreActor};
+use crate::clock::Day;
+use crate::etl::{run_day, EtlReport, EtlTarget, LIST_PAGE_KEYS};
+use crate::settings::Settings;
+use crate::storage::S3Target;
+use crate::store::Store;
+
+/// Listing page size asked of the embedded server: it walks its whole folder for every page,
+/// so fewer, larger pages list a big day much faster.
+const EMBEDDED_LIST_PAGE_KEYS: usize = 50_000;
+
+/// The ETL's buckets, scratch directory and, if given, the store's copies of archived objects.
+pub(super) fn etl_target(
+    target: &S3Target,
+    settings: &Settings,
+    embedded: bool,
+    local: Option<Recipient<ReadOutboxPayloads>>,
+) -> Result<EtlTarget, StartupError> {
+    Ok(EtlTarget {
+        raw: target.with_bucket(&settings.archive.raw_bucket).bucket()?,
+        enriched: target
+            .with_bucket(&settings.archive.enriched_bucket)
+            .bucket()?,
+        prefix: settings.archive.prefix.clone(),
+        tmp_dir: settings.data_dir.join("tmp"),
+        rows_per_group: settings.archive.rows_per_group,
+        list_page_keys: if embedded {
+            EMBEDDED_LIST_PAGE_KEYS
+        } else {
+            LIST_PAGE_KEYS
+        },
+        local,
+    })
+}
+
+/// `tg-ingest etl`: runs the ETL for each day from `from` to `to` (inclusive), reporting
+/// progress as `(day index, day count, objects done, objects in the day)`.
+///
+/// When the data directory holds a store (the service ran here), the archive's local copies
+/// are read from it; otherwise every object is fetched from S3.
+pub async fn run_etl(
+    mut settings: Settings,
+    from: Day,
+    to: Day,
+    progress: &dyn Fn(usize, usize, u64, u64),
+) -> Result<Vec<EtlReport>, StartupError> {
+    crate::install_tls_provider();
+    // An embedded server of its own, on a free port, so a running service is not disturbed.
+    let (target, embedded) = storage_target(&mut settings, Some("127.0.0.1:0")).await?;
+    archive_buckets(&target, &settings, embedded.is_some()).await?;
+    let store_path = settings.store_path();
+    let store_arbiter = Arbiter::new();
+    let local = if store_path.exists() {
+        let store = Store::open(&store_path)?;
+        log::info!(
+            "ETL: reading the archive's local copies from {}",
+            store_path.display()
+        );
+        let store =
+            StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(store));
+        Some(store.recipient())
+    } else {
+        log::info!(
+            "ETL: no store at {}; every object is fetched from S3",
+            store_path.display()
+        );
+        None
+    };
+    let etl = etl_target(&target, &settings, embedded.is_some(), local)?;
+    let days: Vec<Day> = (from.0..=to.0).map(Day).collect();
+    let mut reports = Vec::with_capacity(days.len());
+    for (i, day) in days.iter().enumerate() {
+        let report = run_day(&etl, *day, &|done, total| {
+            progress(i, days.len(), done, total)
+        })
+        .await
+        .map_err(|e| StartupError::Etl(e.to_string()));
+        let report = match report {
+            Ok(report) => report,
+            Err(e) => {
+                store_arbiter.stop();
+                return Err(e);
+            }
+        };
+        progress(
+            i + 1,
+            days.len(),
+            report.source_objects,
+            report.source_objects,
+        );
+        reports.push(report);
+    }
+    store_arbiter.stop();
+    Ok(reports)
+}

@@ -1,0 +1,232 @@
+//! The embedded server's storage: s3s-fs, with a listing of its own.
+//!
+//! s3s-fs answers `ListObjectsV2` by walking the whole bucket for every page and leaves out
+//! ETags. The archive lists one day (`<prefix>/context_date=.../`) of a bucket that grows by a
+//! day every day, and the ETL needs the ETags to trust local copies, so listings without a
+//! delimiter are answered here: only the folder the prefix names is walked, and each returned
+//! object carries the ETag s3s-fs recorded when it was written. Every other operation is
+//! s3s-fs's own.
+
+use std::path::{Component, Path, PathBuf};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use s3s::dto::*;
+use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
+use s3s_fs::FileSystem;
+
+/// s3s-fs with a scoped, ETag-carrying `ListObjectsV2`.
+pub struct EmbeddedFs {
+    inner: FileSystem,
+    root: PathBuf,
+}
+
+impl EmbeddedFs {
+    /// The storage over `root`, which must exist.
+    pub fn new(root: &Path) -> std::io::Result<Self> {
+        let root = std::fs::canonicalize(root)?;
+        let inner = FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        Ok(Self { inner, root })
+    }
+
+    /// The ETag s3s-fs recorded for an object, if any.
+    fn recorded_etag(&self, bucket: &str, key: &str) -> Option<String> {
+        let name = format!(
+            ".bucket-{}.object-{}.internal.json",
+            URL_SAFE_NO_PAD.encode(bucket),
+            URL_SAFE_NO_PAD.encode(key)
+        );
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.root.join(name)).ok()?).ok()?;
+        info.get("e_tag")?.as_str().map(str::to_string)
+    }
+}
+
+/// The folder a prefix names inside the bucket (`a/b/c` → `a/b`), or `None` when the prefix
+/// has parts that are not plain names.
+fn prefix_dir(prefix: &str) -> Option<PathBuf> {
+    let dir = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let path = Path::new(dir);
+    path.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| path.to_path_buf())
+}
+
+/// Every file under `dir`, as keys relative to `bucket_root`, that starts with `prefix`.
+fn walk(bucket_root: &Path, dir: &Path, prefix: &str) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut found = Vec::new();
+    let mut queue = vec![dir.to_path_buf()];
+    while let Some(dir) = queue.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                queue.push(path);
+                continue;
+            }
+            let Ok(relative) = path.strip_prefix(bucket_root) else {
+                continue;
+            };
+            let Some(key) = relative
+                .components()
+                .map(|c| c.as_os_str().to_str())
+                .collect::<Option<Vec<_>>>()
+                .map(|parts| parts.join("/"))
+            else {
+                continue;
+            };
+            if key.starts_with(prefix) {
+                found.push((key, path));
+            }
+        }
+    }
+    Ok(found)
+}
+
+macro_rules! embedded_s3_impl {
+    ($($op:ident($input:ty) -> $output:ty;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for EmbeddedFs {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.inner.$op(req).await
+                }
+            )*
+
+            async fn list_objects_v2(
+                &self,
+                req: S3Request<ListObjectsV2Input>,
+            ) -> S3Result<S3Response<ListObjectsV2Output>> {
+                let prefix = req.input.prefix.clone().unwrap_or_default();
+                let dir = prefix_dir(&prefix);
+                let (false, Some(dir)) = (req.input.delimiter.is_some(), dir) else {
+                    return self.inner.list_objects_v2(req).await;
+                };
+                let input = req.input;
+                let bucket_root = self.root.join(&input.bucket);
+                if !bucket_root.is_dir() {
+                    return Err(s3_error!(NoSuchBucket));
+                }
+                let (root, scan, p) = (bucket_root.clone(), bucket_root.join(dir), prefix.clone());
+                let mut found = tokio::task::spawn_blocking(move || walk(&root, &scan, &p))
+                    .await
+                    .map_err(|e| s3_error!(InternalError, "listing: {e}"))?
+                    .map_err(|e| s3_error!(InternalError, "listing: {e}"))?;
+                found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let after = match (input.continuation_token.as_deref(), input.start_after.as_deref()) {
+                    (Some(t), Some(s)) => Some(t.max(s).to_string()),
+                    (t, s) => t.or(s).map(str::to_string),
+                };
+                if let Some(after) = &after {
+                    found.retain(|(key, _)| key.as_str() > after.as_str());
+                }
+                let max_keys = input.max_keys.unwrap_or(1000).max(0);
+                let take = usize::try_from(max_keys).unwrap_or(0);
+                let is_truncated = found.len() > take;
+                found.truncate(take);
+                let mut contents = Vec::with_capacity(found.len());
+                for (key, path) in found {
+                    let Ok(meta) = std::fs::metadata(&path) else {
+                        continue; // deleted while listing
+                    };
+                    contents.push(Object {
+                        e_tag: self.recorded_etag(&input.bucket, &key).map(ETag::Strong),
+                        last_modified: meta.modified().ok().map(Timestamp::from),
+                        size: i64::try_from(meta.len()).ok(),
+                        key: Some(key),
+                        ..Default::default()
+                    });
+                }
+                let next = if is_truncated {
+                    contents.last().and_then(|o| o.key.clone())
+                } else {
+                    None
+                };
+                let output = ListObjectsV2Output {
+                    key_count: i32::try_from(contents.len()).ok(),
+                    max_keys: Some(max_keys),
+                    is_truncated: Some(is_truncated),
+                    contents: (!contents.is_empty()).then_some(contents),
+                    continuation_token: input.continuation_token,
+                    next_continuation_token: next,
+                    encoding_type: input.encoding_type,
+                    name: Some(input.bucket),
+                    prefix: input.prefix,
+                    start_after: input.start_after,
+                    ..Default::default()
+                };
+                Ok(S3Response::new(output))
+            }
+        }
+    };
+}
+
+embedded_s3_impl! {
+    create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    copy_object(CopyObjectInput) -> CopyObjectOutput;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    get_object(GetObjectInput) -> GetObjectOutput;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    head_object(HeadObjectInput) -> HeadObjectOutput;
+    list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    list_objects(ListObjectsInput) -> ListObjectsOutput;
+    put_object(PutObjectInput) -> PutObjectOutput;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    upload_part(UploadPartInput) -> UploadPartOutput;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    list_parts(ListPartsInput) -> ListPartsOutput;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_prefix_folders_are_walked() {
+        assert_eq!(
+            prefix_dir("telegram/context_date=2026-11-21/"),
+            Some(PathBuf::from("telegram/context_date=2026-11-21"))
+        );
+        assert_eq!(prefix_dir("telegram/cont"), Some(PathBuf::from("telegram")));
+        assert_eq!(prefix_dir("doc"), Some(PathBuf::new()));
+        assert_eq!(prefix_dir("../other/"), None);
+        assert_eq!(prefix_dir("a/./b/"), None);
+        assert_eq!(prefix_dir("/abs/"), None);
+    }
+
+    #[test]
+    fn the_walk_stays_in_the_folder_and_keeps_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for key in [
+            "t/d=1/a.json",
+            "t/d=1/b.json",
+            "t/d=2/c.json",
+            "t/d=10/e.json",
+        ] {
+            let path = root.join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"{}").unwrap();
+        }
+        let mut keys: Vec<String> = walk(root, &root.join("t"), "t/d=1")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["t/d=1/a.json", "t/d=1/b.json", "t/d=10/e.json"]);
+        assert!(walk(root, &root.join("missing"), "missing/")
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,279 @@
+//! The daily ETL (capability C): one day of raw update JSON from the raw bucket becomes one
+//! Parquet file in the enriched bucket, with a `_SUCCESS` marker beside it.
+//!
+//! The day is listed page by page and read in key order, which is message time order because
+//! raw names start with the local timestamp ([`source`]). Rows are deduplicated by `update_id`
+//! and written in row groups ([`rows`]), so memory stays bounded whatever the size of the day.
+//! A message without text, without `from` or with unknown fields never fails the day; an
+//! object that is not an update is counted and skipped.
+
+pub mod rows;
+pub mod source;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use actix::Recipient;
+use futures_util::StreamExt;
+use s3::Bucket;
+use serde_json::json;
+
+use self::rows::Batcher;
+pub use self::rows::{row_from_raw, schema, Row};
+use self::source::{list_day, DaySource, ReadStats, CHUNK};
+use crate::actors::store::ReadOutboxPayloads;
+use crate::clock::Day;
+use crate::storage::StorageError;
+
+/// Listing page size asked of S3 servers (AWS never returns more than 1,000 keys a page).
+pub const LIST_PAGE_KEYS: usize = 1000;
+
+/// Why a day could not be processed.
+#[derive(Debug, thiserror::Error)]
+pub enum EtlError {
+    /// Reading or writing S3 failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Writing the Parquet file failed.
+    #[error("writing Parquet for {day}: {detail}")]
+    Parquet {
+        /// The day.
+        day: Day,
+        /// The cause.
+        detail: String,
+    },
+}
+
+/// What one run did; also the content of the `_SUCCESS` marker.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EtlReport {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Raw objects found.
+    pub source_objects: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Objects skipped as repeats of an `update_id`.
+    pub duplicates: u64,
+    /// Objects that were not a message update.
+    pub skipped: u64,
+    /// Objects read from the archive's local copies (checked against their ETag).
+    pub read_locally: u64,
+    /// Objects fetched from the raw bucket.
+    pub fetched: u64,
+    /// The Parquet object, if any rows were written.
+    pub parquet_key: Option<String>,
+    /// Wall time in milliseconds.
+    pub millis: u64,
+}
+
+/// Where raw objects live and where Parquet goes.
+pub struct EtlTarget {
+    /// Raw bucket.
+    pub raw: Box<Bucket>,
+    /// Enriched bucket.
+    pub enriched: Box<Bucket>,
+    /// Key prefix in both (`telegram`).
+    pub prefix: String,
+    /// Directory for the Parquet file before upload.
+    pub tmp_dir: PathBuf,
+    /// Rows per Parquet row group.
+    pub rows_per_group: usize,
+    /// Keys asked for per listing page.
+    pub list_page_keys: usize,
+    /// The store's copies of archived objects, if this process can read them.
+    pub local: Option<Recipient<ReadOutboxPayloads>>,
+}
+
+/// `<prefix>/context_date=YYYY-MM-DD/`.
+pub fn day_prefix(prefix: &str, day: Day) -> String {
+    format!("{prefix}/context_date={day}/")
+}
+
+/// The day's Parquet object.
+pub fn parquet_key(prefix: &str, day: Day) -> String {
+    format!("{}messages-{day}.parquet", day_prefix(prefix, day))
+}
+
+/// The day's `_SUCCESS` marker.
+pub fn marker_key(prefix: &str, day: Day) -> String {
+    format!("{}_SUCCESS", day_prefix(prefix, day))
+}
+
+/// Runs the ETL for one day; `progress(done, total)` is called as objects are read.
+pub async fn run_day(
+    target: &EtlTarget,
+    day: Day,
+    progress: &dyn Fn(u64, u64),
+) -> Result<EtlReport, EtlError> {
+    let started = Instant::now();
+    let listed = list_day(
+        &target.raw,
+        &day_prefix(&target.prefix, day),
+        target.list_page_keys,
+    )
+    .await?;
+    let total = listed.len() as u64;
+    log::info!(
+        "ETL {day}: listed {total} raw objects in {} ms",
+        started.elapsed().as_millis()
+    );
+    let pq_key = parquet_key(&target.prefix, day);
+    let mut report = EtlReport {
+        day: day.to_string(),
+        source_objects: total,
+        rows: 0,
+        duplicates: 0,
+        skipped: 0,
+        read_locally: 0,
+        fetched: 0,
+        parquet_key: None,
+        millis: 0,
+    };
+    let parquet_err = |e: parquet::errors::ParquetError| EtlError::Parquet {
+        day,
+        detail: e.to_string(),
+    };
+    if listed.is_empty() {
+        // A re-run of a day that lost its data must not leave an old file behind.
+        let _ = target.enriched.delete_object(&pq_key).await;
+        log::info!("ETL {day}: no messages; writing the marker with 0 rows and no Parquet file");
+    } else {
+        let tmp_err = |what: &Path, e: std::io::Error| EtlError::Parquet {
+            day,
+            detail: format!("{}: {e}", what.display()),
+        };
+        std::fs::create_dir_all(&target.tmp_dir).map_err(|e| tmp_err(&target.tmp_dir, e))?;
+        let tmp = target
+            .tmp_dir
+            .join(format!("etl-{day}-{}.parquet", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(|e| tmp_err(&tmp, e))?;
+        let mut batcher = Batcher::create(file, target.rows_per_group).map_err(parquet_err)?;
+        let mut seen = HashSet::new();
+        let source = DaySource {
+            raw: &target.raw,
+            local: target.local.as_ref(),
+            day,
+        };
+        let mut stats = ReadStats::default();
+        let mut done = 0;
+        for chunk in listed.chunks(CHUNK) {
+            let mut bodies = std::pin::pin!(source.chunk(chunk, &mut stats).await);
+            while let Some(body) = bodies.next().await {
+                let body = body?;
+                done += 1;
+                if body.local {
+                    report.read_locally += 1;
+                } else {
+                    report.fetched += 1;
+                }
+                if done % 1000 == 0 || done == total {
+                    progress(done, total);
+                }
+                match row_from_raw(&body.bytes) {
+                    Ok(row) if !seen.insert(row.update_id) => report.duplicates += 1,
+                    Ok(row) => {
+                        report.rows += 1;
+                        batcher.push(row).map_err(parquet_err)?;
+                    }
+                    Err(why) => {
+                        report.skipped += 1;
+                        log::warn!("ETL {day}: {} skipped: {why}", body.key);
+                    }
+                }
+            }
+        }
+        if stats.stale_copies > 0 {
+            log::warn!(
+                "ETL {day}: {} local copies differ from their objects in S3; those objects were fetched",
+                stats.stale_copies
+            );
+        }
+        batcher.finish().map_err(parquet_err)?;
+        if report.rows > 0 {
+            upload_file(&target.enriched, &tmp, &pq_key).await?;
+            report.parquet_key = Some(pq_key);
+        } else {
+            let _ = target.enriched.delete_object(&pq_key).await;
+        }
+        let _ = std::fs::remove_file(&tmp);
+    }
+    report.millis = started.elapsed().as_millis() as u64;
+    let marker = marker_key(&target.prefix, day);
+    let body = json!(report).to_string();
+    target
+        .enriched
+        .put_object_with_content_type(&marker, body.as_bytes(), "application/json")
+        .await
+        .map_err(|e| StorageError::from_s3("put", &marker, e))?;
+    log::info!(
+        "ETL {day}: {} objects ({} read locally, {} fetched), {} rows, {} duplicates, {} skipped in {} ms",
+        report.source_objects,
+        report.read_locally,
+        report.fetched,
+        report.rows,
+        report.duplicates,
+        report.skipped,
+        report.millis
+    );
+    Ok(report)
+}
+
+async fn upload_file(bucket: &Bucket, path: &Path, key: &str) -> Result<(), StorageError> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| StorageError::Request {
+            op: "read",
+            key: key.to_string(),
+            status: None,
+            detail: e.to_string(),
+        })?;
+    bucket
+        .put_object_stream_with_content_type(&mut file, key, "application/vnd.apache.parquet")
+        .await
+        .map(drop)
+        .map_err(|e| StorageError::from_s3("put", key, e))
+}
+
+/// Whether the day already has its `_SUCCESS` marker.
+pub async fn has_marker(enriched: &Bucket, prefix: &str, day: Day) -> Result<bool, StorageError> {
+    let key = marker_key(prefix, day);
+    match enriched.head_object(&key).await {
+        Ok((_, status)) => Ok(status == 200),
+        Err(s3::error::S3Error::HttpFailWithBody(404, _)) => Ok(false),
+        Err(e) => Err(StorageError::from_s3("head", &key, e)),
+    }
+}
+
+/// Whether the day has any raw objects.
+pub async fn has_raw_data(raw: &Bucket, prefix: &str, day: Day) -> Result<bool, StorageError> {
+    let p = day_prefix(prefix, day);
+    let (page, _) = raw
+        .list_page(p.clone(), None, None, None, Some(1))
+        .await
+        .map_err(|e| StorageError::from_s3("list", &p, e))?;
+    Ok(!page.contents.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_hive_layout() {
+        let day = Day::parse("2026-11-21").unwrap();
+        assert_eq!(
+            day_prefix("telegram", day),
+            "telegram/context_date=2026-11-21/"
+        );
+        assert_eq!(
+            parquet_key("telegram", day),
+            "telegram/context_date=2026-11-21/messages-2026-11-21.parquet"
+        );
+        assert_eq!(
+            marker_key("telegram", day),
+            "telegram/context_date=2026-11-21/_SUCCESS"
+        );
+    }
+}

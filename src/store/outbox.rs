@@ -1,0 +1,237 @@
+//! Outboxes: items (Airtable rows, raw archive objects) kept in the store until an actor has
+//! delivered them, keyed so that putting the same item twice keeps one.
+
+use rusqlite::params;
+
+use super::{error_for, now_secs, OutboxItem, Store, StoreError};
+
+impl Store {
+    /// Queues an item for delivery by a later actor (`kind` names the outbox, e.g. `airtable`).
+    /// `key` makes it idempotent: putting the same key twice keeps one item. Returns whether
+    /// it was new.
+    pub fn outbox_put(&mut self, kind: &str, key: &str, payload: &str) -> Result<bool, StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO outbox (kind, key, payload, attempts, created_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                params![kind, key, payload, now_secs()],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Up to `limit` pending items of an outbox, oldest first.
+    pub fn outbox_pending(&self, kind: &str, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, key, payload, attempts FROM outbox
+                 WHERE kind = ?1 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![kind, limit as i64], |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    payload: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Marks items delivered. They stay (their keys keep later puts idempotent) but are not
+    /// offered again. With `keep_payload` their payload stays too, readable with
+    /// [`Store::outbox_payloads`] until [`Store::outbox_forget_delivered`] drops it.
+    pub fn outbox_delivered(&mut self, ids: &[i64], keep_payload: bool) -> Result<(), StoreError> {
+        let now = now_secs();
+        let err = error_for(&self.path);
+        let sql = if keep_payload {
+            "UPDATE outbox SET delivered_at = ?2 WHERE id = ?1"
+        } else {
+            "UPDATE outbox SET delivered_at = ?2, payload = '' WHERE id = ?1"
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut mark = tx.prepare_cached(sql).map_err(err)?;
+            for id in ids {
+                mark.execute(params![id, now]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The non-empty payloads of an outbox whose keys lie in `first..=last`, in key order,
+    /// delivered or not.
+    pub fn outbox_payloads(
+        &self,
+        kind: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT key, payload FROM outbox
+                 WHERE kind = ?1 AND key >= ?2 AND key <= ?3 AND payload <> '' ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![kind, first, last], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Deletes the items of an outbox delivered more than `age_secs` ago; returns how many.
+    /// Only for outboxes whose keys are not needed after delivery (the archive's keys are
+    /// deterministic object keys, so a repeated put just writes the same object again).
+    pub fn outbox_forget_delivered(
+        &mut self,
+        kind: &str,
+        age_secs: i64,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE kind = ?1 AND delivered_at IS NOT NULL AND delivered_at <= ?2",
+                params![kind, now_secs() - age_secs],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a failed delivery; with `dead` the item is kept as a dead letter and no longer
+    /// offered for delivery.
+    pub fn outbox_failed(&mut self, id: i64, reason: &str, dead: bool) -> Result<(), StoreError> {
+        let sql = if dead {
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, dead_reason = ?2 WHERE id = ?1"
+        } else {
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1"
+        };
+        self.conn
+            .execute(sql, params![id, reason])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Dead letters of an outbox with their reasons.
+    pub fn outbox_dead(&self, kind: &str) -> Result<Vec<(OutboxItem, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, key, payload, attempts, dead_reason FROM outbox WHERE kind = ?1 AND dead_reason IS NOT NULL ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![kind], |r| {
+                Ok((
+                    OutboxItem {
+                        id: r.get(0)?,
+                        key: r.get(1)?,
+                        payload: r.get(2)?,
+                        attempts: r.get(3)?,
+                    },
+                    r.get(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (Store::open(&dir.path().join("state.db")).unwrap(), dir)
+    }
+
+    #[test]
+    fn outbox_items_are_idempotent_ordered_and_can_die() {
+        let (mut s, dir) = store();
+        assert!(s.outbox_put("airtable", "chat1:msg1", "{\"a\":1}").unwrap());
+        assert!(
+            !s.outbox_put("airtable", "chat1:msg1", "{\"a\":2}").unwrap(),
+            "same key kept once"
+        );
+        assert!(s.outbox_put("airtable", "chat1:msg2", "{}").unwrap());
+        assert!(
+            s.outbox_put("archive", "chat1:msg1", "{}").unwrap(),
+            "keys are per outbox"
+        );
+        let pending = s.outbox_pending("airtable", 10).unwrap();
+        assert_eq!(
+            pending.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+            ["chat1:msg1", "chat1:msg2"]
+        );
+        assert_eq!(pending[0].payload, "{\"a\":1}");
+        s.outbox_failed(pending[0].id, "timeout", false).unwrap();
+        s.outbox_failed(pending[1].id, "INVALID_VALUE_FOR_COLUMN: bad date", true)
+            .unwrap();
+        drop(s);
+        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let pending = s.outbox_pending("airtable", 10).unwrap();
+        assert_eq!(pending.len(), 1, "dead letters are not offered again");
+        assert_eq!(pending[0].attempts, 1);
+        let dead = s.outbox_dead("airtable").unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].1.contains("INVALID_VALUE_FOR_COLUMN"));
+        s.outbox_delivered(&[pending[0].id], false).unwrap();
+        assert!(s.outbox_pending("airtable", 10).unwrap().is_empty());
+        assert!(
+            !s.outbox_put("airtable", "chat1:msg1", "{}").unwrap(),
+            "delivered keys stay known"
+        );
+        assert_eq!(s.outbox_pending("archive", 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn delivered_payloads_are_kept_on_request_then_forgotten() {
+        let (mut s, _d) = store();
+        for (k, p) in [
+            ("d/1", "one"),
+            ("d/2", "two"),
+            ("d/3", "three"),
+            ("e/1", "other day"),
+        ] {
+            s.outbox_put("archive", k, p).unwrap();
+        }
+        s.outbox_put("airtable", "d/2", "a row").unwrap();
+        let ids: Vec<i64> = s
+            .outbox_pending("archive", 10)
+            .unwrap()
+            .iter()
+            .map(|i| i.id)
+            .collect();
+        s.outbox_delivered(&ids[..2], true).unwrap();
+        s.outbox_delivered(&ids[2..3], false).unwrap();
+        assert_eq!(
+            s.outbox_payloads("archive", "d/", "d/\u{10ffff}").unwrap(),
+            [
+                ("d/1".to_string(), "one".to_string()),
+                ("d/2".into(), "two".into())
+            ],
+            "kept payloads of the range only, in key order; a cleared one is gone"
+        );
+        assert_eq!(s.outbox_payloads("archive", "d/2", "d/2").unwrap().len(), 1);
+        assert_eq!(
+            s.outbox_forget_delivered("archive", 60).unwrap(),
+            0,
+            "too young"
+        );
+        assert_eq!(s.outbox_forget_delivered("archive", -1).unwrap(), 3);
+        assert!(s
+            .outbox_payloads("archive", "d/", "d/\u{10ffff}")
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.outbox_pending("archive", 10).unwrap().len(),
+            1,
+            "undelivered stay"
+        );
+        assert_eq!(
+            s.outbox_pending("airtable", 10).unwrap().len(),
+            1,
+            "other outboxes stay"
+        );
+    }
+}
