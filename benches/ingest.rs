@@ -10,8 +10,10 @@
 //!
 //! - recovery: how long a start takes to replay and answer 1,000 updates left in the journal
 //!   by a previous run;
-//! - etl: `tg-ingest etl --date` over one day of `BENCH_ETL_MESSAGES` (default 100,000) raw
-//!   messages: rows per second and the process's peak RSS.
+//! - etl: `BENCH_ETL_MESSAGES` (default 100,000) group messages of one day go through the
+//!   service, which archives them; then `tg-ingest etl --date` turns the day into Parquet,
+//!   once on the service's data directory (the archive's local copies) and once on an empty
+//!   one (every object fetched from S3): rows per second and the process's peak RSS.
 //!
 //! `cargo bench --bench ingest -- text` (or `document`, `recovery`) runs one. `BENCH_UPDATES`
 //! (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
@@ -283,59 +285,24 @@ fn bench_recovery() {
     );
 }
 
-fn bench_etl() {
-    let n = env_or("BENCH_ETL_MESSAGES", 100_000) as i64;
-    let tg = FakeTelegram::start(TOKEN);
-    let s3 = TestS3::start();
-    let data = tempfile::tempdir().unwrap();
-    let raw = s3.create_bucket("raw");
-    let enriched = s3.create_bucket("enriched");
-    let chat = -100_777i64;
-    let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
-    let mut vars = service_env(&tg, &s3, data.path(), &[]);
-    vars.push(("TG_INGEST__ARCHIVE__CHATS".into(), chat.to_string()));
-    vars.push(("TG_INGEST__ARCHIVE__RAW_BUCKET".into(), raw.clone()));
-    vars.push((
-        "TG_INGEST__ARCHIVE__ENRICHED_BUCKET".into(),
-        enriched.clone(),
-    ));
-    let settings = settings_from(vars.clone());
-    let bucket = s3.target().with_bucket(&raw).bucket().unwrap();
-    let started = Instant::now();
-    block_on(async {
-        use futures_util::StreamExt;
-        futures_util::stream::iter(0..n)
-            .for_each_concurrent(64, |i| {
-                let bucket = &bucket;
-                let archive = &settings.archive;
-                async move {
-                    let mut m = serde_json::json!({
-                        "message_id": i + 1,
-                        "chat": {"id": chat, "type": "supergroup", "title": "Team"},
-                        "date": noon + i % 30_000,
-                    });
-                    if i % 10 != 0 {
-                        m["text"] = serde_json::json!(format!("message number {i} with some words in it"));
-                    }
-                    if i % 7 != 0 {
-                        m["from"] = serde_json::json!({"id": 1000 + i % 50, "is_bot": false, "first_name": "Name", "username": "user"});
-                    }
-                    let update = serde_json::json!({"update_id": 1_000_000 + i, "message": m});
-                    let raw = serde_json::value::RawValue::from_string(update.to_string()).unwrap();
-                    let parsed = tg_ingest::telegram::IncomingUpdate::parse(raw).unwrap();
-                    let key = tg_ingest::archive::archive_key(archive, &parsed).unwrap();
-                    bucket.put_object(key, update.to_string().as_bytes()).await.unwrap();
-                }
-            })
-            .await;
-    });
-    let populated = started.elapsed();
+/// Raw objects of the archive outbox in `data_dir` that S3 has stored.
+fn archived_count(data_dir: &std::path::Path) -> u64 {
+    let db = rusqlite::Connection::open(data_dir.join("state.db")).unwrap();
+    db.query_row(
+        "SELECT count(*) FROM outbox WHERE kind = 'archive' AND delivered_at IS NOT NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
 
+/// Runs `tg-ingest etl --date` over `data_dir`; returns its summary line, seconds and peak RSS.
+fn run_etl_command(vars: &[(String, String)], day: &str) -> (String, Duration, f64) {
     let mut child = Command::new(binary())
         .env_clear()
-        .envs(vars)
+        .envs(vars.iter().cloned())
         .env("RUST_LOG", "info")
-        .args(["etl", "--date", "2026-11-21"])
+        .args(["etl", "--date", day])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -350,14 +317,120 @@ fn bench_etl() {
     }
     let took = started.elapsed();
     let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "etl failed");
     let summary = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (summary, took, peak as f64 / 1024.0)
+}
+
+fn bench_etl() {
+    let n = env_or("BENCH_ETL_MESSAGES", 100_000) as i64;
+    let tg = FakeTelegram::start(TOKEN);
+    tg.record_calls(false);
+    let data = tempfile::tempdir().unwrap();
+    let chat = -100_777i64;
+    let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
+    let extra = [
+        ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+        ("TG_INGEST__ARCHIVE__CATCH_UP_DAYS", "0"),
+        ("TG_INGEST__ARCHIVE__CHATS", "-100777"),
+    ];
+    // With TG_INGEST_TEST_S3_ENDPOINT, that server; otherwise the embedded one, as a
+    // deployment with only a bot token runs it (its files live in the data directory).
+    let external = std::env::var("TG_INGEST_TEST_S3_ENDPOINT").is_ok_and(|e| !e.is_empty());
+    let s3 = external.then(TestS3::start);
+    let env_for = |dir: &std::path::Path| -> Vec<(String, String)> {
+        match &s3 {
+            Some(s3) => {
+                let mut vars = service_env(&tg, s3, dir, &extra);
+                vars.push((
+                    "TG_INGEST__ARCHIVE__RAW_BUCKET".into(),
+                    format!("{}-raw", s3.bucket),
+                ));
+                vars.push((
+                    "TG_INGEST__ARCHIVE__ENRICHED_BUCKET".into(),
+                    format!("{}-enriched", s3.bucket),
+                ));
+                vars
+            }
+            None => {
+                let mut vars: Vec<(String, String)> = [
+                    ("TG_INGEST__TELEGRAM__TOKEN", tg.token.as_str()),
+                    ("TG_INGEST__TELEGRAM__API_URL", tg.url.as_str()),
+                    ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "1"),
+                    ("TG_INGEST__S3__EMBEDDED__LISTEN", "127.0.0.1:0"),
+                ]
+                .iter()
+                .chain(extra.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+                vars.push(("TG_INGEST__DATA_DIR".into(), dir.display().to_string()));
+                vars
+            }
+        }
+    };
+    if let Some(s3) = &s3 {
+        s3.create_bucket("raw");
+        s3.create_bucket("enriched");
+    }
+    let vars = env_for(data.path());
+    let server = if external {
+        "S3 server at TG_INGEST_TEST_S3_ENDPOINT"
+    } else {
+        "embedded S3 server"
+    };
+    // The day's messages arrive through the service, which archives each one.
+    let service = TestService::start(settings_from(vars.clone()));
+    let started = Instant::now();
+    for i in 0..n {
+        let mut m = serde_json::json!({
+            "message_id": i + 1,
+            "chat": {"id": chat, "type": "supergroup", "title": "Team"},
+            "date": noon + i % 30_000,
+        });
+        if i % 10 != 0 {
+            m["text"] = serde_json::json!(format!("message number {i} with some words in it"));
+        }
+        if i % 7 != 0 {
+            m["from"] = serde_json::json!({"id": 1000 + i % 50, "is_bot": false, "first_name": "Name", "username": "user"});
+        }
+        tg.push_raw(
+            1_000_000 + i,
+            serde_json::json!({"update_id": 1_000_000 + i, "message": m}),
+        );
+    }
+    wait_until(Duration::from_secs(1200), "every message archived", || {
+        std::thread::sleep(Duration::from_millis(500));
+        archived_count(data.path()) >= n as u64
+    });
+    let archived = started.elapsed();
+    drop(service);
+    println!(
+        "etl ({server}): {n} group messages received and archived to the raw bucket by the service in {:.1} s = {:.0} messages/s",
+        archived.as_secs_f64(),
+        n as f64 / archived.as_secs_f64()
+    );
+
+    let (summary, took, peak) = run_etl_command(&vars, "2026-11-21");
     assert!(summary.contains(&format!("{n} rows")), "{summary}");
     println!(
-        "etl: {n} raw messages of one day ({:.1} s to store them) -> Parquet in {:.2} s = {:.0} rows/s; \
-         peak RSS of the etl process (sampled every 10 ms) {:.1} MiB; {summary}",
-        populated.as_secs_f64(),
+        "etl ({server}): {n} raw messages -> Parquet, on the service's data directory (local copies): {:.2} s = {:.0} rows/s; \
+         peak RSS (sampled every 10 ms) {peak:.1} MiB; {summary}",
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),
-        peak as f64 / 1024.0
+    );
+
+    if !external {
+        // The embedded server's files are in the data directory: nothing to read elsewhere.
+        return;
+    }
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cold = env_for(elsewhere.path());
+    let (summary, took, peak) = run_etl_command(&cold, "2026-11-21");
+    assert!(summary.contains(&format!("{n} rows")), "{summary}");
+    println!(
+        "etl ({server}): {n} raw messages -> Parquet, on an empty data directory (every object fetched from S3): {:.2} s = {:.0} rows/s; \
+         peak RSS {peak:.1} MiB; {summary}",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
     );
 }

@@ -25,9 +25,9 @@ use crate::storage::StorageError;
 pub struct FlushArchive;
 
 /// Objects read from the outbox per round.
-const BATCH: usize = 64;
+const BATCH: usize = 256;
 /// Objects written at once.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 32;
 /// How often delivered items past their keeping time are forgotten.
 const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
