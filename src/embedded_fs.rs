@@ -7,7 +7,7 @@
 //! object carries the ETag s3s-fs recorded when it was written. Every other operation is
 //! s3s-fs's own.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -46,10 +46,8 @@ impl EmbeddedFs {
 /// has parts that are not plain names.
 fn prefix_dir(prefix: &str) -> Option<PathBuf> {
     let dir = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
-    let path = Path::new(dir);
-    path.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| path.to_path_buf())
+    let plain = |part: &str| !matches!(part, "" | "." | "..") && !part.contains('\\');
+    (dir.is_empty() || dir.split('/').all(plain)).then(|| PathBuf::from(dir))
 }
 
 /// Every file under `dir`, as keys relative to `bucket_root`, that starts with `prefix`.
@@ -202,6 +200,7 @@ mod tests {
         assert_eq!(prefix_dir("../other/"), None);
         assert_eq!(prefix_dir("a/./b/"), None);
         assert_eq!(prefix_dir("/abs/"), None);
+        assert_eq!(prefix_dir("a//b/"), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! - [`settings`]: typed, layered settings; the only reader of environment variables.
 //! - [`telegram`]: the Bot API client (`awc`), its object types and typed errors.
 //! - [`storage`]: the S3 target (rust-s3), the bucket check and typed errors.
-//! - [`embedded_s3`]: the in-process S3 server used when no endpoint is configured.
+//! - [`embedded_s3`], [`embedded_fs`]: the in-process S3 server used when no endpoint is
+//!   configured, and its storage (s3s-fs with a day-scoped listing that carries ETags).
 //! - [`actors`]: the actors, which talk only by typed messages:
 //!   - `PollerActor` calls `getUpdates` (the only caller) and sends each update as
 //!     `Dispatch` to the `WorkerPool`, moving its offset only after the pool accepted it;
@@ -21,7 +22,9 @@
 //! - [`button`], [`airtable`]: the go button and the Airtable client (`AirtableActor` drains
 //!   the durable outbox of rows).
 //! - [`archive`], [`etl`]: raw JSON per archived message (`ArchiveActor` drains its outbox into
-//!   the raw bucket) and the daily Parquet ETL (`EtlSchedulerActor`, or `tg-ingest etl`).
+//!   the raw bucket, keeping local copies for a while) and the daily Parquet ETL
+//!   (`EtlSchedulerActor`, or `tg-ingest etl`), which reads those copies when their MD5 matches
+//!   the listed ETag (`ReadOutboxPayloads` to the `StoreActor`) and fetches the rest.
 //! - [`store`]: the durable store (journal, state, outboxes), owned by `StoreActor`.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
