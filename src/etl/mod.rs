@@ -12,6 +12,7 @@ pub mod source;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix::Recipient;
@@ -28,6 +29,18 @@ use crate::storage::StorageError;
 
 /// Listing page size asked of S3 servers (AWS never returns more than 1,000 keys a page).
 pub const LIST_PAGE_KEYS: usize = 1000;
+
+/// Runs started by this process, so two runs of one day never share a scratch file.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// A scratch file, removed when the run ends, however it ends.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
 
 /// Why a day could not be processed.
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +158,12 @@ pub async fn run_day(
             detail: format!("{}: {e}", what.display()),
         };
         std::fs::create_dir_all(&target.tmp_dir).map_err(|e| tmp_err(&target.tmp_dir, e))?;
-        let tmp = target
-            .tmp_dir
-            .join(format!("etl-{day}-{}.parquet", std::process::id()));
-        let file = std::fs::File::create(&tmp).map_err(|e| tmp_err(&tmp, e))?;
+        let tmp = TempFile(target.tmp_dir.join(format!(
+            "etl-{day}-{}-{}.parquet",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        )));
+        let file = std::fs::File::create(&tmp.0).map_err(|e| tmp_err(&tmp.0, e))?;
         let mut batcher = Batcher::create(file, target.rows_per_group).map_err(parquet_err)?;
         let mut seen = HashSet::new();
         let source = DaySource {
@@ -192,12 +207,11 @@ pub async fn run_day(
         }
         batcher.finish().map_err(parquet_err)?;
         if report.rows > 0 {
-            upload_file(&target.enriched, &tmp, &pq_key).await?;
+            upload_file(&target.enriched, &tmp.0, &pq_key).await?;
             report.parquet_key = Some(pq_key);
         } else {
             let _ = target.enriched.delete_object(&pq_key).await;
         }
-        let _ = std::fs::remove_file(&tmp);
     }
     report.millis = started.elapsed().as_millis() as u64;
     let marker = marker_key(&target.prefix, day);
