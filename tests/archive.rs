@@ -46,6 +46,39 @@ fn archive_env(s3: &TestS3) -> (Buckets, Vec<(String, String)>) {
     (b, vars)
 }
 
+/// The service running with two archived chats, and what the tests look at.
+struct Archiving {
+    tg: FakeTelegram,
+    s3: TestS3,
+    data: tempfile::TempDir,
+    b: Buckets,
+    vars: Vec<(String, String)>,
+    settings: Settings,
+    _service: TestService,
+}
+
+impl Archiving {
+    fn start() -> Self {
+        let (tg, s3, data) = (
+            FakeTelegram::start(TOKEN),
+            TestS3::start(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (b, vars) = archive_env(&s3);
+        let settings = settings_with(&tg, &s3, data.path(), &vars);
+        let _service = TestService::start(settings.clone());
+        Self {
+            tg,
+            s3,
+            data,
+            b,
+            vars,
+            settings,
+            _service,
+        }
+    }
+}
+
 fn settings_with(
     tg: &FakeTelegram,
     s3: &TestS3,
@@ -83,14 +116,15 @@ fn key_of(settings: &ArchiveSettings, update: &Value) -> String {
 
 #[test]
 fn group_messages_are_archived_verbatim_once_each_in_the_local_day() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
-    let (b, vars) = archive_env(&s3);
-    let settings = settings_with(&tg, &s3, data.path(), &vars);
-    let _service = TestService::start(settings.clone());
+    let Archiving {
+        tg,
+        s3,
+        data: _data,
+        b,
+        vars: _,
+        settings,
+        _service,
+    } = Archiving::start();
     let late = 1_795_314_600; // 2026-11-22 02:30 UTC = 2026-11-21 23:30 at UTC-03:00
     let updates = [
         group_update(5001, GROUP, NOON, Some("hello"), true),
@@ -510,14 +544,15 @@ fn etl_command(s3: &TestS3, b: &Buckets, env: &[(String, String)], day: &str) ->
 
 #[test]
 fn the_etl_reads_local_copies_but_s3_stays_the_truth() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
-    let (b, vars) = archive_env(&s3);
-    let settings = settings_with(&tg, &s3, data.path(), &vars);
-    let _service = TestService::start(settings.clone());
+    let Archiving {
+        tg,
+        s3,
+        data,
+        b,
+        vars,
+        settings,
+        _service,
+    } = Archiving::start();
     // 2026-09-21: outside the scheduler's catch-up window, so only the command below runs it.
     let when = NOON - 61 * 86_400;
     let updates: Vec<Value> = (0..40)

@@ -307,14 +307,17 @@ impl Store {
     }
 }
 
+/// A store in a fresh temporary directory, for unit tests.
+#[cfg(test)]
+fn test_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Store::open(&dir.path().join("state.db")).unwrap(), dir)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_store as store;
     use super::*;
-
-    fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        (Store::open(&dir.path().join("state.db")).unwrap(), dir)
-    }
 
     #[test]
     fn journal_then_finish_then_redelivery_is_ignored() {

@@ -138,12 +138,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_store as store;
     use super::*;
-
-    fn store() -> (Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        (Store::open(&dir.path().join("state.db")).unwrap(), dir)
-    }
 
     #[test]
     fn outbox_items_are_idempotent_ordered_and_can_die() {
