@@ -43,12 +43,9 @@ impl EtlSchedulerActor {
         crate::clock::now_millis().div_euclid(1000) + i64::from(self.offset_minutes) * 60
     }
 
-    /// Seconds until the next run.
+    /// Time until the next run.
     fn until_next_run(&self) -> Duration {
-        let local = self.now_local_secs().rem_euclid(86_400);
-        let at = i64::from(self.etl_minute) * 60;
-        let wait = (at - local).rem_euclid(86_400);
-        Duration::from_secs(if wait == 0 { 86_400 } else { wait as u64 })
+        until_local_minute(self.now_local_secs(), self.etl_minute)
     }
 
     fn schedule(&self, ctx: &mut Context<Self>) {
@@ -68,6 +65,15 @@ impl EtlSchedulerActor {
             act.schedule(ctx);
         });
     }
+}
+
+/// Time from `now_local_secs` (seconds since the epoch, shifted to local time) until the next
+/// `minute` after local midnight; a full day when that minute is now.
+fn until_local_minute(now_local_secs: i64, minute: u32) -> Duration {
+    let local = now_local_secs.rem_euclid(86_400);
+    let at = i64::from(minute) * 60;
+    let wait = (at - local).rem_euclid(86_400);
+    Duration::from_secs(if wait == 0 { 86_400 } else { wait as u64 })
 }
 
 impl Actor for EtlSchedulerActor {
@@ -117,5 +123,35 @@ impl Handler<RunEtl> for EtlSchedulerActor {
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_run_is_at_the_local_minute_today_or_tomorrow() {
+        let midnight = 20_000 * 86_400;
+        assert_eq!(
+            until_local_minute(midnight, 5),
+            Duration::from_secs(300),
+            "00:00 -> 00:05"
+        );
+        assert_eq!(
+            until_local_minute(midnight + 6 * 60, 5),
+            Duration::from_secs(86_400 - 60),
+            "00:06 -> 00:05 tomorrow"
+        );
+        assert_eq!(
+            until_local_minute(midnight + 5 * 60, 5),
+            Duration::from_secs(86_400),
+            "exactly at the minute -> a day later"
+        );
+        assert_eq!(
+            until_local_minute(-86_400 + 23 * 3600, 0),
+            Duration::from_secs(3600),
+            "before the epoch too"
+        );
     }
 }
