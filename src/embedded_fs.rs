@@ -28,18 +28,68 @@ impl EmbeddedFs {
         let inner = FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         Ok(Self { inner, root })
     }
+}
 
-    /// The ETag s3s-fs recorded for an object, if any.
-    fn recorded_etag(&self, bucket: &str, key: &str) -> Option<String> {
-        let name = format!(
-            ".bucket-{}.object-{}.internal.json",
-            URL_SAFE_NO_PAD.encode(bucket),
-            URL_SAFE_NO_PAD.encode(key)
-        );
-        let info: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.root.join(name)).ok()?).ok()?;
-        info.get("e_tag")?.as_str().map(str::to_string)
+/// The ETag s3s-fs recorded for an object under `root`, if any.
+fn recorded_etag(root: &Path, bucket: &str, key: &str) -> Option<String> {
+    let name = format!(
+        ".bucket-{}.object-{}.internal.json",
+        URL_SAFE_NO_PAD.encode(bucket),
+        URL_SAFE_NO_PAD.encode(key)
+    );
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join(name)).ok()?).ok()?;
+    info.get("e_tag")?.as_str().map(str::to_string)
+}
+
+/// Up to `take` objects of `bucket` under `prefix` after the key `after`, in key order, and
+/// the key to continue after when more follow. Only the folder `dir` is walked; the objects are described (size,
+/// time, ETag) on two threads, as that is most of the work.
+fn list_page(
+    root: &Path,
+    bucket: &str,
+    dir: &Path,
+    prefix: &str,
+    after: Option<&str>,
+    take: usize,
+) -> std::io::Result<(Vec<Object>, Option<String>)> {
+    let bucket_root = root.join(bucket);
+    let mut found = walk(&bucket_root, &bucket_root.join(dir), prefix)?;
+    if let Some(after) = after {
+        found.retain(|(key, _)| key.as_str() > after);
     }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let is_truncated = found.len() > take;
+    found.truncate(take);
+    let next = is_truncated
+        .then(|| found.last().map(|(key, _)| key.clone()))
+        .flatten();
+    let describe = |part: &[(String, PathBuf)]| -> Vec<Object> {
+        part.iter()
+            .filter_map(|(key, path)| {
+                // A file deleted while listing is left out.
+                let meta = std::fs::metadata(path).ok()?;
+                Some(Object {
+                    e_tag: recorded_etag(root, bucket, key).map(ETag::Strong),
+                    last_modified: meta.modified().ok().map(Timestamp::from),
+                    size: i64::try_from(meta.len()).ok(),
+                    key: Some(key.clone()),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    };
+    let (first, second) = found.split_at(found.len() / 2);
+    let objects = std::thread::scope(|scope| {
+        let other = scope.spawn(|| describe(second));
+        let mut objects = describe(first);
+        let rest = other
+            .join()
+            .map_err(|_| std::io::Error::other("describing the listed objects failed"))?;
+        objects.extend(rest);
+        Ok::<_, std::io::Error>(objects)
+    })?;
+    Ok((objects, next))
 }
 
 /// The folder a prefix names inside the bucket (`a/b/c` → `a/b`), or `None` when the prefix
@@ -110,45 +160,23 @@ macro_rules! embedded_s3_impl {
                 if !bucket_root.is_dir() {
                     return Err(s3_error!(NoSuchBucket));
                 }
-                let (root, scan, p) = (bucket_root.clone(), bucket_root.join(dir), prefix.clone());
-                let mut found = tokio::task::spawn_blocking(move || walk(&root, &scan, &p))
-                    .await
-                    .map_err(|e| s3_error!(InternalError, "listing: {e}"))?
-                    .map_err(|e| s3_error!(InternalError, "listing: {e}"))?;
-                found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let after = match (input.continuation_token.as_deref(), input.start_after.as_deref()) {
                     (Some(t), Some(s)) => Some(t.max(s).to_string()),
                     (t, s) => t.or(s).map(str::to_string),
                 };
-                if let Some(after) = &after {
-                    found.retain(|(key, _)| key.as_str() > after.as_str());
-                }
                 let max_keys = input.max_keys.unwrap_or(1000).max(0);
                 let take = usize::try_from(max_keys).unwrap_or(0);
-                let is_truncated = found.len() > take;
-                found.truncate(take);
-                let mut contents = Vec::with_capacity(found.len());
-                for (key, path) in found {
-                    let Ok(meta) = std::fs::metadata(&path) else {
-                        continue; // deleted while listing
-                    };
-                    contents.push(Object {
-                        e_tag: self.recorded_etag(&input.bucket, &key).map(ETag::Strong),
-                        last_modified: meta.modified().ok().map(Timestamp::from),
-                        size: i64::try_from(meta.len()).ok(),
-                        key: Some(key),
-                        ..Default::default()
-                    });
-                }
-                let next = if is_truncated {
-                    contents.last().and_then(|o| o.key.clone())
-                } else {
-                    None
-                };
+                let (root, bucket) = (self.root.clone(), input.bucket.clone());
+                let (contents, next) = tokio::task::spawn_blocking(move || {
+                    list_page(&root, &bucket, &dir, &prefix, after.as_deref(), take)
+                })
+                .await
+                .map_err(|e| s3_error!(InternalError, "listing: {e}"))?
+                .map_err(|e| s3_error!(InternalError, "listing: {e}"))?;
                 let output = ListObjectsV2Output {
                     key_count: i32::try_from(contents.len()).ok(),
                     max_keys: Some(max_keys),
-                    is_truncated: Some(is_truncated),
+                    is_truncated: Some(next.is_some()),
                     contents: (!contents.is_empty()).then_some(contents),
                     continuation_token: input.continuation_token,
                     next_continuation_token: next,
@@ -227,5 +255,34 @@ mod tests {
         assert!(walk(root, &root.join("missing"), "missing/")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn pages_follow_on_after_the_last_key_and_carry_recorded_etags() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for key in ["t/d=1/a.json", "t/d=1/b.json", "t/d=1/c.json"] {
+            let path = root.join("bkt").join(key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, key).unwrap();
+        }
+        let info = format!(
+            ".bucket-{}.object-{}.internal.json",
+            URL_SAFE_NO_PAD.encode("bkt"),
+            URL_SAFE_NO_PAD.encode("t/d=1/b.json")
+        );
+        std::fs::write(root.join(info), br#"{"e_tag":"0123abcd"}"#).unwrap();
+        let dir_of = prefix_dir("t/d=1/").unwrap();
+        let (page, next) = list_page(root, "bkt", &dir_of, "t/d=1/", None, 2).unwrap();
+        let keys: Vec<_> = page.iter().filter_map(|o| o.key.clone()).collect();
+        assert_eq!(keys, ["t/d=1/a.json", "t/d=1/b.json"]);
+        assert_eq!(next.as_deref(), Some("t/d=1/b.json"));
+        assert_eq!(page[0].e_tag, None);
+        assert_eq!(page[1].e_tag, Some(ETag::Strong("0123abcd".into())));
+        assert_eq!(page[1].size, Some(12));
+        let (rest, next) = list_page(root, "bkt", &dir_of, "t/d=1/", next.as_deref(), 2).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].key.as_deref(), Some("t/d=1/c.json"));
+        assert_eq!(next, None);
     }
 }
