@@ -28,6 +28,53 @@ impl EmbeddedFs {
         let inner = FileSystem::new(&root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         Ok(Self { inner, root })
     }
+
+    /// `ListObjectsV2`: without a delimiter, of the prefix's folder only, with ETags; anything
+    /// else is s3s-fs's own.
+    async fn list_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let dir = prefix_dir(&prefix);
+        let (false, Some(dir)) = (req.input.delimiter.is_some(), dir) else {
+            return self.inner.list_objects_v2(req).await;
+        };
+        let input = req.input;
+        if !self.root.join(&input.bucket).is_dir() {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        let after = match (
+            input.continuation_token.as_deref(),
+            input.start_after.as_deref(),
+        ) {
+            (Some(t), Some(s)) => Some(t.max(s).to_string()),
+            (t, s) => t.or(s).map(str::to_string),
+        };
+        let max_keys = input.max_keys.unwrap_or(1000).max(0);
+        let take = usize::try_from(max_keys).unwrap_or(0);
+        let (root, bucket) = (self.root.clone(), input.bucket.clone());
+        let (contents, next) = tokio::task::spawn_blocking(move || {
+            list_page(&root, &bucket, &dir, &prefix, after.as_deref(), take)
+        })
+        .await
+        .map_err(|e| s3_error!(InternalError, "listing: {e}"))?
+        .map_err(|e| s3_error!(InternalError, "listing: {e}"))?;
+        let output = ListObjectsV2Output {
+            key_count: i32::try_from(contents.len()).ok(),
+            max_keys: Some(max_keys),
+            is_truncated: Some(next.is_some()),
+            contents: (!contents.is_empty()).then_some(contents),
+            continuation_token: input.continuation_token,
+            next_continuation_token: next,
+            encoding_type: input.encoding_type,
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            start_after: input.start_after,
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
 }
 
 /// The ETag s3s-fs recorded for an object under `root`, if any.
@@ -43,8 +90,8 @@ fn recorded_etag(root: &Path, bucket: &str, key: &str) -> Option<String> {
 }
 
 /// Up to `take` objects of `bucket` under `prefix` after the key `after`, in key order, and
-/// the key to continue after when more follow. Only the folder `dir` is walked; the objects are described (size,
-/// time, ETag) on two threads, as that is most of the work.
+/// the key to continue after when more follow. Only the folder `dir` is walked; the objects
+/// are described (size, time, ETag) on two threads, as that is most of the work.
 fn list_page(
     root: &Path,
     bucket: &str,
@@ -150,43 +197,7 @@ macro_rules! embedded_s3_impl {
                 &self,
                 req: S3Request<ListObjectsV2Input>,
             ) -> S3Result<S3Response<ListObjectsV2Output>> {
-                let prefix = req.input.prefix.clone().unwrap_or_default();
-                let dir = prefix_dir(&prefix);
-                let (false, Some(dir)) = (req.input.delimiter.is_some(), dir) else {
-                    return self.inner.list_objects_v2(req).await;
-                };
-                let input = req.input;
-                let bucket_root = self.root.join(&input.bucket);
-                if !bucket_root.is_dir() {
-                    return Err(s3_error!(NoSuchBucket));
-                }
-                let after = match (input.continuation_token.as_deref(), input.start_after.as_deref()) {
-                    (Some(t), Some(s)) => Some(t.max(s).to_string()),
-                    (t, s) => t.or(s).map(str::to_string),
-                };
-                let max_keys = input.max_keys.unwrap_or(1000).max(0);
-                let take = usize::try_from(max_keys).unwrap_or(0);
-                let (root, bucket) = (self.root.clone(), input.bucket.clone());
-                let (contents, next) = tokio::task::spawn_blocking(move || {
-                    list_page(&root, &bucket, &dir, &prefix, after.as_deref(), take)
-                })
-                .await
-                .map_err(|e| s3_error!(InternalError, "listing: {e}"))?
-                .map_err(|e| s3_error!(InternalError, "listing: {e}"))?;
-                let output = ListObjectsV2Output {
-                    key_count: i32::try_from(contents.len()).ok(),
-                    max_keys: Some(max_keys),
-                    is_truncated: Some(next.is_some()),
-                    contents: (!contents.is_empty()).then_some(contents),
-                    continuation_token: input.continuation_token,
-                    next_continuation_token: next,
-                    encoding_type: input.encoding_type,
-                    name: Some(input.bucket),
-                    prefix: input.prefix,
-                    start_after: input.start_after,
-                    ..Default::default()
-                };
-                Ok(S3Response::new(output))
+                self.list_v2(req).await
             }
         }
     };

@@ -72,21 +72,26 @@ pub async fn run_etl(
         None
     };
     let etl = etl_target(&target, &settings, embedded.is_some(), local)?;
+    let reports = run_days(&etl, from, to, progress).await;
+    store_arbiter.stop();
+    reports
+}
+
+/// Runs the ETL for each day from `from` to `to`, stopping at the first failure.
+async fn run_days(
+    etl: &EtlTarget,
+    from: Day,
+    to: Day,
+    progress: &dyn Fn(usize, usize, u64, u64),
+) -> Result<Vec<EtlReport>, StartupError> {
     let days: Vec<Day> = (from.0..=to.0).map(Day).collect();
     let mut reports = Vec::with_capacity(days.len());
     for (i, day) in days.iter().enumerate() {
-        let report = run_day(&etl, *day, &|done, total| {
+        let report = run_day(etl, *day, &|done, total| {
             progress(i, days.len(), done, total)
         })
         .await
-        .map_err(|e| StartupError::Etl(e.to_string()));
-        let report = match report {
-            Ok(report) => report,
-            Err(e) => {
-                store_arbiter.stop();
-                return Err(e);
-            }
-        };
+        .map_err(|e| StartupError::Etl(e.to_string()))?;
         progress(
             i + 1,
             days.len(),
@@ -95,6 +100,5 @@ pub async fn run_etl(
         );
         reports.push(report);
     }
-    store_arbiter.stop();
     Ok(reports)
 }

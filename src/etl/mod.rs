@@ -22,7 +22,7 @@ use serde_json::json;
 
 use self::rows::Batcher;
 pub use self::rows::{row_from_raw, schema, Row};
-use self::source::{list_day, DaySource, ReadStats, CHUNK};
+use self::source::{list_day, DaySource, Origin, CHUNK};
 use crate::actors::store::ReadOutboxPayloads;
 use crate::clock::Day;
 use crate::storage::StorageError;
@@ -171,17 +171,20 @@ pub async fn run_day(
             local: target.local.as_ref(),
             day,
         };
-        let mut stats = ReadStats::default();
+        let mut stale_copies = 0;
         let mut done = 0;
         for chunk in listed.chunks(CHUNK) {
-            let mut bodies = std::pin::pin!(source.chunk(chunk, &mut stats).await);
+            let mut bodies = std::pin::pin!(source.chunk(chunk).await);
             while let Some(body) = bodies.next().await {
                 let body = body?;
                 done += 1;
-                if body.local {
-                    report.read_locally += 1;
-                } else {
-                    report.fetched += 1;
+                match body.origin {
+                    Origin::LocalCopy => report.read_locally += 1,
+                    Origin::Fetched => report.fetched += 1,
+                    Origin::FetchedOverStaleCopy => {
+                        report.fetched += 1;
+                        stale_copies += 1;
+                    }
                 }
                 if done % 1000 == 0 || done == total {
                     progress(done, total);
@@ -199,10 +202,9 @@ pub async fn run_day(
                 }
             }
         }
-        if stats.stale_copies > 0 {
+        if stale_copies > 0 {
             log::warn!(
-                "ETL {day}: {} local copies differ from their objects in S3; those objects were fetched",
-                stats.stale_copies
+                "ETL {day}: {stale_copies} local copies differ from their objects in S3; those objects were fetched"
             );
         }
         batcher.finish().map_err(parquet_err)?;

@@ -32,14 +32,25 @@ pub struct Listed {
     pub etag: Option<String>,
 }
 
+/// Where a body was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The archive's local copy, which matched the listed ETag.
+    LocalCopy,
+    /// The raw bucket; there was no usable copy.
+    Fetched,
+    /// The raw bucket, because the local copy differed from the object.
+    FetchedOverStaleCopy,
+}
+
 /// A body and where it came from.
 pub struct Body {
     /// The object.
     pub key: String,
     /// Its bytes.
     pub bytes: Bytes,
-    /// Whether it was the local copy (else it was fetched from S3).
-    pub local: bool,
+    /// Where it was read from.
+    pub origin: Origin,
 }
 
 /// Keys of the day's raw objects, sorted (that is, by message time), following continuation
@@ -80,13 +91,6 @@ pub fn matches_etag(body: &[u8], etag: Option<&str>) -> bool {
     etag.is_some_and(|t| t.len() == 32 && format!("{:x}", md5::compute(body)) == t)
 }
 
-/// What reading a day found, beyond the bodies.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct ReadStats {
-    /// Local copies that did not match their object and were fetched instead.
-    pub stale_copies: u64,
-}
-
 /// Reads the bodies of `listed`, in order.
 pub struct DaySource<'a> {
     /// The raw bucket.
@@ -124,11 +128,10 @@ impl DaySource<'_> {
         }
     }
 
-    /// The bodies of one chunk of the listing, in order, and how many copies were stale.
+    /// The bodies of one chunk of the listing, in order.
     pub async fn chunk<'s>(
         &'s self,
         chunk: &'s [Listed],
-        stats: &'s mut ReadStats,
     ) -> impl Stream<Item = Result<Body, StorageError>> + 's {
         let mut copies = match (chunk.first(), chunk.last()) {
             (Some(first), Some(last)) => self.copies(&first.key, &last.key).await,
@@ -137,20 +140,15 @@ impl DaySource<'_> {
         let raw = self.raw;
         stream::iter(chunk)
             .map(move |obj| {
-                let copy = copies.remove(&obj.key).and_then(|c| {
-                    if matches_etag(c.as_bytes(), obj.etag.as_deref()) {
-                        Some(c)
-                    } else {
-                        stats.stale_copies += 1;
-                        None
-                    }
-                });
+                let copy = copies.remove(&obj.key);
+                let had_copy = copy.is_some();
+                let copy = copy.filter(|c| matches_etag(c.as_bytes(), obj.etag.as_deref()));
                 async move {
                     if let Some(copy) = copy {
                         return Ok(Body {
                             key: obj.key.clone(),
                             bytes: Bytes::from(copy),
-                            local: true,
+                            origin: Origin::LocalCopy,
                         });
                     }
                     let response = raw
@@ -160,7 +158,11 @@ impl DaySource<'_> {
                     Ok(Body {
                         key: obj.key.clone(),
                         bytes: response.bytes().clone(),
-                        local: false,
+                        origin: if had_copy {
+                            Origin::FetchedOverStaleCopy
+                        } else {
+                            Origin::Fetched
+                        },
                     })
                 }
             })

@@ -69,14 +69,14 @@ pub struct Store {
 }
 
 /// Wraps SQLite errors with the database path; usable while a transaction borrows the store.
-pub(crate) fn error_for(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+fn error_for(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
     move |source| StoreError {
         path: path.to_string(),
         source,
     }
 }
 
-pub(crate) fn now_secs() -> i64 {
+fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
