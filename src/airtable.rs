@@ -38,6 +38,18 @@ impl AirtableError {
         )
     }
 
+    /// Answers that prove the settings wrong (token, permissions, base, table or fields), as
+    /// opposed to Airtable being unavailable or busy.
+    pub fn proves_settings_wrong(&self) -> bool {
+        matches!(
+            self,
+            Self::Api {
+                status: 401 | 403 | 404 | 422,
+                ..
+            }
+        )
+    }
+
     /// Whether Airtable asks to slow down (then it wants 30 s of silence).
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, Self::Api { status: 429, .. })

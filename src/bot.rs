@@ -312,6 +312,12 @@ impl DocumentBot {
     async fn go_command(&self, msg: &Message) -> Outcome {
         let from = msg.from.as_ref().map(|f| f.id);
         if !from.is_some_and(|id| self.buttons.admins.contains(&id)) {
+            if self.archive.chats.contains(&msg.chat.id) {
+                // Archived chats get no replies from the bot, refusals included.
+                return Ok(format!(
+                    "/go refused without a reply (archived chat): user {from:?} is not an admin"
+                ));
+            }
             self.reply(msg, button::texts::ADMINS_ONLY).await?;
             return Ok(format!("/go refused: user {from:?} is not an admin"));
         }

@@ -1,12 +1,31 @@
 //! Logging through `env_logger`, with every registered secret removed from every line, so a
 //! token that reaches a log call by any path (a URL in an error, a panic message, a library's
 //! debug output) is printed as `[redacted]`.
+//!
+//! Without `RUST_LOG` the service logs at `info` and every library at `warn`, so the log tells
+//! the service's story. `log.format = "json"` writes one JSON object per line for collectors.
 
+use std::io::Write;
 use std::sync::RwLock;
 
 use log::{Log, Metadata, Record};
+use serde::Deserialize;
+
+/// The filter used when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "warn,tg_ingest=info";
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// How each log line is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `[time LEVEL target] message`.
+    #[default]
+    Text,
+    /// `{"time":…,"level":…,"target":…,"message":…,"update_id":…,"chat_id":…}`.
+    Json,
+}
 
 /// Registers a value that must never be printed. Short values are ignored (they would mangle
 /// ordinary text and are no secret).
@@ -38,8 +57,47 @@ pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
     out.into()
 }
 
+/// The integer after `name=` in a log message (`update_id=42`), if the message names one.
+pub fn field(message: &str, name: &str) -> Option<i64> {
+    let pattern = format!("{name}=");
+    let mut rest = message;
+    while let Some(at) = rest.find(&pattern) {
+        let before = rest[..at].chars().next_back();
+        let after = &rest[at + pattern.len()..];
+        rest = after;
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let end = after
+            .char_indices()
+            .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
+            .map_or(after.len(), |(i, _)| i);
+        if let Ok(v) = after[..end].parse() {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// One log line as a JSON object (without the newline).
+pub fn json_line(time: &str, level: log::Level, target: &str, message: &str) -> String {
+    let mut line = serde_json::json!({
+        "time": time,
+        "level": level.as_str(),
+        "target": target,
+        "message": message,
+    });
+    for name in ["update_id", "chat_id"] {
+        if let Some(v) = field(message, name) {
+            line[name] = v.into();
+        }
+    }
+    line.to_string()
+}
+
 struct Redacting {
     inner: env_logger::Logger,
+    format: LogFormat,
 }
 
 impl Log for Redacting {
@@ -53,6 +111,12 @@ impl Log for Redacting {
         }
         let text = record.args().to_string();
         let clean = scrub(&text);
+        if self.format == LogFormat::Json {
+            let time = crate::clock::iso8601_millis(crate::clock::now_millis());
+            let line = json_line(&time, record.level(), record.target(), &clean);
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+            return;
+        }
         self.inner.log(
             &Record::builder()
                 .args(format_args!("{clean}"))
@@ -70,18 +134,20 @@ impl Log for Redacting {
     }
 }
 
-/// Installs the logger (`RUST_LOG`, default `info`) and a panic hook that logs panics through
-/// it, so panic messages are scrubbed too.
-pub fn init() {
+/// Installs the logger (`RUST_LOG`, else [`DEFAULT_FILTER`]) in `format`, and a panic hook
+/// that logs panics through it, so panic messages are scrubbed too. Only the first call in a
+/// process installs anything.
+pub fn init(format: LogFormat) {
     let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(DEFAULT_FILTER))
+            .build();
     let max = inner.filter();
-    if log::set_boxed_logger(Box::new(Redacting { inner })).is_ok() {
+    if log::set_boxed_logger(Box::new(Redacting { inner, format })).is_ok() {
         log::set_max_level(max);
+        std::panic::set_hook(Box::new(|info| {
+            log::error!("panic: {info}");
+        }));
     }
-    std::panic::set_hook(Box::new(|info| {
-        log::error!("panic: {info}");
-    }));
 }
 
 #[cfg(test)]
@@ -98,5 +164,32 @@ mod tests {
         assert_eq!(scrub("nothing here"), "nothing here");
         redact("abc");
         assert_eq!(scrub("abc"), "abc", "short values are not secrets");
+    }
+
+    #[test]
+    fn ids_are_read_from_the_message() {
+        let m = "update_id=42 chat_id=-1001 kind=message: greeted";
+        assert_eq!(field(m, "update_id"), Some(42));
+        assert_eq!(field(m, "chat_id"), Some(-1001));
+        assert_eq!(field("xupdate_id=5 update_id=6", "update_id"), Some(6));
+        assert_eq!(field("no ids", "chat_id"), None);
+        assert_eq!(field("chat_id=abc", "chat_id"), None);
+    }
+
+    #[test]
+    fn a_json_line_has_every_field() {
+        let line = json_line(
+            "2026-11-23T10:00:00.000Z",
+            log::Level::Warn,
+            "tg_ingest::bot",
+            "update_id=7 chat_id=-5: \"quoted\"",
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["target"], "tg_ingest::bot");
+        assert_eq!(v["message"], "update_id=7 chat_id=-5: \"quoted\"");
+        assert_eq!(v["update_id"], 7);
+        assert_eq!(v["chat_id"], -5);
+        assert_eq!(v["time"], "2026-11-23T10:00:00.000Z");
     }
 }

@@ -129,13 +129,14 @@ fn etl_command(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tg_ingest::logging::init();
     let settings = match load_from_env(cli.config.as_deref()) {
         Ok(s) => {
             s.register_secrets();
+            tg_ingest::logging::init(s.log.format);
             s
         }
         Err(e) => {
+            tg_ingest::logging::init(Default::default());
             log::error!("{e}");
             return ExitCode::from(2);
         }

@@ -58,6 +58,8 @@ pub struct Settings {
     pub max_attempts: u32,
     /// Time in-flight work gets to finish at shutdown, in seconds.
     pub shutdown_deadline_secs: u64,
+    /// Log output.
+    pub log: LogSettings,
     /// Who may use the bot and how large documents may be.
     pub security: SecuritySettings,
     /// The "go" button.
@@ -70,6 +72,13 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     /// S3 storage settings.
     pub s3: S3Settings,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// Line format.
+    pub format: crate::logging::LogFormat,
 }
 
 /// Settings of the Telegram Bot API client.

@@ -513,3 +513,35 @@ fn without_airtable_settings_presses_wait_in_the_outbox() {
     assert_eq!(pending.len(), 1);
     assert!(pending[0].payload.contains("gina"));
 }
+
+#[test]
+fn airtable_down_at_start_up_does_not_stop_the_service_and_rows_arrive_later() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    at.down_for(Duration::from_secs(8));
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let service = TestService::try_start(settings.clone(), None)
+        .expect("Airtable answering 503 must not stop start-up");
+    let msg = post(&settings, -9300);
+    tg.push(press(
+        -9300,
+        msg,
+        996,
+        Some("hana"),
+        &tg.button_data(-9300, msg).unwrap(),
+    ));
+    tg.push(text(&tg, 7001, "hello"));
+    wait_until(WAIT, "the greeting while Airtable is down", || {
+        tg.texts_to(7001).len() == 1
+    });
+    wait_until(
+        Duration::from_secs(60),
+        "the row once Airtable is back",
+        || at.rows().len() == 1,
+    );
+    assert_eq!(Metrics::get(&service.metrics.airtable_rows), 1);
+}

@@ -609,3 +609,36 @@ fn the_etl_reads_local_copies_but_s3_stays_the_truth() {
     );
     assert_eq!(rows(&s3), (ids, texts));
 }
+
+#[test]
+fn a_non_admin_go_in_an_archived_chat_gets_no_reply() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, mut vars) = archive_env(&s3);
+    vars.push(("TG_INGEST__BUTTON__ADMINS".into(), "42".into()));
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let _service = TestService::start(settings);
+    let mut refused = group_update(6001, GROUP, NOON, Some("/go"), true);
+    refused["message"]["from"]["id"] = json!(44);
+    let mut admin = group_update(6002, GROUP, NOON + 1, Some("/go"), true);
+    admin["message"]["from"]["id"] = json!(42);
+    tg.push_raw(6001, refused);
+    tg.push_raw(6002, admin);
+    // One chat's updates are handled in order: once the admin's button is posted, the refused
+    // /go before it has been handled.
+    wait_until(WAIT, "the admin's button", || {
+        !tg.texts_to(GROUP).is_empty()
+    });
+    wait_until(WAIT, "both messages archived", || {
+        s3.keys_in(&b.raw).len() == 2
+    });
+    let texts = tg.texts_to(GROUP);
+    assert_eq!(texts.len(), 1, "only the button, no refusal: {texts:?}");
+    assert!(
+        !texts[0].contains(tg_ingest::button::texts::ADMINS_ONLY),
+        "{texts:?}"
+    );
+}

@@ -345,24 +345,34 @@ async fn check_airtable(settings: &AirtableSettings) -> Result<(), StartupError>
         return Ok(());
     }
     let client = AirtableClient::new(settings);
-    retry(
+    let checked = retry(
         "Airtable check",
         3,
         |e: &AirtableError| !e.is_permanent(),
         || client.check(),
     )
-    .await
-    .map_err(|source| StartupError::Airtable {
-        base: settings.base_id.clone(),
-        table: settings.table.clone(),
-        source,
-    })?;
-    log::info!(
-        "Airtable table `{}` in base {} is reachable",
-        settings.table,
-        settings.base_id
-    );
-    Ok(())
+    .await;
+    match checked {
+        Ok(()) => {
+            log::info!(
+                "Airtable table `{}` in base {} is reachable",
+                settings.table,
+                settings.base_id
+            );
+            Ok(())
+        }
+        Err(source) if source.proves_settings_wrong() => Err(StartupError::Airtable {
+            base: settings.base_id.clone(),
+            table: settings.table.clone(),
+            source,
+        }),
+        Err(e) => {
+            log::warn!(
+                "Airtable is not available at start-up ({e}); starting anyway: button presses wait in the outbox and are written when Airtable answers"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Hands the updates a previous run left in the journal to the pool, before any polling, or
