@@ -13,7 +13,8 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use crate::actors::airtable::FlushOutbox;
 use crate::actors::archive::FlushArchive;
 use crate::actors::store::{IsGreeted, PutOutbox, SetGreeted, StoreActor};
-use crate::actors::uploader::{Upload, UploadError, UploadProgress};
+use crate::actors::store_files::RecordSavedFile;
+use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
 use crate::archive::{archive_key, ARCHIVE_OUTBOX};
 use crate::button::{self, ButtonKey, AIRTABLE_OUTBOX};
@@ -53,7 +54,7 @@ struct ProgressView {
 
 /// The document bot; one per worker.
 pub struct DocumentBot {
-    telegram: TelegramClient,
+    telegram: Rc<TelegramClient>,
     uploader: Recipient<Upload>,
     store: Addr<StoreActor>,
     security: SecuritySettings,
@@ -82,7 +83,7 @@ impl DocumentBot {
             (None, max) => Some(max),
         };
         Self {
-            telegram: TelegramClient::new(&settings.telegram).with_limiter(deps.limiter),
+            telegram: Rc::new(TelegramClient::new(&settings.telegram).with_limiter(deps.limiter)),
             uploader: deps.uploader,
             store: deps.store,
             security: settings.security.clone(),
@@ -235,6 +236,7 @@ impl DocumentBot {
         let result = self
             .uploader
             .send(Upload {
+                chat_id: msg.chat.id,
                 file_id: doc.file_id.clone(),
                 key: key.clone(),
                 content_type: doc.mime_type.clone(),
@@ -247,6 +249,21 @@ impl DocumentBot {
         let view = self.progress.borrow_mut().remove(&ticket);
         match result {
             Ok(report) => {
+                let saved = crate::store::SavedFile {
+                    key: report.key.clone(),
+                    platform: "telegram".into(),
+                    user_id: msg.from.as_ref().map_or(msg.chat.id, |f| f.id),
+                    chat_id: msg.chat.id,
+                    bytes: report.bytes,
+                    sha256: report.sha256.clone(),
+                    file_id: doc.file_id.clone(),
+                    file_unique_id: Some(doc.file_unique_id.clone()).filter(|u| !u.is_empty()),
+                };
+                self.store
+                    .send(RecordSavedFile(saved))
+                    .await
+                    .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
+                    .map_err(|e| HandlerError::retryable(e.to_string()))?;
                 if let Some(view) = view.filter(|v| v.edits > 0) {
                     let text = format!(
                         "[document] Received «{}»: 100% ({})",
@@ -262,8 +279,8 @@ impl DocumentBot {
                 );
                 self.reply(msg, &text).await?;
                 Ok(format!(
-                    "document saved: key={:?} bytes={}",
-                    report.key, report.bytes
+                    "document saved: key={:?} bytes={} sha256={}",
+                    report.key, report.bytes, report.sha256
                 ))
             }
             Err(UploadError::TooBig) => {
@@ -336,16 +353,16 @@ impl DocumentBot {
     /// A press on an inline button: answered at once; the first press on one of our buttons
     /// becomes one Airtable row (via the durable outbox) and hides the keyboard.
     async fn handle_press(&self, q: &CallbackQuery) -> Outcome {
+        let chat = q.message.as_ref().map_or(q.from.id, |m| m.chat.id);
         let answer = |text: &'static str| async move {
-            if let Err(e) = self.telegram.answer_callback_query(&q.id, text).await {
-                log::warn!("answerCallbackQuery failed: {e}");
+            if let Err(e) = self.telegram.answer_callback_query(chat, &q.id, text).await {
+                log::warn!("chat_id={chat}: answerCallbackQuery failed: {e}");
             }
         };
         let Some(msg) = &q.message else {
             answer(button::texts::NOT_OURS).await;
             return Ok("press ignored: no message attached".into());
         };
-        let chat = msg.chat.id;
         let ours = q
             .data
             .as_deref()
@@ -379,14 +396,18 @@ impl DocumentBot {
         if let Some(flush) = &self.airtable_flush {
             flush.do_send(FlushOutbox);
         }
-        if let Err(e) = self.telegram.remove_keyboard(chat, msg.message_id).await {
-            if !e.is_not_modified() {
-                log::warn!(
-                    "chat_id={chat}: could not hide the keyboard of message_id={}: {e}",
-                    msg.message_id
-                );
+        // The keyboard edit waits for the group's message limit; the next press in this chat
+        // must not wait behind it, so it runs on its own.
+        let (telegram, message_id) = (self.telegram.clone(), msg.message_id);
+        actix_rt::spawn(async move {
+            if let Err(e) = telegram.remove_keyboard(chat, message_id).await {
+                if !e.is_not_modified() {
+                    log::warn!(
+                        "chat_id={chat}: could not hide the keyboard of message_id={message_id}: {e}"
+                    );
+                }
             }
-        }
+        });
         Ok(format!(
             "press by user {} on message_id={}: row queued for Airtable",
             q.from.id, msg.message_id
@@ -433,18 +454,6 @@ fn reply_error(e: &TelegramError) -> HandlerError {
     }
 }
 
-impl UploadError {
-    /// A short reason fit for the user, without internals.
-    fn user_text(&self) -> &'static str {
-        match self {
-            UploadError::Telegram(_) => "Telegram did not hand the file over",
-            UploadError::Storage(_) => "the storage is unavailable",
-            UploadError::TooBig => "the file is too big",
-            UploadError::Unavailable => "the service is restarting",
-        }
-    }
-}
-
 impl UpdateHandler for DocumentBot {
     fn handle(
         self: Rc<Self>,
@@ -461,10 +470,19 @@ impl UpdateHandler for DocumentBot {
                 let Some(view) = views.get_mut(&p.ticket) else {
                     return;
                 };
-                if view.last_edit.elapsed() < self.progress_interval {
-                    return;
-                }
-                let text = progress_text(&view.name, p.bytes, p.total);
+                let text = match &p.state {
+                    ProgressState::Bytes { bytes, total } => {
+                        if view.last_edit.elapsed() < self.progress_interval {
+                            return;
+                        }
+                        progress_text(&view.name, *bytes, *total)
+                    }
+                    ProgressState::Retrying {
+                        attempt,
+                        reason,
+                        next_in,
+                    } => retry_text(&view.name, *attempt, reason, *next_in),
+                };
                 if text == view.last_text {
                     return;
                 }
@@ -498,6 +516,14 @@ pub fn progress_text(name: &str, bytes: u64, total: Option<u64>) -> String {
         ),
         None => format!("[document] Receiving «{name}»: {}", human_bytes(bytes)),
     }
+}
+
+/// The progress line shown while a failed attempt waits for its retry.
+pub fn retry_text(name: &str, attempt: u32, reason: &str, next_in: Duration) -> String {
+    format!(
+        "[document] Receiving «{name}»: attempt {attempt} failed ({reason}). Trying again in {} s…",
+        next_in.as_secs_f64().ceil() as u64
+    )
 }
 
 fn too_big_text(name: &str, size: Option<u64>, limit: u64) -> String {

@@ -16,8 +16,10 @@
 //!     (`HandleUpdate`); one chat's updates are handled in order, chats in parallel;
 //!   - `WorkerActor` runs the business logic (an [`actors::worker::UpdateHandler`], here the
 //!     [`bot::DocumentBot`]); for a document it sends `Upload` to the `S3UploaderActor`;
-//!   - `S3UploaderActor` streams the file from Telegram into S3 and sends `UploadProgress`
-//!     back to the worker's `Recipient`, which edits the user's progress message.
+//!   - `S3UploaderActor` streams the file from Telegram into S3 (each attempt a
+//!     [`transfer::Transfer`]: byte counts verified, SHA-256 stored, open multipart uploads
+//!     recorded in the store) and sends `UploadProgress` (bytes, or a retry notice) back to the
+//!     worker's `Recipient`, which edits the user's progress message.
 //! - [`bot`]: the bot's behaviour and texts: documents, the go button, archiving.
 //! - [`button`], [`airtable`]: the go button and the Airtable client (`AirtableActor` drains
 //!   the durable outbox of rows).
@@ -49,6 +51,7 @@ pub mod settings;
 pub mod storage;
 pub mod store;
 pub mod telegram;
+pub mod transfer;
 
 pub use settings::{Secret, Settings};
 

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub uploads_failed: AtomicU64,
     /// Bytes stored in S3 by completed uploads.
     pub bytes_uploaded: AtomicU64,
+    /// Upload attempts that failed and were retried.
+    pub upload_retries: AtomicU64,
     /// Uploads that used S3 multipart upload.
     pub multipart_uploads: AtomicU64,
     /// Multipart parts stored.

@@ -98,6 +98,8 @@ pub struct TelegramSettings {
     pub request_timeout_secs: u64,
     /// Timeout of a whole file download, in seconds.
     pub download_timeout_secs: u64,
+    /// How long Telegram-side failures of a document are retried, in seconds.
+    pub download_retry_for_secs: u64,
     /// Whether `api_url` is a local `telegram-bot-api --local` server.
     pub local_bot_api: bool,
     /// Largest file the cloud Bot API lets a bot download.

@@ -131,6 +131,11 @@ impl StoreActor {
     pub fn new(store: Store) -> Self {
         Self { store }
     }
+
+    /// The store, for handlers declared beside other actors' messages.
+    pub(crate) fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
 }
 
 impl Actor for StoreActor {

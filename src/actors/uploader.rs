@@ -1,9 +1,11 @@
 //! `S3UploaderActor`: streams a file from Telegram into S3 and streams progress back.
 //!
-//! The download is cut into parts of `s3.part_size_mib`; up to `s3.parts_in_flight` parts are
-//! sent to S3 while the next one is read, so memory stays at about
-//! `part_size * (parts_in_flight + 1)` whatever the file size. A file smaller than one part is
-//! stored with a single PUT. A failed multipart upload is aborted.
+//! Each upload is one or more attempts of a [`Transfer`]. A failed attempt is retried after the
+//! wait Telegram asked for (`retry_after`) or a capped backoff, and the user is told: the
+//! progress message says what failed, which attempt it was and when the next try is. Failures
+//! on Telegram's side (getFile, the download, a wrong byte count) have their own budget
+//! (`telegram.download_retry_for_secs`), S3 failures theirs (`s3.retry_for_secs`); permanent
+//! answers (400, 404, "file is too big") end the upload at once.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -11,20 +13,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
-use s3::serde_types::Part;
 use s3::Bucket;
 
+use super::store::StoreActor;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::settings::S3Settings;
+use crate::settings::{S3Settings, TelegramSettings};
 use crate::storage::StorageError;
-use crate::telegram::{ByteStream, TelegramClient, TelegramError};
+use crate::telegram::{TelegramClient, TelegramError};
+use crate::transfer::Transfer;
 
 /// Asks for one file to be stored; answered when it is stored or has failed.
 #[derive(Message)]
 #[rtype(result = "Result<UploadReport, UploadError>")]
 pub struct Upload {
+    /// The chat the file was sent in (Telegram's holds apply per chat).
+    pub chat_id: i64,
     /// Telegram `file_id` to download.
     pub file_id: String,
     /// Object key in the bucket.
@@ -39,16 +43,45 @@ pub struct Upload {
     pub progress: Recipient<UploadProgress>,
 }
 
-/// Progress of one upload, sent after each stored part.
+/// Progress of one upload: after each stored part, and before each retry.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct UploadProgress {
     /// The ticket given in [`Upload`].
     pub ticket: u64,
+    /// What happened.
+    pub state: ProgressState,
+}
+
+/// What an upload is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressState {
+    /// Bytes stored so far, of the total if known.
+    Bytes {
+        /// Bytes stored so far.
+        bytes: u64,
+        /// Total size, if known.
+        total: Option<u64>,
+    },
+    /// An attempt failed; the next one starts after `next_in`.
+    Retrying {
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// What failed, in words for the user.
+        reason: String,
+        /// Wait before the next attempt.
+        next_in: Duration,
+    },
+}
+
+impl UploadProgress {
     /// Bytes stored so far.
-    pub bytes: u64,
-    /// Total size, if known.
-    pub total: Option<u64>,
+    pub fn bytes(ticket: u64, bytes: u64, total: Option<u64>) -> Self {
+        Self {
+            ticket,
+            state: ProgressState::Bytes { bytes, total },
+        }
+    }
 }
 
 /// What a finished upload did.
@@ -62,6 +95,8 @@ pub struct UploadReport {
     pub parts: u32,
     /// Whether S3 multipart upload was used.
     pub multipart: bool,
+    /// SHA-256 of the stored bytes, lowercase hex.
+    pub sha256: String,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -78,7 +113,7 @@ pub enum UploadError {
     /// Telegram refuses to serve files this large to bots.
     #[error("the file is too big for the Bot API to download")]
     TooBig,
-    /// The actor is gone (shutting down).
+    /// The uploader or the store is gone (shutting down).
     #[error("the uploader is not running")]
     Unavailable,
 }
@@ -86,35 +121,6 @@ pub enum UploadError {
 impl From<StorageError> for UploadError {
     fn from(e: StorageError) -> Self {
         Self::Storage(Arc::new(e))
-    }
-}
-
-/// The uploader; one per service, running uploads concurrently.
-pub struct S3UploaderActor {
-    telegram: Rc<TelegramClient>,
-    bucket: Rc<Bucket>,
-    part_size: usize,
-    parts_in_flight: usize,
-    retry_for: Duration,
-    metrics: Arc<Metrics>,
-}
-
-impl S3UploaderActor {
-    /// An uploader writing to `bucket` with the part size, concurrency and retry budget of `s3`.
-    pub fn new(
-        telegram: TelegramClient,
-        bucket: Box<Bucket>,
-        s3: &S3Settings,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
-            telegram: Rc::new(telegram),
-            bucket: Rc::from(bucket),
-            part_size: s3.part_size(),
-            parts_in_flight: s3.parts_in_flight,
-            retry_for: Duration::from_secs(s3.retry_for_secs),
-            metrics,
-        }
     }
 }
 
@@ -127,307 +133,235 @@ impl UploadError {
             Self::TooBig | Self::Unavailable => false,
         }
     }
+
+    /// The wait Telegram asked for, if it asked.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Telegram(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// A short reason fit for the user, without internals.
+    pub fn user_text(&self) -> String {
+        match self {
+            Self::Telegram(TelegramError::Incomplete {
+                received, expected, ..
+            }) if received < expected => {
+                format!("the download from Telegram ended early ({received} of {expected} bytes)")
+            }
+            Self::Telegram(TelegramError::Incomplete { expected, .. }) => {
+                format!("Telegram sent more than the announced {expected} bytes")
+            }
+            Self::Telegram(TelegramError::RetryAfter { seconds, .. }) => {
+                format!("Telegram asked to wait {seconds} s")
+            }
+            Self::Telegram(TelegramError::Api { code, .. }) => {
+                format!("Telegram did not hand the file over (HTTP {code})")
+            }
+            Self::Telegram(_) => "the download from Telegram broke off".into(),
+            Self::Storage(e) => match &**e {
+                StorageError::Request {
+                    status: Some(s), ..
+                } => format!("the storage is unavailable (HTTP {s})"),
+                _ => "the storage is unavailable".into(),
+            },
+            Self::TooBig => "the file is too big".into(),
+            Self::Unavailable => "the service is restarting".into(),
+        }
+    }
+}
+
+/// The uploader; one per service, running uploads concurrently.
+pub struct S3UploaderActor {
+    telegram: Rc<TelegramClient>,
+    bucket: Rc<Bucket>,
+    store: Addr<StoreActor>,
+    part_size: usize,
+    parts_in_flight: usize,
+    storage_retry_for: Duration,
+    download_retry_for: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl S3UploaderActor {
+    /// An uploader writing to `bucket`, recording open multipart uploads in `store`.
+    pub fn new(
+        telegram: TelegramClient,
+        bucket: Box<Bucket>,
+        store: Addr<StoreActor>,
+        settings: (&TelegramSettings, &S3Settings),
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (tg, s3) = settings;
+        Self {
+            telegram: Rc::new(telegram),
+            bucket: Rc::from(bucket),
+            store,
+            part_size: s3.part_size(),
+            parts_in_flight: s3.parts_in_flight,
+            storage_retry_for: Duration::from_secs(s3.retry_for_secs),
+            download_retry_for: Duration::from_secs(tg.download_retry_for_secs),
+            metrics,
+        }
+    }
 }
 
 impl Actor for S3UploaderActor {
     type Context = Context<Self>;
 }
 
+/// When each kind of failure first happened in one upload, to apply its own budget.
+#[derive(Default)]
+struct Budgets {
+    telegram: Option<Instant>,
+    storage: Option<Instant>,
+}
+
+impl Budgets {
+    /// Whether `e` may be retried: it is retryable and its kind's budget is not spent.
+    fn allows(&mut self, e: &UploadError, telegram: Duration, storage: Duration) -> bool {
+        let (since, budget) = match e {
+            UploadError::Telegram(_) => (&mut self.telegram, telegram),
+            _ => (&mut self.storage, storage),
+        };
+        e.is_retryable() && since.get_or_insert_with(Instant::now).elapsed() < budget
+    }
+}
+
 impl Handler<Upload> for S3UploaderActor {
     type Result = ResponseFuture<Result<UploadReport, UploadError>>;
 
     fn handle(&mut self, msg: Upload, _: &mut Context<Self>) -> Self::Result {
-        let job = Job {
+        let transfer = Transfer {
             telegram: self.telegram.clone(),
             bucket: self.bucket.clone(),
+            store: self.store.clone(),
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
         };
         let metrics = self.metrics.clone();
-        let retry_for = self.retry_for;
+        let (download_for, storage_for) = (self.download_retry_for, self.storage_retry_for);
         Box::pin(async move {
             let started = Instant::now();
             log::info!(
-                "upload started: key={:?} expected_bytes={}",
+                "chat_id={} upload started: key={:?} expected_bytes={}",
+                msg.chat_id,
                 msg.key,
                 msg.expected_size
                     .map_or("unknown".into(), |s| s.to_string())
             );
             let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+            let mut budgets = Budgets::default();
+            let mut attempt = 0;
             let result = loop {
-                match job.run(&msg, started).await {
-                    Err(e) if e.is_retryable() && started.elapsed() < retry_for => {
-                        let delay = backoff.next_delay();
+                attempt += 1;
+                match transfer.run(&msg, started).await {
+                    Err(e) if budgets.allows(&e, download_for, storage_for) => {
+                        Metrics::incr(&metrics.upload_retries);
+                        let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
                         log::warn!(
-                            "upload of {:?} failed: {e}; retrying in {:.1} s",
+                            "chat_id={} upload of {:?}: attempt {attempt} failed: {e}; retrying in {:.1} s",
+                            msg.chat_id,
                             msg.key,
                             delay.as_secs_f64()
                         );
+                        msg.progress.do_send(UploadProgress {
+                            ticket: msg.ticket,
+                            state: ProgressState::Retrying {
+                                attempt,
+                                reason: e.user_text(),
+                                next_in: delay,
+                            },
+                        });
                         actix_rt::time::sleep(delay).await;
                     }
                     other => break other,
                 }
             };
-            match &result {
-                Ok(r) => {
-                    Metrics::incr(&metrics.uploads_completed);
-                    metrics.bytes_uploaded.fetch_add(r.bytes, Ordering::Relaxed);
-                    if r.multipart {
-                        Metrics::incr(&metrics.multipart_uploads);
-                        metrics
-                            .parts_uploaded
-                            .fetch_add(u64::from(r.parts), Ordering::Relaxed);
-                    }
-                    log::info!(
-                        "upload finished: key={:?} bytes={} parts={} seconds={:.2} rate={:.1} MB/s",
-                        r.key,
-                        r.bytes,
-                        r.parts,
-                        r.seconds,
-                        r.bytes as f64 / 1e6 / r.seconds.max(1e-9)
-                    );
-                }
-                Err(e) => {
-                    Metrics::incr(&metrics.uploads_failed);
-                    log::error!("upload failed: key={:?}: {e}", msg.key);
-                }
-            }
+            report(&metrics, &msg, &result);
             result
         })
     }
 }
 
-/// Everything one upload needs, detached from the actor so it can run concurrently.
-struct Job {
-    telegram: Rc<TelegramClient>,
-    bucket: Rc<Bucket>,
-    part_size: usize,
-    parts_in_flight: usize,
-}
-
-impl Job {
-    async fn run(&self, msg: &Upload, started: Instant) -> Result<UploadReport, UploadError> {
-        let file = self
-            .telegram
-            .get_file(&msg.file_id)
-            .await
-            .map_err(|e| match &e {
-                TelegramError::Api { description, .. }
-                    if description.contains("file is too big") =>
-                {
-                    UploadError::TooBig
-                }
-                _ => UploadError::Telegram(e),
-            })?;
-        let path = file.file_path.ok_or_else(|| {
-            UploadError::Telegram(TelegramError::Api {
-                method: "getFile",
-                code: 400,
-                description: "no file_path in the answer".into(),
-            })
-        })?;
-        let total = file.file_size.or(msg.expected_size);
-        let download = self.telegram.download(&path).await?;
-        let content_type = msg
-            .content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream");
-        let mut parts = Box::pin(rechunk(download, self.part_size));
-        let first = parts.try_next().await?.unwrap_or_default();
-        let multipart = first.len() == self.part_size;
-        let (bytes, count) = if !multipart {
-            let len = first.len() as u64;
-            self.bucket
-                .put_object_with_content_type(&msg.key, &first, content_type)
-                .await
-                .map_err(|e| StorageError::from_s3("put", &msg.key, e))?;
-            (len, 1)
-        } else {
-            let all = stream::once(async { Ok(first) }).chain(parts);
-            self.multipart(msg, content_type, total, all).await?
-        };
-        msg.progress.do_send(UploadProgress {
-            ticket: msg.ticket,
-            bytes,
-            total: Some(bytes),
-        });
-        Ok(UploadReport {
-            key: msg.key.clone(),
-            bytes,
-            parts: count,
-            multipart,
-            seconds: started.elapsed().as_secs_f64(),
-        })
-    }
-
-    async fn multipart(
-        &self,
-        msg: &Upload,
-        content_type: &str,
-        total: Option<u64>,
-        parts: impl Stream<Item = Result<Vec<u8>, TelegramError>>,
-    ) -> Result<(u64, u32), UploadError> {
-        let key = msg.key.as_str();
-        let upload = self
-            .bucket
-            .initiate_multipart_upload(key, content_type)
-            .await
-            .map_err(|e| StorageError::from_s3("initiate multipart upload", key, e))?;
-        let upload_id = upload.upload_id;
-        let result = self
-            .send_parts(msg, content_type, total, &upload_id, parts)
-            .await;
-        match result {
-            Ok((etags, bytes)) => {
-                let count = etags.len() as u32;
-                match self
-                    .bucket
-                    .complete_multipart_upload(key, &upload_id, etags)
-                    .await
-                {
-                    Ok(_) => Ok((bytes, count)),
-                    Err(e) => {
-                        self.abort(key, &upload_id).await;
-                        Err(StorageError::from_s3("complete multipart upload", key, e).into())
-                    }
-                }
+fn report(metrics: &Metrics, msg: &Upload, result: &Result<UploadReport, UploadError>) {
+    match result {
+        Ok(r) => {
+            Metrics::incr(&metrics.uploads_completed);
+            metrics.bytes_uploaded.fetch_add(r.bytes, Ordering::Relaxed);
+            if r.multipart {
+                Metrics::incr(&metrics.multipart_uploads);
+                metrics
+                    .parts_uploaded
+                    .fetch_add(u64::from(r.parts), Ordering::Relaxed);
             }
-            Err(e) => {
-                self.abort(key, &upload_id).await;
-                Err(e)
-            }
+            log::info!(
+                "chat_id={} upload finished: key={:?} bytes={} parts={} sha256={} seconds={:.2} rate={:.1} MB/s",
+                msg.chat_id,
+                r.key,
+                r.bytes,
+                r.parts,
+                r.sha256,
+                r.seconds,
+                r.bytes as f64 / 1e6 / r.seconds.max(1e-9)
+            );
+        }
+        Err(e) => {
+            Metrics::incr(&metrics.uploads_failed);
+            log::error!(
+                "chat_id={} upload failed: key={:?}: {e}",
+                msg.chat_id,
+                msg.key
+            );
         }
     }
-
-    async fn send_parts(
-        &self,
-        msg: &Upload,
-        content_type: &str,
-        total: Option<u64>,
-        upload_id: &str,
-        parts: impl Stream<Item = Result<Vec<u8>, TelegramError>>,
-    ) -> Result<(Vec<Part>, u64), UploadError> {
-        let key = msg.key.as_str();
-        let uploads = parts
-            .enumerate()
-            .map(|(i, chunk)| async move {
-                let chunk = chunk?;
-                let len = chunk.len() as u64;
-                let number = i as u32 + 1;
-                let part = self
-                    .bucket
-                    .put_multipart_chunk(chunk, key, number, upload_id, content_type)
-                    .await
-                    .map_err(|e| StorageError::from_s3("upload part", key, e))?;
-                Ok::<_, UploadError>((part, len))
-            })
-            .buffered(self.parts_in_flight);
-        let mut uploads = std::pin::pin!(uploads);
-        let mut etags = Vec::new();
-        let mut bytes = 0u64;
-        while let Some(done) = uploads.next().await {
-            let (part, len) = done?;
-            bytes += len;
-            etags.push(part);
-            msg.progress.do_send(UploadProgress {
-                ticket: msg.ticket,
-                bytes,
-                total,
-            });
-        }
-        Ok((etags, bytes))
-    }
-
-    async fn abort(&self, key: &str, upload_id: &str) {
-        match self.bucket.abort_upload(key, upload_id).await {
-            Ok(()) => log::warn!("multipart upload aborted: key={key:?}"),
-            Err(e) => log::error!("could not abort multipart upload of {key:?}: {e}"),
-        }
-    }
-}
-
-/// Re-cuts a byte stream into parts of exactly `size` bytes (the last may be shorter).
-pub fn rechunk(
-    input: ByteStream,
-    size: usize,
-) -> impl Stream<Item = Result<Vec<u8>, TelegramError>> {
-    // State: the input, bytes read but not yet placed in a part, and whether the input ended.
-    stream::try_unfold(
-        (input, None::<bytes::Bytes>, false),
-        move |(mut input, mut carry, ended)| async move {
-            if ended {
-                return Ok(None);
-            }
-            let mut part = Vec::with_capacity(size);
-            loop {
-                let chunk = match carry.take() {
-                    Some(c) => c,
-                    None => match input.try_next().await? {
-                        Some(c) => c,
-                        None if part.is_empty() => return Ok(None),
-                        None => return Ok(Some((part, (input, None, true)))),
-                    },
-                };
-                let room = size - part.len();
-                if chunk.len() <= room {
-                    part.extend_from_slice(&chunk);
-                } else {
-                    part.extend_from_slice(&chunk[..room]);
-                    carry = Some(chunk.slice(room..));
-                }
-                if part.len() == size {
-                    return Ok(Some((part, (input, carry, false))));
-                }
-            }
-        },
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
-    fn chunks(sizes: &[usize]) -> ByteStream {
-        let mut n = 0u8;
-        let items: Vec<Result<Bytes, TelegramError>> = sizes
-            .iter()
-            .map(|&s| {
-                let v: Vec<u8> = (0..s)
-                    .map(|_| {
-                        n = n.wrapping_add(1);
-                        n
-                    })
-                    .collect();
-                Ok(Bytes::from(v))
-            })
-            .collect();
-        stream::iter(items).boxed_local()
-    }
-
-    fn run(sizes: &[usize], part: usize) -> Vec<Vec<u8>> {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(rechunk(chunks(sizes), part).try_collect())
-            .unwrap()
+    #[test]
+    fn each_kind_of_failure_has_its_own_budget() {
+        let mut b = Budgets::default();
+        let tg = UploadError::Telegram(TelegramError::Api {
+            method: "download",
+            code: 500,
+            description: String::new(),
+        });
+        let s3 = UploadError::from(StorageError::Request {
+            op: "put",
+            key: "k".into(),
+            status: Some(503),
+            detail: String::new(),
+        });
+        let none = Duration::ZERO;
+        let long = Duration::from_secs(60);
+        assert!(!b.allows(&tg, none, long), "the Telegram budget is spent");
+        assert!(b.allows(&s3, none, long), "the S3 budget is separate");
+        let permanent = UploadError::Telegram(TelegramError::Api {
+            method: "getFile",
+            code: 400,
+            description: "Bad Request: invalid file_id".into(),
+        });
+        assert!(!b.allows(&permanent, long, long));
+        assert!(!b.allows(&UploadError::TooBig, long, long));
     }
 
     #[test]
-    fn parts_have_the_exact_size_and_keep_every_byte() {
-        let parts = run(&[3, 10, 1, 7], 5);
-        assert_eq!(
-            parts.iter().map(Vec::len).collect::<Vec<_>>(),
-            [5, 5, 5, 5, 1]
-        );
-        let flat: Vec<u8> = parts.concat();
-        assert_eq!(flat, (1..=21).collect::<Vec<u8>>());
-    }
-
-    #[test]
-    fn exact_multiple_has_no_empty_tail() {
-        let parts = run(&[4, 4], 4);
-        assert_eq!(parts.len(), 2);
-        assert!(run(&[], 4).is_empty());
+    fn user_texts_say_what_failed() {
+        let short = UploadError::Telegram(TelegramError::Incomplete {
+            received: 5,
+            expected: 10,
+            basis: "Content-Length",
+        });
+        assert!(short.user_text().contains("ended early (5 of 10 bytes)"));
+        let wait = UploadError::Telegram(TelegramError::RetryAfter {
+            method: "getFile",
+            seconds: 3,
+        });
+        assert_eq!(wait.retry_after(), Some(Duration::from_secs(3)));
+        assert!(wait.user_text().contains("wait 3 s"));
     }
 }

@@ -88,6 +88,7 @@ pub struct Service {
     pool: Addr<WorkerPool>,
     store: Addr<StoreActor>,
     shutdown_deadline: Duration,
+    target: S3Target,
     arbiters: Vec<Arbiter>,
     _embedded: Option<EmbeddedS3>,
 }
@@ -162,14 +163,17 @@ impl Service {
         let limiter = RateLimiter::shared(&settings.telegram.rate_limit);
         let uploader_arbiter = Arbiter::new();
         let bucket = target.bucket()?;
+        abort_leftover_uploads(&store, &target).await;
         let uploader = {
             let (tg, s3, metrics) = (
                 settings.telegram.clone(),
                 settings.s3.clone(),
                 metrics.clone(),
             );
+            let (store, limiter) = (store.clone(), limiter.clone());
             S3UploaderActor::start_in_arbiter(&uploader_arbiter.handle(), move |_| {
-                S3UploaderActor::new(TelegramClient::new(&tg), bucket, &s3, metrics)
+                let telegram = TelegramClient::new(&tg).with_limiter(limiter);
+                S3UploaderActor::new(telegram, bucket, store, (&tg, &s3), metrics)
             })
         };
         let airtable_arbiter = Arbiter::new();
@@ -257,7 +261,8 @@ impl Service {
         .start();
         Ok(Self {
             metrics,
-            s3_endpoint: target.endpoint,
+            s3_endpoint: target.endpoint.clone(),
+            target,
             bot,
             poller,
             pool,
@@ -290,6 +295,15 @@ impl Service {
                 "in-flight work did not finish within {} s; it stays in the journal and is replayed at the next start",
                 self.shutdown_deadline.as_secs()
             );
+            // Stop the uploads where they are, then abort their multipart uploads on the server.
+            if let Some(uploader) = self.arbiters.first() {
+                uploader.stop();
+            }
+            let _ = actix_rt::time::timeout(
+                Duration::from_secs(10),
+                abort_leftover_uploads(&self.store, &self.target),
+            )
+            .await;
         }
         if let Some((journal, poison)) = self.store_stats().await {
             log::info!("journal holds {journal} unfinished updates; poison list holds {poison}");
@@ -306,6 +320,20 @@ impl Service {
         shutdown.await;
         log::info!("shutdown requested");
         self.stop().await;
+    }
+}
+
+/// Aborts the multipart uploads recorded as open (left by a crash or a shutdown deadline).
+async fn abort_leftover_uploads(store: &Addr<StoreActor>, target: &S3Target) {
+    match crate::transfer::abort_leftovers(store, target).await {
+        Ok((0, 0)) => {}
+        Ok((aborted, 0)) => {
+            log::info!("aborted {aborted} unfinished multipart uploads left by an earlier run")
+        }
+        Ok((aborted, left)) => log::warn!(
+            "aborted {aborted} unfinished multipart uploads; {left} could not be aborted and are tried again at the next start"
+        ),
+        Err(e) => log::warn!("could not abort unfinished multipart uploads: {e}"),
     }
 }
 

@@ -11,7 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod files;
 mod outbox;
+
+pub use files::{OpenUpload, SavedFile};
 
 /// How long finished update ids are remembered (Telegram keeps updates for 24 h).
 const DONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
@@ -129,6 +132,7 @@ impl Store {
                  UNIQUE (kind, key));",
         )
         .map_err(err)?;
+        conn.execute_batch(files::SCHEMA).map_err(err)?;
         conn.execute(
             "DELETE FROM done WHERE finished_at < ?1",
             params![now_secs() - DONE_RETENTION_SECS],

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use super::error::TelegramError;
 use super::types::{File, SentMessage, User};
 use crate::backoff::Backoff;
-use crate::ratelimit::{acquire, SharedLimiter};
+use crate::ratelimit::{acquire, learn_hold, wait_hold, RateLimiter, SharedLimiter};
 use crate::settings::{trim_url, Secret, TelegramSettings};
 
 /// Largest JSON answer read from the Bot API.
@@ -98,11 +98,11 @@ impl TelegramClient {
             download_timeout: Duration::from_secs(settings.download_timeout_secs),
             local_bot_api: settings.local_bot_api,
             send_retry_for: Duration::from_secs(settings.send_retry_for_secs),
-            limiter: None,
+            limiter: RateLimiter::holds_only(),
         }
     }
 
-    /// Applies a (shared) outgoing rate limiter to sends and edits.
+    /// Applies the process's shared limiter (message rates and `retry_after` holds).
     pub fn with_limiter(mut self, limiter: SharedLimiter) -> Self {
         self.limiter = limiter;
         self
@@ -119,21 +119,48 @@ impl TelegramClient {
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         loop {
             acquire(&self.limiter, chat_id).await;
-            match call().await {
+            match self.learn(chat_id, call().await) {
                 Ok(v) => return Ok(v),
                 Err(e)
                     if e.is_retryable() && e.code() != Some(409) && Instant::now() < deadline =>
                 {
-                    let wait = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                    // A `retry_after` is now a hold on the chat, which `acquire` waits out.
+                    let wait = match e.retry_after() {
+                        Some(wait) => wait,
+                        None => {
+                            let wait = backoff.next_delay();
+                            actix_rt::time::sleep(wait).await;
+                            wait
+                        }
+                    };
                     log::warn!(
                         "chat_id={chat_id}: {e}; retrying in {:.1} s",
                         wait.as_secs_f64()
                     );
-                    actix_rt::time::sleep(wait).await;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Passes a result through, teaching the limiter a `retry_after` for `chat_id`.
+    fn learn<T>(&self, chat_id: i64, result: Result<T, TelegramError>) -> Result<T, TelegramError> {
+        if let Err(e) = &result {
+            if let Some(wait) = e.retry_after() {
+                learn_hold(&self.limiter, chat_id, wait);
+            }
+        }
+        result
+    }
+
+    /// Runs a call that is not a message (no rate slot) once any hold on `chat_id` is over.
+    async fn held<T>(
+        &self,
+        chat_id: i64,
+        call: impl Future<Output = Result<T, TelegramError>>,
+    ) -> Result<T, TelegramError> {
+        wait_hold(&self.limiter, chat_id).await;
+        self.learn(chat_id, call.await)
     }
 
     fn method_url(&self, method: &str) -> String {
@@ -266,16 +293,21 @@ impl TelegramClient {
             .await
     }
 
-    /// `answerCallbackQuery`: stops the client's spinner and shows `text` briefly.
+    /// `answerCallbackQuery`: stops the client's spinner and shows `text` briefly. An answer
+    /// is not a chat message: no rate limit applies, only a hold Telegram asked for.
     pub async fn answer_callback_query(
         &self,
+        chat_id: i64,
         query_id: &str,
         text: &str,
     ) -> Result<(), TelegramError> {
         let params = json!({"callback_query_id": query_id, "text": text});
-        self.call::<_, IgnoredAny>("answerCallbackQuery", &params, self.request_timeout)
-            .await
-            .map(drop)
+        self.held(
+            chat_id,
+            self.call::<_, IgnoredAny>("answerCallbackQuery", &params, self.request_timeout),
+        )
+        .await
+        .map(drop)
     }
 
     /// `editMessageReplyMarkup` with no keyboard: hides the buttons of a message.
@@ -302,20 +334,27 @@ impl TelegramClient {
     ) -> Result<(), TelegramError> {
         let params = json!({"chat_id": chat_id, "message_id": message_id, "text": text});
         acquire(&self.limiter, chat_id).await;
-        self.call::<_, IgnoredAny>("editMessageText", &params, self.request_timeout)
-            .await
-            .map(drop)
+        let result = self
+            .call::<_, IgnoredAny>("editMessageText", &params, self.request_timeout)
+            .await;
+        self.learn(chat_id, result).map(drop)
     }
 
-    /// `getFile`: where a file can be downloaded from.
-    pub async fn get_file(&self, file_id: &str) -> Result<File, TelegramError> {
-        self.call_required("getFile", &json!({"file_id": file_id}))
+    /// `getFile` for a file sent in `chat_id`: where it can be downloaded from.
+    pub async fn get_file(&self, chat_id: i64, file_id: &str) -> Result<File, TelegramError> {
+        let params = json!({"file_id": file_id});
+        self.held(chat_id, self.call_required("getFile", &params))
             .await
     }
 
-    /// Streams a file's bytes. On a local Bot API server an absolute `file_path` is read from
-    /// disk; otherwise it is fetched from `{api_url}/file/bot<token>/<file_path>`.
-    pub async fn download(&self, file_path: &str) -> Result<ByteStream, TelegramError> {
+    /// Streams the bytes of a file sent in `chat_id`, with the length the source announces.
+    /// On a local Bot API server an absolute `file_path` is read from disk; otherwise it is
+    /// fetched from `{api_url}/file/bot<token>/<file_path>`.
+    pub async fn download(&self, chat_id: i64, file_path: &str) -> Result<Download, TelegramError> {
+        self.held(chat_id, self.fetch(file_path)).await
+    }
+
+    async fn fetch(&self, file_path: &str) -> Result<Download, TelegramError> {
         const METHOD: &str = "download";
         if self.local_bot_api && Path::new(file_path).is_absolute() {
             return local_file_stream(file_path).await;
@@ -345,26 +384,41 @@ impl TelegramClient {
                 },
             });
         }
+        let length = response
+            .headers()
+            .get(awc::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         let token = self.token.clone();
-        Ok(response
+        let bytes = response
             .map(move |chunk| {
                 chunk.map_err(|e| TelegramError::Network {
                     method: METHOD,
                     detail: e.to_string().replace(token.expose(), "[redacted]"),
                 })
             })
-            .boxed_local())
+            .boxed_local();
+        Ok(Download { bytes, length })
     }
 }
 
+/// A file being downloaded.
+pub struct Download {
+    /// Its bytes.
+    pub bytes: ByteStream,
+    /// The length announced by the source (`Content-Length`, or the local file's size).
+    pub length: Option<u64>,
+}
+
 /// Reads a local file in chunks without holding it in memory.
-async fn local_file_stream(path: &str) -> Result<ByteStream, TelegramError> {
+async fn local_file_stream(path: &str) -> Result<Download, TelegramError> {
     use tokio::io::AsyncReadExt;
     let io_err = |e: std::io::Error| TelegramError::Network {
         method: "download",
         detail: format!("local file: {e}"),
     };
     let file = tokio::fs::File::open(path).await.map_err(io_err)?;
+    let length = file.metadata().await.map_err(io_err)?.len();
     let stream = futures_util::stream::try_unfold(file, move |mut file| async move {
         let mut buf = BytesMut::zeroed(LOCAL_READ_CHUNK);
         let n = file.read(&mut buf).await.map_err(io_err)?;
@@ -374,7 +428,10 @@ async fn local_file_stream(path: &str) -> Result<ByteStream, TelegramError> {
         buf.truncate(n);
         Ok(Some((buf.freeze(), file)))
     });
-    Ok(stream.boxed_local())
+    Ok(Download {
+        bytes: stream.boxed_local(),
+        length: Some(length),
+    })
 }
 
 #[cfg(test)]

@@ -43,6 +43,16 @@ pub enum TelegramError {
         /// The first bytes of the body.
         raw: String,
     },
+    /// A download delivered a different number of bytes than announced.
+    #[error("Telegram download: {received} bytes received where {basis} announced {expected}")]
+    Incomplete {
+        /// Bytes that arrived (so far, when too many arrived).
+        received: u64,
+        /// Bytes announced.
+        expected: u64,
+        /// Who announced them: `Content-Length` or `file_size`.
+        basis: &'static str,
+    },
 }
 
 impl TelegramError {
@@ -50,7 +60,7 @@ impl TelegramError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { code, .. } => *code >= 500 || *code == 409,
-            Self::RetryAfter { .. } | Self::Network { .. } => true,
+            Self::RetryAfter { .. } | Self::Network { .. } | Self::Incomplete { .. } => true,
             Self::InvalidJson { status, .. } => *status >= 500 || *status == 200,
         }
     }

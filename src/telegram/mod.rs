@@ -4,7 +4,7 @@ mod client;
 mod error;
 mod types;
 
-pub use client::{parse_envelope, ByteStream, TelegramClient};
+pub use client::{parse_envelope, ByteStream, Download, TelegramClient};
 pub use error::TelegramError;
 pub use types::{
     CallbackQuery, Chat, Document, File, IncomingUpdate, Message, SentMessage, Update, User,
