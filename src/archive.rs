@@ -40,6 +40,7 @@ mod tests {
             utc_offset_minutes: -180,
             etl_at: "00:05".into(),
             catch_up_days: 7,
+            recheck_secs: 300,
             rows_per_group: 1000,
             local_copy_days: 8,
         }

@@ -212,8 +212,10 @@ pub struct ArchiveSettings {
     pub utc_offset_minutes: i32,
     /// Local `HH:MM` of the daily ETL run.
     pub etl_at: String,
-    /// Days looked back at start-up.
+    /// Days looked back by the scheduler's passes.
     pub catch_up_days: u32,
+    /// Seconds between the scheduler's passes.
+    pub recheck_secs: u64,
     /// Rows per Parquet row group.
     pub rows_per_group: usize,
     /// Days the JSON of delivered raw objects is kept in the store for the ETL; 0: not kept.

@@ -150,7 +150,7 @@ impl Transfer {
         };
         let recorded = self.store.send(UploadOpened(open.clone())).await;
         if !matches!(recorded, Ok(Ok(()))) {
-            abort(&self.bucket, &self.store, &open).await;
+            abort_failed(&self.bucket, &self.store, open).await;
             return Err(UploadError::Unavailable);
         }
         let result = self
@@ -174,7 +174,7 @@ impl Transfer {
                 Ok(done)
             }
             Err(e) => {
-                abort(&self.bucket, &self.store, &open).await;
+                abort_failed(&self.bucket, &self.store, open).await;
                 Err(e)
             }
         }
@@ -253,11 +253,17 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Aborts a multipart upload, retrying for about half a minute; forgets it once the server
-/// no longer has it. One that cannot be aborted stays recorded and is aborted at the next start.
-pub async fn abort(bucket: &Bucket, store: &Addr<StoreActor>, open: &OpenUpload) -> bool {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(8));
-    for attempt in 1..=6 {
+/// Aborts a multipart upload, trying up to `attempts` times with a backoff capped at `cap`;
+/// forgets it once the server no longer has it. Returns whether it is gone.
+pub async fn abort(
+    bucket: &Bucket,
+    store: &Addr<StoreActor>,
+    open: &OpenUpload,
+    attempts: u32,
+    cap: Duration,
+) -> bool {
+    let mut backoff = Backoff::new(Duration::from_millis(500), cap);
+    for attempt in 1..=attempts {
         match bucket.abort_upload(&open.key, &open.upload_id).await {
             Ok(()) => {
                 log::warn!("multipart upload aborted: key={:?}", open.key);
@@ -269,7 +275,7 @@ pub async fn abort(bucket: &Bucket, store: &Addr<StoreActor>, open: &OpenUpload)
                 store.do_send(UploadClosed(open.upload_id.clone()));
                 return true;
             }
-            Err(e) if attempt < 6 => {
+            Err(e) if attempt < attempts => {
                 let delay = backoff.next_delay();
                 log::warn!(
                     "could not abort the multipart upload of {:?} (attempt {attempt}): {e}; retrying in {:.1} s",
@@ -278,15 +284,26 @@ pub async fn abort(bucket: &Bucket, store: &Addr<StoreActor>, open: &OpenUpload)
                 );
                 actix_rt::time::sleep(delay).await;
             }
-            Err(e) => {
-                log::error!(
-                    "could not abort the multipart upload of {:?}: {e}; it stays recorded and is aborted at the next start",
-                    open.key
-                );
-            }
+            Err(e) => log::warn!(
+                "could not abort the multipart upload of {:?}: {e}; it stays recorded",
+                open.key
+            ),
         }
     }
     false
+}
+
+/// Aborts a failed upload's multipart upload: once at once, then, if the server is away, again
+/// in the background for up to an hour, so the upload's own retry never waits for it. An upload
+/// that still cannot be aborted stays recorded and is aborted at the next start.
+async fn abort_failed(bucket: &Rc<Bucket>, store: &Addr<StoreActor>, open: OpenUpload) {
+    if abort(bucket, store, &open, 1, Duration::ZERO).await {
+        return;
+    }
+    let (bucket, store) = (bucket.clone(), store.clone());
+    actix_rt::spawn(async move {
+        abort(&bucket, &store, &open, 120, Duration::from_secs(30)).await;
+    });
 }
 
 /// Aborts the multipart uploads a previous run (or a shutdown deadline) left open on
@@ -303,7 +320,7 @@ pub async fn abort_leftovers(
     let mut aborted = 0;
     for upload in &open {
         let bucket = target.with_bucket(&upload.bucket).bucket()?;
-        if abort(&bucket, store, upload).await {
+        if abort(&bucket, store, upload, 3, Duration::from_secs(2)).await {
             aborted += 1;
         }
     }

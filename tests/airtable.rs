@@ -545,3 +545,53 @@ fn airtable_down_at_start_up_does_not_stop_the_service_and_rows_arrive_later() {
     );
     assert_eq!(Metrics::get(&service.metrics.airtable_rows), 1);
 }
+
+#[test]
+fn twenty_five_presses_in_five_groups_are_answered_within_a_second_with_limits_on() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(
+        &tg,
+        &s3,
+        &at,
+        data.path(),
+        &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "true")],
+    ));
+    assert!(settings.telegram.rate_limit.enabled);
+    let buttons: Vec<(i64, i64, String)> = (0..25)
+        .map(|i| {
+            let chat = -3100 - i % 5;
+            let msg = post(&settings, chat);
+            (chat, msg, tg.button_data(chat, msg).unwrap())
+        })
+        .collect();
+    let _service = TestService::start(settings);
+    // Warm up: the service is polling once a first press is answered.
+    let (chat, msg, d) = &buttons[0];
+    tg.push(press(*chat, *msg, 799, None, d));
+    wait_until(WAIT, "the first answer", || tg.answers().len() == 1);
+    let pushed = Instant::now();
+    tg.push_many(
+        buttons[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, (chat, msg, d))| press(*chat, *msg, 800 + i as i64, None, d))
+            .collect(),
+    );
+    wait_until(WAIT, "every press answered", || tg.answers().len() == 25);
+    let slowest = tg
+        .calls("answerCallbackQuery")
+        .iter()
+        .map(|c| c.at.saturating_duration_since(pushed))
+        .max()
+        .unwrap();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "the slowest press was answered after {slowest:?}"
+    );
+    wait_until(WAIT, "25 rows", || at.rows().len() == 25);
+}

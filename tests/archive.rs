@@ -642,3 +642,90 @@ fn a_non_admin_go_in_an_archived_chat_gets_no_reply() {
         "{texts:?}"
     );
 }
+
+/// Archive outbox items not yet delivered, read from the store beside a running service.
+fn outbox_waiting(data: &std::path::Path) -> i64 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(db) = rusqlite::Connection::open_with_flags(data.join("state.db"), flags) else {
+        return 0;
+    };
+    db.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'archive' AND delivered_at IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_day_is_compacted_only_when_complete_and_again_after_a_late_edit() {
+    let (tg, mut s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    if !s3.is_embedded() {
+        return; // The test stops S3 to hold the archive outbox; only the in-process one stops.
+    }
+    let log = data.path().join("service.log");
+    let (b, mut vars) = archive_env(&s3);
+    vars.push(("TG_INGEST__ARCHIVE__RECHECK_SECS".into(), "2".into()));
+    let env = {
+        let mut v = service_env(
+            &tg,
+            &s3,
+            data.path(),
+            &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
+        );
+        v.extend(vars.iter().cloned());
+        v
+    };
+    let offset = -180;
+    let now = tg_ingest::clock::now_millis() / 1000;
+    let yesterday = Day::of(now, offset).prev();
+    let noon = yesterday.0 * 86_400 - i64::from(offset) * 60 + 12 * 3600;
+    let mut child = spawn_binary(&env, &log);
+    wait_until(WAIT, "started", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tg-ingest started"))
+    });
+    s3.stop();
+    for i in 0..500 {
+        let id = 30_000 + i;
+        tg.push_raw(
+            id,
+            group_update(id, GROUP, noon + i, Some("busy day"), true),
+        );
+    }
+    wait_until(WAIT, "archive writes waiting", || {
+        outbox_waiting(data.path()) >= 200
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s3.restart();
+    let mut child = spawn_binary(&env, &log);
+    let marker = || -> Option<Value> {
+        let bytes = s3.get_in(&b.enriched, &marker_key("telegram", yesterday))?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    let complete = |n: u64| marker().is_some_and(|m| m["rows"] == n && m["source_objects"] == n);
+    wait_until(Duration::from_secs(60), "yesterday compacted whole", || {
+        complete(500)
+    });
+    assert_eq!(s3.keys_in(&b.raw).len(), 500);
+    let rows = read_parquet(
+        s3.get_in(&b.enriched, &parquet_key("telegram", yesterday))
+            .unwrap(),
+    );
+    assert_eq!(i64s(&rows, "update_id").len(), 500);
+    // A late edit of yesterday's message reaches its day's Parquet without a command.
+    let mut edit = group_update(31_000, GROUP, noon, Some("edited later"), true);
+    edit["edited_message"] = edit["message"].take();
+    edit["edited_message"]["edit_date"] = json!(now);
+    edit.as_object_mut().unwrap().remove("message");
+    tg.push_raw(31_000, edit);
+    wait_until(Duration::from_secs(60), "the edit in the Parquet", || {
+        complete(501)
+    });
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+}

@@ -15,6 +15,7 @@ use futures_util::stream::{self, StreamExt};
 use s3::Bucket;
 
 use super::store::{ForgetDelivered, OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
+use super::store_days::DaysTouched;
 use crate::archive::ARCHIVE_OUTBOX;
 use crate::backoff::Backoff;
 use crate::storage::StorageError;
@@ -165,6 +166,12 @@ async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>, keep: bool) -> Resul
         }
         if !delivered.is_empty() {
             log::debug!("archive: {} raw objects stored", delivered.len());
+            let keys = items
+                .iter()
+                .filter(|i| delivered.contains(&i.id))
+                .map(|i| i.key.clone())
+                .collect();
+            store.do_send(DaysTouched(keys));
             store.do_send(OutboxDelivered {
                 ids: delivered,
                 keep_payload: keep,

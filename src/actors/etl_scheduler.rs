@@ -1,69 +1,200 @@
-//! `EtlSchedulerActor`: runs the ETL for the previous day every day at `archive.etl_at` (local
-//! time of the archive's zone) and, at start-up, catches up the days of the last
-//! `archive.catch_up_days` that have raw data but no `_SUCCESS` marker.
+//! `EtlSchedulerActor`: keeps the daily Parquet files complete.
+//!
+//! A pass runs at start-up, every `archive.recheck_secs` and at `archive.etl_at` (local time of
+//! the archive's zone). It looks at the last `archive.catch_up_days` days and at every day the
+//! store reports stale (raw objects stored after its last compaction). A day is compacted only
+//! when nothing for it is still on its way (journaled updates of archived chats dated that day,
+//! or objects waiting in the archive outbox); otherwise the next pass looks again. A day is
+//! compacted when it has raw data but no `_SUCCESS` marker, or when it is stale. Runs of one day
+//! never overlap, and passes never overlap.
 
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::store::StoreActor;
+use super::store_days::{DayCompacted, DayPending, GetDayState, StaleDays};
+use crate::archive::ARCHIVE_OUTBOX;
 use crate::clock::Day;
-use crate::etl::{has_marker, has_raw_data, run_day, EtlReport, EtlTarget};
+use crate::etl::{day_prefix, has_marker, has_raw_data, run_day, EtlReport, EtlTarget};
+use crate::settings::ArchiveSettings;
 
 /// Runs the ETL for one day now (also used by tests and operators through the actor).
 #[derive(Message)]
 #[rtype(result = "Result<EtlReport, String>")]
 pub struct RunEtl(pub Day);
 
+/// What a pass needs, shared by the actor and its passes.
+struct Shared {
+    target: EtlTarget,
+    store: Option<Addr<StoreActor>>,
+    settings: ArchiveSettings,
+    /// Days being compacted right now.
+    running: RefCell<HashSet<Day>>,
+}
+
 /// The scheduler.
 pub struct EtlSchedulerActor {
-    target: Rc<EtlTarget>,
-    offset_minutes: i32,
+    shared: Rc<Shared>,
     etl_minute: u32,
-    catch_up_days: u32,
+    pass_running: Rc<RefCell<bool>>,
 }
 
 impl EtlSchedulerActor {
-    /// A scheduler for `target` in a zone `offset_minutes` east of UTC.
+    /// A scheduler for `target` with the archive's settings; `store` knows which days are
+    /// stale or still have data on the way (without it, every day counts as settled).
     pub fn new(
         target: EtlTarget,
-        offset_minutes: i32,
-        etl_minute: u32,
-        catch_up_days: u32,
+        settings: ArchiveSettings,
+        store: Option<Addr<StoreActor>>,
     ) -> Self {
         Self {
-            target: Rc::new(target),
-            offset_minutes,
-            etl_minute,
-            catch_up_days,
+            etl_minute: settings.etl_minute().unwrap_or(5),
+            shared: Rc::new(Shared {
+                target,
+                store,
+                settings,
+                running: RefCell::new(HashSet::new()),
+            }),
+            pass_running: Rc::new(RefCell::new(false)),
         }
     }
 
-    fn now_local_secs(&self) -> i64 {
-        crate::clock::now_millis().div_euclid(1000) + i64::from(self.offset_minutes) * 60
-    }
-
-    /// Time until the next run.
-    fn until_next_run(&self) -> Duration {
-        until_local_minute(self.now_local_secs(), self.etl_minute)
-    }
-
-    fn schedule(&self, ctx: &mut Context<Self>) {
-        let wait = self.until_next_run();
+    fn schedule_daily(&self, ctx: &mut Context<Self>) {
+        let wait = until_local_minute(self.shared.now_local_secs(), self.etl_minute);
         log::info!("ETL: next daily run in {} min", wait.as_secs() / 60);
         ctx.run_later(wait, |act, ctx| {
-            let yesterday = Day(act.now_local_secs().div_euclid(86_400)).prev();
-            let target = act.target.clone();
-            ctx.spawn(
-                async move {
-                    if let Err(e) = run_day(&target, yesterday, &|_, _| {}).await {
-                        log::error!("ETL {yesterday} failed: {e}; it is retried at the next start-up catch-up or run");
+            act.pass(ctx);
+            act.schedule_daily(ctx);
+        });
+    }
+
+    /// Starts a pass unless one is running.
+    fn pass(&self, ctx: &mut Context<Self>) {
+        if self.pass_running.replace(true) {
+            return;
+        }
+        let (shared, flag) = (self.shared.clone(), self.pass_running.clone());
+        ctx.spawn(
+            async move {
+                shared.pass().await;
+                flag.replace(false);
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Shared {
+    fn now_local_secs(&self) -> i64 {
+        crate::clock::now_millis().div_euclid(1000)
+            + i64::from(self.settings.utc_offset_minutes) * 60
+    }
+
+    async fn pass(&self) {
+        let today = Day(self.now_local_secs().div_euclid(86_400));
+        let mut days: BTreeSet<Day> = (1..=i64::from(self.settings.catch_up_days))
+            .map(|n| Day(today.0 - n))
+            .collect();
+        if let Some(store) = &self.store {
+            match store.send(StaleDays).await {
+                Ok(Ok(stale)) => days.extend(stale.iter().filter_map(|d| Day::parse(d))),
+                Ok(Err(e)) => log::warn!("ETL: cannot read the stale days: {e}"),
+                Err(e) => log::warn!("ETL: store unavailable: {e}"),
+            }
+        }
+        for day in days.into_iter().filter(|d| *d < today) {
+            match self.is_due(day).await {
+                Ok(Some(why)) => {
+                    log::info!("ETL {day}: {why}; compacting it");
+                    if let Err(e) = self.run(day).await {
+                        log::error!("ETL {day} failed: {e}; the next pass tries again");
                     }
                 }
-                .into_actor(act),
-            );
-            act.schedule(ctx);
-        });
+                Ok(None) => {}
+                Err(e) => log::warn!("ETL {day}: cannot check the day: {e}"),
+            }
+        }
+    }
+
+    /// Why `day` should be compacted now, or `None`.
+    async fn is_due(&self, day: Day) -> Result<Option<&'static str>, String> {
+        if self.running.borrow().contains(&day) {
+            return Ok(None);
+        }
+        let state = match &self.store {
+            Some(store) => {
+                let offset = i64::from(self.settings.utc_offset_minutes) * 60;
+                let start = day.0 * 86_400 - offset;
+                let pending = DayPending {
+                    outbox: ARCHIVE_OUTBOX,
+                    day_prefix: day_prefix(&self.target.prefix, day),
+                    start,
+                    end: start + 86_400,
+                    chats: self.settings.chats.clone(),
+                };
+                let pending = store.send(pending).await.map_err(|e| e.to_string())?;
+                if pending.map_err(|e| e.to_string())? {
+                    log::info!(
+                        "ETL {day}: messages of the day are still on their way; waiting for the next pass"
+                    );
+                    return Ok(None);
+                }
+                store
+                    .send(GetDayState(day.to_string()))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?
+            }
+            None => Default::default(),
+        };
+        if state.compacted_at.is_some() {
+            return Ok(state
+                .is_stale()
+                .then_some("raw objects arrived after its last compaction"));
+        }
+        let t = &self.target;
+        let marker = has_marker(&t.enriched, &t.prefix, day)
+            .await
+            .map_err(|e| e.to_string())?;
+        if marker {
+            // Compacted elsewhere (the etl command, an earlier version): again only if this
+            // service stored objects for it.
+            return Ok(state
+                .touched_at
+                .is_some()
+                .then_some("raw objects arrived after its marker"));
+        }
+        let raw = has_raw_data(&t.raw, &t.prefix, day)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(raw.then_some("raw data without a marker"))
+    }
+
+    /// Compacts `day` unless it is being compacted; records the compaction in the store.
+    async fn run(&self, day: Day) -> Result<EtlReport, String> {
+        if !self.running.borrow_mut().insert(day) {
+            return Err(format!("the ETL of {day} is already running"));
+        }
+        let started = crate::clock::now_millis();
+        let result = run_day(&self.target, day, &|_, _| {}).await;
+        self.running.borrow_mut().remove(&day);
+        let report = result.map_err(|e| e.to_string())?;
+        if let Some(store) = &self.store {
+            let recorded = DayCompacted {
+                day: day.to_string(),
+                started_millis: started,
+            };
+            if !matches!(store.send(recorded).await, Ok(Ok(()))) {
+                log::warn!(
+                    "ETL {day}: could not record the compaction; the next pass may repeat it"
+                );
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -80,36 +211,10 @@ impl Actor for EtlSchedulerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let today = Day(self.now_local_secs().div_euclid(86_400));
-        let target = self.target.clone();
-        let days: Vec<Day> = (1..=i64::from(self.catch_up_days))
-            .rev()
-            .map(|n| Day(today.0 - n))
-            .collect();
-        ctx.spawn(
-            async move {
-                for day in days {
-                    let pending = match (
-                        has_raw_data(&target.raw, &target.prefix, day).await,
-                        has_marker(&target.enriched, &target.prefix, day).await,
-                    ) {
-                        (Ok(raw), Ok(marker)) => raw && !marker,
-                        (Err(e), _) | (_, Err(e)) => {
-                            log::warn!("ETL catch-up: cannot check {day}: {e}");
-                            false
-                        }
-                    };
-                    if pending {
-                        log::info!("ETL catch-up: {day} has raw data but no marker; processing it");
-                        if let Err(e) = run_day(&target, day, &|_, _| {}).await {
-                            log::error!("ETL catch-up of {day} failed: {e}");
-                        }
-                    }
-                }
-            }
-            .into_actor(self),
-        );
-        self.schedule(ctx);
+        self.pass(ctx);
+        let every = Duration::from_secs(self.shared.settings.recheck_secs.max(1));
+        ctx.run_interval(every, |act, ctx| act.pass(ctx));
+        self.schedule_daily(ctx);
     }
 }
 
@@ -117,12 +222,8 @@ impl Handler<RunEtl> for EtlSchedulerActor {
     type Result = ResponseFuture<Result<EtlReport, String>>;
 
     fn handle(&mut self, msg: RunEtl, _: &mut Context<Self>) -> Self::Result {
-        let target = self.target.clone();
-        Box::pin(async move {
-            run_day(&target, msg.0, &|_, _| {})
-                .await
-                .map_err(|e| e.to_string())
-        })
+        let shared = self.shared.clone();
+        Box::pin(async move { shared.run(msg.0).await })
     }
 }
 

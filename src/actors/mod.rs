@@ -6,6 +6,7 @@ pub mod etl_scheduler;
 pub mod poller;
 pub mod pool;
 pub mod store;
+pub mod store_days;
 pub mod store_files;
 pub mod uploader;
 pub mod worker;

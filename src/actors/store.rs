@@ -152,8 +152,20 @@ impl Handler<JournalBatch> for StoreActor {
     type Result = Result<Vec<Arc<IncomingUpdate>>, Arc<StoreError>>;
 
     fn handle(&mut self, msg: JournalBatch, _: &mut Context<Self>) -> Self::Result {
-        let rows: Vec<(i64, &str)> = msg.0.iter().map(|u| (u.update_id, u.raw.get())).collect();
-        let fresh = self.store.journal(&rows).map_err(Arc::new)?;
+        let rows: Vec<_> = msg
+            .0
+            .iter()
+            .map(|u| {
+                let message = u.update.any_message();
+                (
+                    u.update_id,
+                    u.raw.get(),
+                    message.map(|m| m.chat.id),
+                    message.map(|m| m.date),
+                )
+            })
+            .collect();
+        let fresh = self.store.journal_dated(&rows).map_err(Arc::new)?;
         let mut fresh = fresh.into_iter().peekable();
         Ok(msg
             .0

@@ -195,10 +195,9 @@ impl Service {
                 embedded.is_some(),
                 Some(store.clone().recipient()),
             )?;
-            let ar = settings.archive.clone();
-            let minute = ar.etl_minute().unwrap_or(5);
+            let (ar, etl_store) = (settings.archive.clone(), store.clone());
             EtlSchedulerActor::start_in_arbiter(&etl_arbiter.handle(), move |_| {
-                EtlSchedulerActor::new(etl, ar.utc_offset_minutes, minute, ar.catch_up_days)
+                EtlSchedulerActor::new(etl, ar, Some(etl_store))
             });
             log::info!(
                 "archive on for chats {:?}: raw bucket `{}`, enriched bucket `{}`, daily ETL at {} (UTC{:+03}:{:02})",

@@ -11,9 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod days;
 mod files;
 mod outbox;
 
+pub use days::{day_of_key, DayState};
 pub use files::{OpenUpload, SavedFile};
 
 /// How long finished update ids are remembered (Telegram keeps updates for 24 h).
@@ -133,6 +135,8 @@ impl Store {
         )
         .map_err(err)?;
         conn.execute_batch(files::SCHEMA).map_err(err)?;
+        conn.execute_batch(days::SCHEMA).map_err(err)?;
+        days::migrate(&conn).map_err(err)?;
         conn.execute(
             "DELETE FROM done WHERE finished_at < ?1",
             params![now_secs() - DONE_RETENTION_SECS],
@@ -150,6 +154,19 @@ impl Store {
 
     /// Journals the updates that are neither journaled nor finished yet; returns their ids.
     pub fn journal(&mut self, updates: &[(i64, &str)]) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<_> = updates
+            .iter()
+            .map(|&(id, raw)| (id, raw, None, None))
+            .collect();
+        self.journal_dated(&rows)
+    }
+
+    /// As [`Store::journal`], with each update's chat and message date (Unix seconds), so the
+    /// ETL can tell whether a day still has updates on their way.
+    pub fn journal_dated(
+        &mut self,
+        updates: &[(i64, &str, Option<i64>, Option<i64>)],
+    ) -> Result<Vec<i64>, StoreError> {
         let now = now_secs();
         let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
@@ -160,14 +177,19 @@ impl Store {
                 .map_err(err)?;
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO journal (update_id, raw, attempts, received_at) VALUES (?1, ?2, 0, ?3)",
+                    "INSERT OR IGNORE INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
+                     VALUES (?1, ?2, 0, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
-            for (id, raw) in updates {
+            for (id, raw, chat, date) in updates {
                 if seen.exists(params![id]).map_err(err)? {
                     continue;
                 }
-                if insert.execute(params![id, raw, now]).map_err(err)? == 1 {
+                if insert
+                    .execute(params![id, raw, now, chat, date])
+                    .map_err(err)?
+                    == 1
+                {
                     fresh.push(*id);
                 }
             }

@@ -2,7 +2,8 @@
 //! behaviour: `getUpdates` honours `offset` (confirming older updates) and long-poll `timeout`,
 //! answers `409` to a second concurrent poll, checks the token, serves `getFile` and file bytes,
 //! and records every call. Faults (`401`, `409`, `429 retry_after`, `500`, garbage JSON) can be
-//! injected into the next `getUpdates` answers.
+//! injected into the next `getUpdates` answers, or into the next calls of any other method and
+//! of file downloads (`download`), which can also be cut short, run long or be paced.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 /// A fault returned by the next `getUpdates` call instead of updates.
@@ -24,6 +26,10 @@ pub enum Fault {
     Garbage,
     /// An empty result at once, ignoring the long-poll timeout.
     EmptyAtOnce,
+    /// Downloads only: announces the whole length, sends half, then closes.
+    CutShort,
+    /// Downloads only: sends 1000 bytes more than `getFile`'s `file_size` said.
+    Longer,
 }
 
 /// The bytes behind a `file_id`.
@@ -79,6 +85,8 @@ struct Inner {
     files: HashMap<String, FileBody>,
     faults: VecDeque<Fault>,
     send_faults: VecDeque<Fault>,
+    method_faults: HashMap<String, VecDeque<Fault>>,
+    file_pace: Option<Duration>,
     polls_in_flight: usize,
     max_polls_in_flight: usize,
     local_mode: bool,
@@ -212,6 +220,26 @@ impl FakeTelegram {
         self.with(|i| i.faults.extend(faults));
     }
 
+    /// Makes the next calls of `method` fail, in order (`download` for file downloads).
+    pub fn inject_method(&self, method: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.with(|i| {
+            i.method_faults
+                .entry(method.to_string())
+                .or_default()
+                .extend(faults)
+        });
+    }
+
+    /// Drops the faults still queued for `method`.
+    pub fn with_cleared_method_faults(&self, method: &str) {
+        self.with(|i| i.method_faults.remove(method));
+    }
+
+    /// Sleeps `pace` after each 256 KiB of a generated file download.
+    pub fn set_file_pace(&self, pace: Option<Duration>) {
+        self.with(|i| i.file_pace = pace);
+    }
+
     /// Makes the next `sendMessage` calls fail, in order.
     pub fn inject_send(&self, faults: impl IntoIterator<Item = Fault>) {
         self.with(|i| i.send_faults.extend(faults));
@@ -317,6 +345,11 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
                 at: Instant::now(),
             });
         }
+        if name != "getUpdates" {
+            if let Some(f) = i.method_faults.get_mut(&name).and_then(VecDeque::pop_front) {
+                return fault_response(f);
+            }
+        }
     }
     match name.as_str() {
         "getMe" => ok(
@@ -385,6 +418,7 @@ fn fault_response(fault: Fault) -> HttpResponse {
             .content_type("application/json")
             .body("{\"ok\":tru"),
         Fault::EmptyAtOnce => ok(json!([])),
+        Fault::CutShort | Fault::Longer => api_error(500, "Internal Server Error"),
     }
 }
 
@@ -505,7 +539,44 @@ async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
     }
     let path = req.match_info().get("path").unwrap_or_default();
     let file_id = path.rsplit('/').next().unwrap_or_default();
-    let body = state.inner.lock().unwrap().files.get(file_id).cloned();
+    let (body, fault, pace) = {
+        let mut i = state.inner.lock().unwrap();
+        if i.record_calls {
+            i.calls.push(Call {
+                method: "download".into(),
+                params: json!({"file_id": file_id}),
+                at: Instant::now(),
+            });
+        }
+        let fault = i
+            .method_faults
+            .get_mut("download")
+            .and_then(VecDeque::pop_front);
+        (i.files.get(file_id).cloned(), fault, i.file_pace)
+    };
+    let bytes_of = |body: &FileBody| -> Option<Vec<u8>> {
+        match body {
+            FileBody::Bytes(b) => Some(b.as_ref().clone()),
+            FileBody::Local(p) => std::fs::read(p).ok(),
+            FileBody::Pattern(len) => Some((0..*len).map(pattern_byte).collect()),
+        }
+    };
+    match (fault, &body) {
+        (Some(Fault::CutShort), Some(b)) => {
+            let all = bytes_of(b).unwrap_or_default();
+            let len = all.len() as u64;
+            let half = Bytes::from(all[..all.len() / 2].to_vec());
+            let chunks = futures_util::stream::iter([Ok::<_, actix_web::Error>(half)]);
+            return HttpResponse::Ok().no_chunking(len).streaming(chunks);
+        }
+        (Some(Fault::Longer), Some(b)) => {
+            let mut all = bytes_of(b).unwrap_or_default();
+            all.extend(std::iter::repeat_n(7u8, 1000));
+            return HttpResponse::Ok().body(all);
+        }
+        (Some(f), _) => return fault_response(f),
+        (None, _) => {}
+    }
     match body {
         None => api_error(404, "Not Found"),
         Some(FileBody::Bytes(b)) => HttpResponse::Ok().body(b.as_ref().clone()),
@@ -515,12 +586,16 @@ async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         },
         Some(FileBody::Pattern(len)) => {
             const CHUNK: u64 = 256 * 1024;
-            let chunks = futures_util::stream::iter((0..len.div_ceil(CHUNK)).map(move |c| {
-                let start = c * CHUNK;
-                let end = (start + CHUNK).min(len);
-                let v: Vec<u8> = (start..end).map(pattern_byte).collect();
-                Ok::<_, actix_web::Error>(Bytes::from(v))
-            }));
+            let chunks =
+                futures_util::stream::iter(0..len.div_ceil(CHUNK)).then(move |c| async move {
+                    if let Some(pace) = pace {
+                        tokio::time::sleep(pace).await;
+                    }
+                    let start = c * CHUNK;
+                    let end = (start + CHUNK).min(len);
+                    let v: Vec<u8> = (start..end).map(pattern_byte).collect();
+                    Ok::<_, actix_web::Error>(Bytes::from(v))
+                });
             HttpResponse::Ok().no_chunking(len).streaming(chunks)
         }
     }

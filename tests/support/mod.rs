@@ -224,6 +224,39 @@ impl TestS3 {
         }
     }
 
+    /// The `x-amz-meta-sha256` metadata of an object.
+    pub fn sha256_meta(&self, key: &str) -> Option<String> {
+        let bucket = self.target().bucket().unwrap();
+        let (head, _) = block_on(bucket.head_object(key)).ok()?;
+        head.metadata?.get("sha256").cloned()
+    }
+
+    /// Multipart uploads the server holds open in any bucket (the in-process server keeps one
+    /// `.upload-<id>.json` file per open upload) or in this test's bucket (external servers).
+    pub fn open_uploads(&self) -> usize {
+        if self.is_embedded() {
+            let dir = self.dir.path().join("s3");
+            return std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter(|e| {
+                            let name = e.file_name();
+                            let name = name.to_string_lossy();
+                            name.starts_with(".upload-") && name.ends_with(".json")
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+        }
+        let bucket = self.target().bucket().unwrap();
+        block_on(bucket.list_multiparts_uploads(None, None))
+            .unwrap()
+            .iter()
+            .map(|page| page.uploads.len())
+            .sum()
+    }
+
     /// All keys in the bucket.
     pub fn keys(&self) -> Vec<String> {
         self.keys_in(&self.bucket)

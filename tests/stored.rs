@@ -1,0 +1,320 @@
+//! Stored means stored: byte counts verified, SHA-256 recorded, retries the user can see, no
+//! multipart upload left open, and Telegram's `retry_after` honoured on every call.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use support::fake_telegram::pattern_byte;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(30);
+const MIB: u64 = 1024 * 1024;
+
+fn pattern(len: u64) -> Vec<u8> {
+    (0..len).map(pattern_byte).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn vars(
+    tg: &FakeTelegram,
+    s3: &TestS3,
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut base = vec![
+        ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+        ("TG_INGEST__TELEGRAM__PROGRESS_INTERVAL_MS", "0"),
+        ("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true"),
+        ("TG_INGEST__S3__PART_SIZE_MIB", "5"),
+    ];
+    base.extend_from_slice(extra);
+    service_env(tg, s3, data, &base)
+}
+
+fn saved(tg: &FakeTelegram, chat: i64) -> usize {
+    tg.texts_to(chat)
+        .iter()
+        .filter(|t| t.contains("[document has been saved]"))
+        .count()
+}
+
+#[test]
+fn a_download_cut_short_is_retried_visibly_and_stored_whole_with_its_sha256() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    let len = 12 * MIB;
+    tg.add_file("cut", FileBody::Pattern(len));
+    tg.inject_method("download", [Fault::CutShort, Fault::CutShort]);
+    tg.push(document(&tg, 41, "cut", Some("cut.bin"), len));
+    wait_until(WAIT, "saved", || saved(&tg, 41) == 1);
+    let bytes = pattern(len);
+    assert_eq!(
+        s3.get("cut.bin").unwrap(),
+        bytes,
+        "the whole file, not half"
+    );
+    assert_eq!(s3.sha256_meta("cut.bin"), Some(sha256_hex(&bytes)));
+    assert_eq!(tg.calls("download").len(), 3);
+    let edits = tg.sent_to(41, "editMessageText");
+    assert!(
+        edits
+            .iter()
+            .any(|t| t.contains("attempt 1 failed") && t.contains("ended early")),
+        "the progress message says what failed: {edits:?}"
+    );
+    assert!(
+        edits.iter().any(|t| t.contains("attempt 2 failed")),
+        "{edits:?}"
+    );
+    assert_eq!(
+        s3.open_uploads(),
+        0,
+        "the cut attempts' multipart uploads were aborted"
+    );
+    drop(service);
+    let store = tg_ingest::store::Store::open(&data.path().join("state.db")).unwrap();
+    let record = store.saved_file("cut.bin").unwrap().unwrap();
+    assert_eq!((record.bytes, record.user_id), (len, 41));
+    assert_eq!(record.sha256, sha256_hex(&bytes));
+}
+
+#[test]
+fn a_download_that_stays_wrong_ends_with_the_failure_reply_and_the_chat_moves_on() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let _service = TestService::start(settings_from(vars(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__TELEGRAM__DOWNLOAD_RETRY_FOR_SECS", "3")],
+    )));
+    tg.add_file("short", FileBody::Pattern(300 * 1024));
+    tg.add_file("long", FileBody::Pattern(7 * MIB));
+    tg.inject_method("download", std::iter::repeat_n(Fault::CutShort, 50));
+    let started = Instant::now();
+    tg.push(document(&tg, 42, "short", Some("short.bin"), 300 * 1024));
+    tg.push(text(&tg, 42, "still there?"));
+    wait_until(WAIT, "the failure reply, then the next reply", || {
+        tg.texts_to(42).len() == 4
+    });
+    let texts = tg.texts_to(42);
+    assert!(texts[2].contains("could not be saved"), "{texts:?}");
+    assert!(texts[3].contains("[document is required]"), "{texts:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // A body longer than getFile's file_size fails the same way.
+    tg.with_cleared_method_faults("download");
+    tg.inject_method("download", std::iter::repeat_n(Fault::Longer, 50));
+    tg.push(document(&tg, 42, "long", Some("long.bin"), 7 * MIB));
+    wait_until(WAIT, "the second failure reply", || {
+        tg.texts_to(42)
+            .iter()
+            .filter(|t| t.contains("could not be saved"))
+            .count()
+            == 2
+    });
+    assert_eq!(saved(&tg, 42), 0);
+    assert!(s3.keys().is_empty(), "{:?}", s3.keys());
+    assert_eq!(s3.open_uploads(), 0);
+}
+
+#[test]
+fn a_small_document_carries_its_sha256_in_one_put() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    let bytes = random_bytes(100_000, 5);
+    tg.add_file("small", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+    tg.push(document(
+        &tg,
+        43,
+        "small",
+        Some("small.txt"),
+        bytes.len() as u64,
+    ));
+    wait_until(WAIT, "saved", || saved(&tg, 43) == 1);
+    assert_eq!(s3.sha256_meta("small.txt"), Some(sha256_hex(&bytes)));
+}
+
+/// The gap between the call of `method` that got the 429 and the next call of it.
+fn gap_after_429(tg: &FakeTelegram, method: &str) -> Duration {
+    let calls = tg.calls(method);
+    assert!(calls.len() >= 2, "{method}: {} calls", calls.len());
+    calls[1].at.duration_since(calls[0].at)
+}
+
+#[test]
+fn retry_after_on_get_file_and_the_download_is_waited_out() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    tg.add_file("f", FileBody::Pattern(1000));
+    tg.inject_method("getFile", [Fault::RetryAfter(2)]);
+    tg.inject_method("download", [Fault::RetryAfter(2)]);
+    tg.push(document(&tg, 44, "f", Some("f.bin"), 1000));
+    wait_until(WAIT, "saved", || saved(&tg, 44) == 1);
+    for method in ["getFile", "download"] {
+        let gap = gap_after_429(&tg, method);
+        assert!(
+            gap >= Duration::from_millis(1950),
+            "{method}: next call after {gap:?}"
+        );
+    }
+}
+
+#[test]
+fn retry_after_on_sends_and_edits_holds_that_chat_only() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    // editMessageText: the progress edits of a paced 20 MiB download come about once a second.
+    tg.add_file("big", FileBody::Pattern(20 * MIB));
+    tg.set_file_pace(Some(Duration::from_millis(50)));
+    tg.inject_method("editMessageText", [Fault::RetryAfter(3)]);
+    tg.push(document(&tg, 45, "big", Some("big.bin"), 20 * MIB));
+    wait_until(WAIT, "saved", || saved(&tg, 45) == 1);
+    let gap = gap_after_429(&tg, "editMessageText");
+    assert!(
+        gap >= Duration::from_millis(2950),
+        "next edit after {gap:?}"
+    );
+    // sendMessage: the reply waits, another chat's does not.
+    tg.inject_method("sendMessage", [Fault::RetryAfter(2)]);
+    let sent = Instant::now();
+    tg.push(text(&tg, 46, "hi"));
+    wait_until(WAIT, "the first attempt", || {
+        tg.calls("sendMessage").iter().any(|c| c.at > sent)
+    });
+    tg.push(text(&tg, 47, "hi"));
+    wait_until(WAIT, "both greetings", || {
+        tg.texts_to(46).len() == 1 && tg.texts_to(47).len() == 1
+    });
+    let at = |chat: i64| {
+        tg.calls("sendMessage")
+            .into_iter()
+            .filter(|c| c.params["chat_id"] == chat && c.at > sent)
+            .map(|c| c.at)
+            .collect::<Vec<_>>()
+    };
+    let (c46, c47) = (at(46), at(47));
+    assert_eq!(c46.len(), 2);
+    assert!(c46[1].duration_since(c46[0]) >= Duration::from_millis(1950));
+    assert!(c47[0] < c46[1], "another chat is not held");
+}
+
+#[test]
+fn kill_9_during_a_multipart_upload_leaves_no_open_upload_after_the_next_start() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let log = data.path().join("service.log");
+    let v = vars(&tg, &s3, data.path(), &[]);
+    tg.add_file("slow", FileBody::Pattern(30 * MIB));
+    tg.set_file_pace(Some(Duration::from_millis(40)));
+    let mut child = spawn_binary(&v, &log);
+    tg.push(document(&tg, 48, "slow", Some("slow.bin"), 30 * MIB));
+    wait_until(WAIT, "a multipart upload open", || s3.open_uploads() == 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(s3.open_uploads(), 1, "the killed run left its upload open");
+    tg.set_file_pace(None);
+    let mut child = spawn_binary(&v, &log);
+    wait_until(Duration::from_secs(60), "saved after the restart", || {
+        saved(&tg, 48) == 1
+    });
+    wait_until(WAIT, "no open upload", || s3.open_uploads() == 0);
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("aborted 1 unfinished multipart uploads"),
+        "{text}"
+    );
+    assert_eq!(s3.get("slow.bin").unwrap().len() as u64, 30 * MIB);
+}
+
+#[test]
+fn a_shutdown_whose_deadline_runs_out_aborts_its_multipart_upload() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let log = data.path().join("service.log");
+    let v = vars(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__SHUTDOWN_DEADLINE_SECS", "0")],
+    );
+    tg.add_file("slow", FileBody::Pattern(30 * MIB));
+    tg.set_file_pace(Some(Duration::from_millis(40)));
+    let mut child = spawn_binary(&v, &log);
+    tg.push(document(&tg, 49, "slow", Some("slow.bin"), 30 * MIB));
+    wait_until(WAIT, "a multipart upload open", || s3.open_uploads() == 1);
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+    assert_eq!(
+        s3.open_uploads(),
+        0,
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
+#[test]
+fn an_s3_outage_during_a_multipart_upload_leaves_no_open_upload() {
+    let (tg, mut s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    if !s3.is_embedded() {
+        return; // Only the in-process server can be stopped by the test.
+    }
+    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    tg.add_file("slow", FileBody::Pattern(30 * MIB));
+    tg.set_file_pace(Some(Duration::from_millis(40)));
+    tg.push(document(&tg, 50, "slow", Some("slow.bin"), 30 * MIB));
+    wait_until(WAIT, "a multipart upload open", || s3.open_uploads() == 1);
+    s3.stop();
+    wait_until(WAIT, "the failure seen", || {
+        tg.sent_to(50, "editMessageText")
+            .iter()
+            .any(|t| t.contains("storage is unavailable"))
+    });
+    s3.restart();
+    tg.set_file_pace(None);
+    wait_until(Duration::from_secs(90), "saved", || saved(&tg, 50) == 1);
+    wait_until(WAIT, "no open upload", || s3.open_uploads() == 0);
+    assert_eq!(s3.get("slow.bin").unwrap().len() as u64, 30 * MIB);
+}
