@@ -283,6 +283,12 @@ impl DocumentBot {
                     report.key, report.bytes, report.sha256
                 ))
             }
+            Err(UploadError::Unavailable) => {
+                // The uploader (or the store) restarted under the upload: try the update again.
+                Err(HandlerError::retryable(format!(
+                    "document {key:?}: the uploader restarted during the upload"
+                )))
+            }
             Err(UploadError::TooBig) => {
                 let limit = self.download_limit.unwrap_or(0);
                 self.reply(msg, &too_big_text(&key, doc.file_size, limit))

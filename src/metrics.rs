@@ -25,6 +25,8 @@ pub struct Metrics {
     pub uploads_failed: AtomicU64,
     /// Bytes stored in S3 by completed uploads.
     pub bytes_uploaded: AtomicU64,
+    /// Actors (other than workers) restarted after a panic.
+    pub actor_restarts: AtomicU64,
     /// Upload attempts that failed and were retried.
     pub upload_retries: AtomicU64,
     /// Uploads that used S3 multipart upload.

@@ -83,6 +83,7 @@ impl AirtableActor {
             return;
         }
         self.draining = true;
+        fail::fail_point!("airtable.drain");
         let job = Delivery {
             client: self.client.clone(),
             store: self.store.clone(),
@@ -121,6 +122,14 @@ impl AirtableActor {
             act.paused_until = None;
             act.drain(ctx);
         });
+    }
+}
+
+impl Supervised for AirtableActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A pause Telegram or Airtable asked for stays; the drain in flight was dropped.
+        self.draining = false;
+        self.lingering = false;
     }
 }
 

@@ -82,6 +82,7 @@ impl ArchiveActor {
             return;
         }
         self.draining = true;
+        fail::fail_point!("archive.drain");
         let (bucket, store) = (self.bucket.clone(), self.store.clone());
         let keep = self.keep_copies_days > 0;
         ctx.spawn(
@@ -180,6 +181,14 @@ async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>, keep: bool) -> Resul
         if let Some(e) = failure {
             return Err(e);
         }
+    }
+}
+
+impl Supervised for ArchiveActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The drain in flight was dropped; its items are still pending in the outbox.
+        self.draining = false;
+        self.paused_until = None;
     }
 }
 

@@ -95,6 +95,7 @@ impl Shared {
     }
 
     async fn pass(&self) {
+        fail::fail_point!("etl.pass");
         let today = Day(self.now_local_secs().div_euclid(86_400));
         let mut days: BTreeSet<Day> = (1..=i64::from(self.settings.catch_up_days))
             .map(|n| Day(today.0 - n))
@@ -205,6 +206,14 @@ fn until_local_minute(now_local_secs: i64, minute: u32) -> Duration {
     let at = i64::from(minute) * 60;
     let wait = (at - local).rem_euclid(86_400);
     Duration::from_secs(if wait == 0 { 86_400 } else { wait as u64 })
+}
+
+impl Supervised for EtlSchedulerActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The pass and the runs in flight were dropped; the next pass looks at their days again.
+        self.pass_running = Rc::new(RefCell::new(false));
+        self.shared.running.borrow_mut().clear();
+    }
 }
 
 impl Actor for EtlSchedulerActor {

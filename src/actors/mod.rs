@@ -3,6 +3,7 @@
 pub mod airtable;
 pub mod archive;
 pub mod etl_scheduler;
+pub mod guard;
 pub mod poller;
 pub mod pool;
 pub mod store;

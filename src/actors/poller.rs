@@ -197,10 +197,22 @@ async fn poll_once(
     }
 }
 
+impl Supervised for PollerActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The poll in flight was dropped before its offset moved: the next poll fetches its
+        // updates again, and the journal hands over those it did not store yet.
+        self.polling = false;
+        self.backoff.reset();
+    }
+}
+
 impl Actor for PollerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
         log::info!(
             "polling started: timeout={} s, limit={}, allowed_updates={:?}",
             self.settings.poll_timeout_secs,
@@ -218,6 +230,7 @@ impl Handler<Poll> for PollerActor {
         if self.stopping || self.polling {
             return;
         }
+        fail::fail_point!("poller.poll");
         self.polling = true;
         let fut = poll_once(
             self.telegram.clone(),

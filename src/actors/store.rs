@@ -142,6 +142,13 @@ impl Actor for StoreActor {
     type Context = Context<Self>;
 }
 
+impl Supervised for StoreActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A transaction cut short by a panic was rolled back when it was dropped.
+        log::warn!("store restarted");
+    }
+}
+
 fn logged(what: &str, r: Result<(), StoreError>) {
     if let Err(e) = r {
         log::error!("{what}: {e}");
@@ -165,6 +172,7 @@ impl Handler<JournalBatch> for StoreActor {
                 )
             })
             .collect();
+        fail::fail_point!("store.journal");
         let fresh = self.store.journal_dated(&rows).map_err(Arc::new)?;
         let mut fresh = fresh.into_iter().peekable();
         Ok(msg

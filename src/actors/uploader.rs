@@ -19,7 +19,7 @@ use super::store::StoreActor;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::settings::{S3Settings, TelegramSettings};
-use crate::storage::StorageError;
+use crate::storage::{S3Target, StorageError};
 use crate::telegram::{TelegramClient, TelegramError};
 use crate::transfer::Transfer;
 
@@ -177,6 +177,7 @@ pub struct S3UploaderActor {
     telegram: Rc<TelegramClient>,
     bucket: Rc<Bucket>,
     store: Addr<StoreActor>,
+    target: S3Target,
     part_size: usize,
     parts_in_flight: usize,
     storage_retry_for: Duration,
@@ -185,10 +186,11 @@ pub struct S3UploaderActor {
 }
 
 impl S3UploaderActor {
-    /// An uploader writing to `bucket`, recording open multipart uploads in `store`.
+    /// An uploader writing to `bucket` on `target`'s server, recording open multipart uploads
+    /// in `store`.
     pub fn new(
         telegram: TelegramClient,
-        bucket: Box<Bucket>,
+        (target, bucket): (S3Target, Box<Bucket>),
         store: Addr<StoreActor>,
         settings: (&TelegramSettings, &S3Settings),
         metrics: Arc<Metrics>,
@@ -197,6 +199,7 @@ impl S3UploaderActor {
         Self {
             telegram: Rc::new(telegram),
             bucket: Rc::from(bucket),
+            target,
             store,
             part_size: s3.part_size(),
             parts_in_flight: s3.parts_in_flight,
@@ -209,6 +212,22 @@ impl S3UploaderActor {
 
 impl Actor for S3UploaderActor {
     type Context = Context<Self>;
+}
+
+impl Supervised for S3UploaderActor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // Every upload in flight was dropped: their senders retry them, and the multipart
+        // uploads they left open are aborted now.
+        let (store, target) = (self.store.clone(), self.target.clone());
+        ctx.spawn(
+            async move {
+                if let Err(e) = crate::transfer::abort_leftovers(&store, &target).await {
+                    log::warn!("could not abort the multipart uploads of dropped uploads: {e}");
+                }
+            }
+            .into_actor(self),
+        );
+    }
 }
 
 /// When each kind of failure first happened in one upload, to apply its own budget.
@@ -233,6 +252,7 @@ impl Handler<Upload> for S3UploaderActor {
     type Result = ResponseFuture<Result<UploadReport, UploadError>>;
 
     fn handle(&mut self, msg: Upload, _: &mut Context<Self>) -> Self::Result {
+        fail::fail_point!("uploader.upload");
         let transfer = Transfer {
             telegram: self.telegram.clone(),
             bucket: self.bucket.clone(),

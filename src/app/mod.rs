@@ -11,6 +11,7 @@ use actix::prelude::*;
 use crate::actors::airtable::AirtableActor;
 use crate::actors::archive::ArchiveActor;
 use crate::actors::etl_scheduler::EtlSchedulerActor;
+use crate::actors::guard;
 use crate::actors::poller::{PollerActor, StopPolling};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
@@ -89,6 +90,8 @@ pub struct Service {
     store: Addr<StoreActor>,
     shutdown_deadline: Duration,
     target: S3Target,
+    /// Held so the scheduler's supervisor can restart it (an actor nobody addresses is not).
+    _etl_scheduler: Option<Addr<EtlSchedulerActor>>,
     arbiters: Vec<Arbiter>,
     _embedded: Option<EmbeddedS3>,
 }
@@ -157,8 +160,12 @@ impl Service {
         let metrics = Arc::new(Metrics::default());
         let store = Store::open(&settings.store_path())?;
         let store_arbiter = Arbiter::new();
-        let store =
-            StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(store));
+        let store = guard::start(
+            &store_arbiter.handle(),
+            "StoreActor",
+            metrics.clone(),
+            |_| StoreActor::new(store),
+        );
         let settings = Arc::new(settings);
         let limiter = RateLimiter::shared(&settings.telegram.rate_limit);
         let uploader_arbiter = Arbiter::new();
@@ -170,21 +177,29 @@ impl Service {
                 settings.s3.clone(),
                 metrics.clone(),
             );
-            let (store, limiter) = (store.clone(), limiter.clone());
-            S3UploaderActor::start_in_arbiter(&uploader_arbiter.handle(), move |_| {
-                let telegram = TelegramClient::new(&tg).with_limiter(limiter);
-                S3UploaderActor::new(telegram, bucket, store, (&tg, &s3), metrics)
-            })
+            let (store, limiter, target) = (store.clone(), limiter.clone(), target.clone());
+            let m = metrics.clone();
+            guard::start(
+                &uploader_arbiter.handle(),
+                "S3UploaderActor",
+                m,
+                move |_| {
+                    let telegram = TelegramClient::new(&tg).with_limiter(limiter);
+                    S3UploaderActor::new(telegram, (target, bucket), store, (&tg, &s3), metrics)
+                },
+            )
         };
         let airtable_arbiter = Arbiter::new();
         let airtable = settings.airtable.is_configured().then(|| {
             let (at, store, metrics) = (settings.airtable.clone(), store.clone(), metrics.clone());
-            AirtableActor::start_in_arbiter(&airtable_arbiter.handle(), move |_| {
+            let m = metrics.clone();
+            guard::start(&airtable_arbiter.handle(), "AirtableActor", m, move |_| {
                 AirtableActor::new(&at, store, metrics)
             })
         });
         let archive_arbiter = Arbiter::new();
         let etl_arbiter = Arbiter::new();
+        let mut etl_scheduler = None;
         let archive = if settings.archive.is_enabled() {
             let raw = target.with_bucket(&settings.archive.raw_bucket).bucket()?;
             let keep_days = settings.archive.local_copy_days;
@@ -196,9 +211,12 @@ impl Service {
                 Some(store.clone().recipient()),
             )?;
             let (ar, etl_store) = (settings.archive.clone(), store.clone());
-            EtlSchedulerActor::start_in_arbiter(&etl_arbiter.handle(), move |_| {
-                EtlSchedulerActor::new(etl, ar, Some(etl_store))
-            });
+            etl_scheduler = Some(guard::start(
+                &etl_arbiter.handle(),
+                "EtlSchedulerActor",
+                metrics.clone(),
+                move |_| EtlSchedulerActor::new(etl, ar, Some(etl_store)),
+            ));
             log::info!(
                 "archive on for chats {:?}: raw bucket `{}`, enriched bucket `{}`, daily ETL at {} (UTC{:+03}:{:02})",
                 settings.archive.chats,
@@ -209,9 +227,12 @@ impl Service {
                 settings.archive.utc_offset_minutes.abs() % 60
             );
             Some(
-                ArchiveActor::start_in_arbiter(&archive_arbiter.handle(), move |_| {
-                    ArchiveActor::new(raw, store, keep_days)
-                })
+                guard::start(
+                    &archive_arbiter.handle(),
+                    "ArchiveActor",
+                    metrics.clone(),
+                    move |_| ArchiveActor::new(raw, store, keep_days),
+                )
                 .recipient(),
             )
         } else {
@@ -251,13 +272,20 @@ impl Service {
             },
             settings.store_path().display()
         );
-        let poller = PollerActor::new(
-            settings.telegram.clone(),
-            pool.clone().recipient(),
-            store.clone().recipient(),
-            metrics.clone(),
-        )
-        .start();
+        let poller = {
+            let (tg, pool, store, m) = (
+                settings.telegram.clone(),
+                pool.clone().recipient(),
+                store.clone().recipient(),
+                metrics.clone(),
+            );
+            guard::start(
+                &Arbiter::current(),
+                "PollerActor",
+                metrics.clone(),
+                move |_| PollerActor::new(tg, pool, store, m),
+            )
+        };
         Ok(Self {
             metrics,
             s3_endpoint: target.endpoint.clone(),
@@ -267,6 +295,7 @@ impl Service {
             pool,
             store,
             shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
+            _etl_scheduler: etl_scheduler,
             arbiters: vec![
                 uploader_arbiter,
                 airtable_arbiter,
