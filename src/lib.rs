@@ -9,7 +9,9 @@
 //! - [`storage`]: the S3 target (rust-s3), the bucket check and typed errors.
 //! - [`embedded_s3`], [`embedded_fs`]: the in-process S3 server used when no endpoint is
 //!   configured, and its storage (s3s-fs with a day-scoped listing that carries ETags).
-//! - [`actors`]: the actors, which talk only by typed messages:
+//! - [`actors`]: the actors, which talk only by typed messages; each runs under a supervisor
+//!   (`actors::guard` for the poller, uploader, store, Airtable, archive and ETL scheduler, which
+//!   also contains panics; actix's `Supervisor` for the workers, which catch their own):
 //!   - `PollerActor` calls `getUpdates` (the only caller) and sends each update as
 //!     `Dispatch` to the `WorkerPool`, moving its offset only after the pool accepted it;
 //!   - `WorkerPool` routes each update by chat to one of its supervised `WorkerActor`s
@@ -26,8 +28,14 @@
 //! - [`archive`], [`etl`]: raw JSON per archived message (`ArchiveActor` drains its outbox into
 //!   the raw bucket, keeping local copies for a while) and the daily Parquet ETL
 //!   (`EtlSchedulerActor`, or `tg-ingest etl`), which reads those copies when their MD5 matches
-//!   the listed ETag (`ReadOutboxPayloads` to the `StoreActor`) and fetches the rest.
-//! - [`store`]: the durable store (journal, state, outboxes), owned by `StoreActor`.
+//!   the listed ETag (`ReadOutboxPayloads` to the `StoreActor`) and fetches the rest. The
+//!   archive reports the days it stored objects for (`DaysTouched`); the scheduler compacts a
+//!   day only when nothing for it is on its way (`DayPending`) and again when it is stale.
+//! - [`store`]: the durable store (journal, state, outboxes, open multipart uploads, saved
+//!   files, archive days), owned by `StoreActor`.
+//! - [`ratelimit`]: the process-wide limiter of outgoing Telegram calls (rates per chat, group
+//!   and overall, and the holds Telegram asks for with `retry_after`).
+//! - [`logging`]: the log scrubber and the text or JSON line format.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
 //! - [`backoff`], [`metrics`]: retry delays and counters.
