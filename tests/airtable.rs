@@ -595,3 +595,51 @@ fn twenty_five_presses_in_five_groups_are_answered_within_a_second_with_limits_o
     );
     wait_until(WAIT, "25 rows", || at.rows().len() == 25);
 }
+
+#[test]
+fn retry_after_on_a_press_answer_or_keyboard_edit_holds_that_chat() {
+    let (tg, s3, at, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let first = post(&settings, -9500);
+    let second = post(&settings, -9501);
+    let _service = TestService::start(settings);
+    // A 429 on the answer: the keyboard edit of that chat waits it out.
+    tg.inject_method("answerCallbackQuery", [Fault::RetryAfter(2)]);
+    tg.push(press(
+        -9500,
+        first,
+        70,
+        None,
+        &tg.button_data(-9500, first).unwrap(),
+    ));
+    wait_until(WAIT, "the keyboard hidden", || {
+        !tg.calls("editMessageReplyMarkup").is_empty()
+    });
+    let answered = tg.calls("answerCallbackQuery")[0].at;
+    let edited = tg.calls("editMessageReplyMarkup")[0].at;
+    assert!(
+        edited.duration_since(answered) >= Duration::from_millis(1950),
+        "keyboard edited {:?} after the 429",
+        edited.duration_since(answered)
+    );
+    // A 429 on the keyboard edit: the retry waits it out.
+    tg.inject_method("editMessageReplyMarkup", [Fault::RetryAfter(2)]);
+    tg.push(press(
+        -9501,
+        second,
+        71,
+        None,
+        &tg.button_data(-9501, second).unwrap(),
+    ));
+    wait_until(WAIT, "the second keyboard hidden", || {
+        tg.calls("editMessageReplyMarkup").len() == 3
+    });
+    let edits = tg.calls("editMessageReplyMarkup");
+    let gap = edits[2].at.duration_since(edits[1].at);
+    assert!(gap >= Duration::from_millis(1950), "retried after {gap:?}");
+}
