@@ -30,6 +30,16 @@ fn vars(
     v
 }
 
+/// The fake Telegram and Airtable, a real S3 server and a data directory.
+fn fakes() -> (FakeTelegram, TestS3, FakeAirtable, tempfile::TempDir) {
+    (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        FakeAirtable::start(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
 /// Posts a button the way `post-button` does; returns its message id.
 fn post(settings: &Settings, chat: i64) -> i64 {
     actix_rt::System::new()
@@ -43,12 +53,7 @@ fn field<'a>(row: &'a support::fake_airtable::Row, name: &str) -> &'a str {
 
 #[test]
 fn one_press_makes_one_row_with_the_right_values() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let service = TestService::start(settings.clone());
     let msg = post(&settings, -1001);
@@ -79,12 +84,7 @@ fn one_press_makes_one_row_with_the_right_values() {
 
 #[test]
 fn five_users_pressing_one_button_make_one_row_and_five_answers() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let _service = TestService::start(settings.clone());
     let msg = post(&settings, -1002);
@@ -121,12 +121,7 @@ fn five_users_pressing_one_button_make_one_row_and_five_answers() {
 
 #[test]
 fn three_buttons_in_three_chats_make_three_rows() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let _service = TestService::start(settings.clone());
     for chat in [-2001, -2002, -2003] {
@@ -151,12 +146,7 @@ fn three_buttons_in_three_chats_make_three_rows() {
 
 #[test]
 fn twenty_five_presses_at_once_arrive_in_three_batches_within_the_rate_limit() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let buttons: Vec<(i64, i64, String)> = (0..25)
         .map(|i| {
@@ -177,12 +167,7 @@ fn twenty_five_presses_at_once_arrive_in_three_batches_within_the_rate_limit() {
 
 #[test]
 fn rows_wait_out_an_airtable_outage_of_60_s() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let _service = TestService::start(settings.clone());
     at.down_for(Duration::from_secs(60));
@@ -209,12 +194,7 @@ fn rows_wait_out_an_airtable_outage_of_60_s() {
 
 #[test]
 fn a_lost_response_and_error_storms_still_make_one_row_each() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(
         &tg,
         &s3,
@@ -249,12 +229,7 @@ fn a_lost_response_and_error_storms_still_make_one_row_each() {
 
 #[test]
 fn a_refused_row_goes_to_the_dead_letters_and_the_rest_are_delivered() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     at.refuse_value("poison_user");
     let buttons: Vec<(i64, i64)> = (0..3)
@@ -290,12 +265,7 @@ fn a_refused_row_goes_to_the_dead_letters_and_the_rest_are_delivered() {
 
 #[test]
 fn forged_and_foreign_buttons_are_answered_and_ignored() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let _service = TestService::start(settings.clone());
     let msg = post(&settings, -7001);
@@ -322,12 +292,7 @@ fn forged_and_foreign_buttons_are_answered_and_ignored() {
 
 #[test]
 fn rows_in_the_outbox_survive_a_kill_and_arrive_once_after_restart() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let v = vars(&tg, &s3, &at, data.path(), &[]);
     let settings = settings_from(v.clone());
     let log = data.path().join("service.log");
@@ -363,12 +328,7 @@ fn rows_in_the_outbox_survive_a_kill_and_arrive_once_after_restart() {
 
 #[test]
 fn the_button_flow_end_to_end_with_the_binary() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let v = vars(&tg, &s3, &at, data.path(), &[]);
     let output = std::process::Command::new(binary())
         .env_clear()
@@ -418,12 +378,7 @@ fn the_button_flow_end_to_end_with_the_binary() {
 
 #[test]
 fn go_from_an_admin_posts_the_button_and_others_are_refused() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(
         &tg,
         &s3,
@@ -464,12 +419,7 @@ fn go_from_an_admin_posts_the_button_and_others_are_refused() {
 
 #[test]
 fn a_bad_airtable_token_ends_start_up_with_a_clear_error() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let mut v = vars(&tg, &s3, &at, data.path(), &[]);
     v.push((
         "TG_INGEST__AIRTABLE__TOKEN".into(),
@@ -516,12 +466,7 @@ fn without_airtable_settings_presses_wait_in_the_outbox() {
 
 #[test]
 fn airtable_down_at_start_up_does_not_stop_the_service_and_rows_arrive_later() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     at.down_for(Duration::from_secs(8));
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let service = TestService::try_start(settings.clone(), None)
@@ -548,12 +493,7 @@ fn airtable_down_at_start_up_does_not_stop_the_service_and_rows_arrive_later() {
 
 #[test]
 fn twenty_five_presses_in_five_groups_are_answered_within_a_second_with_limits_on() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(
         &tg,
         &s3,
@@ -598,12 +538,7 @@ fn twenty_five_presses_in_five_groups_are_answered_within_a_second_with_limits_o
 
 #[test]
 fn retry_after_on_a_press_answer_or_keyboard_edit_holds_that_chat() {
-    let (tg, s3, at, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        FakeAirtable::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
     let first = post(&settings, -9500);
     let second = post(&settings, -9501);

@@ -39,6 +39,27 @@ fn vars(
     service_env(tg, s3, data, &base)
 }
 
+/// The fake Telegram, a real S3 server and a data directory.
+fn fakes() -> (FakeTelegram, TestS3, tempfile::TempDir) {
+    (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    )
+}
+
+/// Multipart uploads the service has recorded as open in its store. (Between the server
+/// creating an upload and the service recording it lies one round trip; a crash exactly then
+/// is what the bucket's lifecycle rule is for.)
+fn recorded_uploads(data: &std::path::Path) -> i64 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(db) = rusqlite::Connection::open_with_flags(data.join("state.db"), flags) else {
+        return 0;
+    };
+    db.query_row("SELECT COUNT(*) FROM open_uploads", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
 fn saved(tg: &FakeTelegram, chat: i64) -> usize {
     tg.texts_to(chat)
         .iter()
@@ -48,11 +69,7 @@ fn saved(tg: &FakeTelegram, chat: i64) -> usize {
 
 #[test]
 fn a_download_cut_short_is_retried_visibly_and_stored_whole_with_its_sha256() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
     let len = 12 * MIB;
     tg.add_file("cut", FileBody::Pattern(len));
@@ -93,11 +110,7 @@ fn a_download_cut_short_is_retried_visibly_and_stored_whole_with_its_sha256() {
 
 #[test]
 fn a_download_that_stays_wrong_ends_with_the_failure_reply_and_the_chat_moves_on() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let _service = TestService::start(settings_from(vars(
         &tg,
         &s3,
@@ -139,11 +152,7 @@ fn a_download_that_stays_wrong_ends_with_the_failure_reply_and_the_chat_moves_on
 
 #[test]
 fn a_small_document_carries_its_sha256_in_one_put() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
     let bytes = random_bytes(100_000, 5);
     tg.add_file("small", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
@@ -167,11 +176,7 @@ fn gap_after_429(tg: &FakeTelegram, method: &str) -> Duration {
 
 #[test]
 fn retry_after_on_get_file_and_the_download_is_waited_out() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
     tg.add_file("f", FileBody::Pattern(1000));
     tg.inject_method("getFile", [Fault::RetryAfter(2)]);
@@ -189,11 +194,7 @@ fn retry_after_on_get_file_and_the_download_is_waited_out() {
 
 #[test]
 fn retry_after_on_sends_and_edits_holds_that_chat_only() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
     // editMessageText: the progress edits of a paced 20 MiB download come about once a second.
     tg.add_file("big", FileBody::Pattern(20 * MIB));
@@ -232,18 +233,16 @@ fn retry_after_on_sends_and_edits_holds_that_chat_only() {
 
 #[test]
 fn kill_9_during_a_multipart_upload_leaves_no_open_upload_after_the_next_start() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let log = data.path().join("service.log");
     let v = vars(&tg, &s3, data.path(), &[]);
     tg.add_file("slow", FileBody::Pattern(30 * MIB));
     tg.set_file_pace(Some(Duration::from_millis(40)));
     let mut child = spawn_binary(&v, &log);
     tg.push(document(&tg, 48, "slow", Some("slow.bin"), 30 * MIB));
-    wait_until(WAIT, "a multipart upload open", || s3.open_uploads() == 1);
+    wait_until(WAIT, "a multipart upload open and recorded", || {
+        s3.open_uploads() == 1 && recorded_uploads(data.path()) == 1
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(s3.open_uploads(), 1, "the killed run left its upload open");
@@ -265,11 +264,7 @@ fn kill_9_during_a_multipart_upload_leaves_no_open_upload_after_the_next_start()
 
 #[test]
 fn a_shutdown_whose_deadline_runs_out_aborts_its_multipart_upload() {
-    let (tg, s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, s3, data) = fakes();
     let log = data.path().join("service.log");
     let v = vars(
         &tg,
@@ -281,7 +276,9 @@ fn a_shutdown_whose_deadline_runs_out_aborts_its_multipart_upload() {
     tg.set_file_pace(Some(Duration::from_millis(40)));
     let mut child = spawn_binary(&v, &log);
     tg.push(document(&tg, 49, "slow", Some("slow.bin"), 30 * MIB));
-    wait_until(WAIT, "a multipart upload open", || s3.open_uploads() == 1);
+    wait_until(WAIT, "a multipart upload open and recorded", || {
+        s3.open_uploads() == 1 && recorded_uploads(data.path()) == 1
+    });
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
     assert_eq!(
@@ -294,11 +291,7 @@ fn a_shutdown_whose_deadline_runs_out_aborts_its_multipart_upload() {
 
 #[test]
 fn an_s3_outage_during_a_multipart_upload_leaves_no_open_upload() {
-    let (tg, mut s3, data) = (
-        FakeTelegram::start(TOKEN),
-        TestS3::start(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (tg, mut s3, data) = fakes();
     if !s3.is_embedded() {
         return; // Only the in-process server can be stopped by the test.
     }
@@ -306,7 +299,9 @@ fn an_s3_outage_during_a_multipart_upload_leaves_no_open_upload() {
     tg.add_file("slow", FileBody::Pattern(30 * MIB));
     tg.set_file_pace(Some(Duration::from_millis(40)));
     tg.push(document(&tg, 50, "slow", Some("slow.bin"), 30 * MIB));
-    wait_until(WAIT, "a multipart upload open", || s3.open_uploads() == 1);
+    wait_until(WAIT, "a multipart upload open and recorded", || {
+        s3.open_uploads() == 1 && recorded_uploads(data.path()) == 1
+    });
     s3.stop();
     wait_until(WAIT, "the failure seen", || {
         tg.sent_to(50, "editMessageText")
