@@ -18,6 +18,11 @@ pub struct JournalBatch(pub Vec<Arc<IncomingUpdate>>);
 #[rtype(result = "()")]
 pub struct Finished(pub i64);
 
+/// A worker started handling an update.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Started(pub i64);
+
 /// An update's handling failed once more; it stays journaled.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -35,7 +40,8 @@ pub struct MoveToPoison {
     pub attempts: u32,
 }
 
-/// The journal left by the previous run, for replay (counts as one more attempt each).
+/// The journal left by the previous run, for replay (an entry that had started counts one more
+/// attempt).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<JournalEntry>, Arc<StoreError>>")]
 pub struct TakeReplay;
@@ -197,6 +203,17 @@ impl Handler<Finished> for StoreActor {
         logged(
             "cannot mark an update finished",
             self.store.finish(&[msg.0]),
+        );
+    }
+}
+
+impl Handler<Started> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Started, _: &mut Context<Self>) {
+        logged(
+            "cannot record that an update started",
+            self.store.mark_started(msg.0),
         );
     }
 }

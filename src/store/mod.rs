@@ -220,6 +220,16 @@ impl Store {
         tx.commit().map_err(err)
     }
 
+    /// Records that a worker started handling an update: a crash from now on counts as an
+    /// attempt of it (see [`Store::take_for_replay`]).
+    pub fn mark_started(&mut self, update_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("UPDATE journal SET started = 1 WHERE update_id = ?1 AND started = 0")
+            .and_then(|mut s| s.execute(params![update_id]))
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Records one more failed attempt of a journaled update.
     pub fn record_attempt(&mut self, update_id: i64) -> Result<u32, StoreError> {
         self.conn
@@ -262,13 +272,18 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// The journal in update order, counting this read as one more attempt of each entry
-    /// (it is called once per start, to replay what a previous run left unfinished).
+    /// The journal in update order, for the replay at start-up. An entry whose handling had
+    /// started when the previous run ended (a crash or a shutdown cut it short) is charged one
+    /// more attempt; entries that were only waiting are not, so a restart during a backlog
+    /// poisons nothing. Called once per start.
     pub fn take_for_replay(&mut self) -> Result<Vec<JournalEntry>, StoreError> {
         let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
-        tx.execute("UPDATE journal SET attempts = attempts + 1", [])
-            .map_err(err)?;
+        tx.execute(
+            "UPDATE journal SET attempts = attempts + 1, started = 0 WHERE started = 1",
+            [],
+        )
+        .map_err(err)?;
         let entries = {
             let mut stmt = tx
                 .prepare("SELECT update_id, raw, attempts FROM journal ORDER BY update_id")
@@ -363,9 +378,33 @@ mod tests {
     }
 
     #[test]
+    fn replays_charge_only_updates_that_had_started() {
+        let (mut s, dir) = store();
+        s.journal(&[(1, "{}"), (2, "{}"), (3, "{}")]).unwrap();
+        s.mark_started(2).unwrap();
+        drop(s);
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+            let attempts: Vec<(i64, u32)> = s
+                .take_for_replay()
+                .unwrap()
+                .iter()
+                .map(|e| (e.update_id, e.attempts))
+                .collect();
+            seen.push(attempts);
+        }
+        assert!(
+            seen.iter().all(|a| *a == [(1, 0), (2, 1), (3, 0)]),
+            "ten restarts charge the started update once and the waiting ones never: {seen:?}"
+        );
+    }
+
+    #[test]
     fn replay_returns_unfinished_in_order_and_counts_attempts() {
         let (mut s, dir) = store();
         s.journal(&[(5, "{\"a\":5}"), (4, "{\"a\":4}")]).unwrap();
+        s.mark_started(4).unwrap();
         s.finish(&[5]).unwrap();
         drop(s);
         let mut s = Store::open(&dir.path().join("state.db")).unwrap();
