@@ -18,11 +18,6 @@ pub struct JournalBatch(pub Vec<Arc<IncomingUpdate>>);
 #[rtype(result = "()")]
 pub struct Finished(pub i64);
 
-/// A worker started handling an update.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Started(pub i64);
-
 /// An update's handling failed once more; it stays journaled.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -40,7 +35,7 @@ pub struct MoveToPoison {
     pub attempts: u32,
 }
 
-/// The journal left by the previous run, for replay (an entry that had started counts one more
+/// The journal left by the previous run, for replay (each chat's oldest entry counts one more
 /// attempt).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<JournalEntry>, Arc<StoreError>>")]
@@ -169,12 +164,11 @@ impl Handler<JournalBatch> for StoreActor {
             .0
             .iter()
             .map(|u| {
-                let message = u.update.any_message();
                 (
                     u.update_id,
                     u.raw.get(),
-                    message.map(|m| m.chat.id),
-                    message.map(|m| m.date),
+                    u.chat_id(),
+                    u.update.any_message().map(|m| m.date),
                 )
             })
             .collect();
@@ -203,17 +197,6 @@ impl Handler<Finished> for StoreActor {
         logged(
             "cannot mark an update finished",
             self.store.finish(&[msg.0]),
-        );
-    }
-}
-
-impl Handler<Started> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Started, _: &mut Context<Self>) {
-        logged(
-            "cannot record that an update started",
-            self.store.mark_started(msg.0),
         );
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::store::{AttemptFailed, Finished, MoveToPoison, Started, StoreActor};
+use super::store::{AttemptFailed, Finished, MoveToPoison, StoreActor};
 use super::uploader::UploadProgress;
 use crate::metrics::Metrics;
 use crate::telegram::IncomingUpdate;
@@ -140,15 +140,9 @@ impl WorkerActor {
         self.busy.insert(chat, job.clone());
         let handler = self.handler.clone();
         let progress = ctx.address().recipient();
-        let store = self.deps.store.clone();
         let work = {
             let update = job.update.clone();
-            async move {
-                // Recorded before the handler runs, so even an update that takes the whole
-                // process down is charged for it at the next start.
-                let _ = store.send(Started(update.update_id)).await;
-                handler.handle(update, progress).await
-            }
+            async move { handler.handle(update, progress).await }
         };
         let guarded = AssertUnwindSafe(work).catch_unwind();
         ctx.spawn(guarded.into_actor(self).map(move |result, act, ctx| {

@@ -14,8 +14,7 @@ pub(super) const SCHEMA: &str = "
         touched_at INTEGER,
         compacted_at INTEGER);";
 
-/// Adds the journal columns added after the first version (`chat_id` and `msg_date`, read
-/// here, and `started`, see `Store::mark_started`), when the database predates them.
+/// Adds the journal columns this module reads, when the database predates them.
 pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('journal')")?;
     let columns: Vec<String> = stmt
@@ -26,10 +25,6 @@ pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         (
             "msg_date",
             "ALTER TABLE journal ADD COLUMN msg_date INTEGER",
-        ),
-        (
-            "started",
-            "ALTER TABLE journal ADD COLUMN started INTEGER NOT NULL DEFAULT 0",
         ),
     ] {
         if !columns.iter().any(|c| c == name) {

@@ -220,16 +220,6 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Records that a worker started handling an update: a crash from now on counts as an
-    /// attempt of it (see [`Store::take_for_replay`]).
-    pub fn mark_started(&mut self, update_id: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("UPDATE journal SET started = 1 WHERE update_id = ?1 AND started = 0")
-            .and_then(|mut s| s.execute(params![update_id]))
-            .map(drop)
-            .map_err(|e| self.err(e))
-    }
-
     /// Records one more failed attempt of a journaled update.
     pub fn record_attempt(&mut self, update_id: i64) -> Result<u32, StoreError> {
         self.conn
@@ -272,15 +262,17 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// The journal in update order, for the replay at start-up. An entry whose handling had
-    /// started when the previous run ended (a crash or a shutdown cut it short) is charged one
-    /// more attempt; entries that were only waiting are not, so a restart during a backlog
-    /// poisons nothing. Called once per start.
+    /// The journal in update order, for the replay at start-up (called once per start). A chat's
+    /// updates are handled one at a time, oldest first, so only the oldest journaled update of
+    /// each chat can have been cut short by the end of the previous run: it alone is charged
+    /// one more attempt. Updates that were only waiting behind it are not, so restarts during
+    /// a backlog poison nothing.
     pub fn take_for_replay(&mut self) -> Result<Vec<JournalEntry>, StoreError> {
         let err = error_for(&self.path);
         let tx = self.conn.transaction().map_err(err)?;
         tx.execute(
-            "UPDATE journal SET attempts = attempts + 1, started = 0 WHERE started = 1",
+            "UPDATE journal SET attempts = attempts + 1 WHERE update_id IN
+             (SELECT MIN(update_id) FROM journal GROUP BY COALESCE(chat_id, 0))",
             [],
         )
         .map_err(err)?;
@@ -378,25 +370,29 @@ mod tests {
     }
 
     #[test]
-    fn replays_charge_only_updates_that_had_started() {
+    fn replays_charge_only_the_oldest_update_of_each_chat() {
         let (mut s, dir) = store();
-        s.journal(&[(1, "{}"), (2, "{}"), (3, "{}")]).unwrap();
-        s.mark_started(2).unwrap();
+        let rows = [(1, -5), (2, 7), (3, -5), (4, 7), (5, -5)];
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|&(id, chat)| (id, "{}", Some(chat), Some(1)))
+            .collect();
+        s.journal_dated(&rows).unwrap();
         drop(s);
-        let mut seen = Vec::new();
+        let mut last = Vec::new();
         for _ in 0..10 {
             let mut s = Store::open(&dir.path().join("state.db")).unwrap();
-            let attempts: Vec<(i64, u32)> = s
+            last = s
                 .take_for_replay()
                 .unwrap()
                 .iter()
                 .map(|e| (e.update_id, e.attempts))
                 .collect();
-            seen.push(attempts);
         }
-        assert!(
-            seen.iter().all(|a| *a == [(1, 0), (2, 1), (3, 0)]),
-            "ten restarts charge the started update once and the waiting ones never: {seen:?}"
+        assert_eq!(
+            last,
+            [(1, 10), (2, 10), (3, 0), (4, 0), (5, 0)],
+            "ten restarts charge each chat's oldest update, never the ones waiting behind it"
         );
     }
 
@@ -404,7 +400,6 @@ mod tests {
     fn replay_returns_unfinished_in_order_and_counts_attempts() {
         let (mut s, dir) = store();
         s.journal(&[(5, "{\"a\":5}"), (4, "{\"a\":4}")]).unwrap();
-        s.mark_started(4).unwrap();
         s.finish(&[5]).unwrap();
         drop(s);
         let mut s = Store::open(&dir.path().join("state.db")).unwrap();
