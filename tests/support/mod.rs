@@ -430,8 +430,34 @@ pub fn photo(tg: &FakeTelegram, user: i64) -> Value {
     }})
 }
 
+/// A child process that is killed when dropped, so a failing test leaves nothing running.
+pub struct ChildGuard(std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// The service binary as a child process with the given variables, its log in `log`.
-pub fn spawn_binary(vars: &[(String, String)], log: &Path) -> std::process::Child {
+pub fn spawn_binary(vars: &[(String, String)], log: &Path) -> ChildGuard {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -444,6 +470,7 @@ pub fn spawn_binary(vars: &[(String, String)], log: &Path) -> std::process::Chil
         .stdout(std::process::Stdio::null())
         .stderr(file)
         .spawn()
+        .map(ChildGuard)
         .unwrap()
 }
 
