@@ -85,10 +85,7 @@ impl Transfer {
         }
         let tally = Rc::new(RefCell::new(Tally::default()));
         let bytes = verified(download.bytes, expected, tally.clone());
-        let content_type = msg
-            .content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream");
+        let content_type = safe_content_type(msg.content_type.as_deref());
         let mut parts = Box::pin(rechunk(bytes, self.part_size));
         let first = parts.try_next().await?.unwrap_or_default();
         let multipart = first.len() == self.part_size;
@@ -96,10 +93,7 @@ impl Transfer {
             // The part was read to the end of the stream, so the tally is final.
             let sha256 = hex(&tally.borrow().sha.clone().finalize());
             let mut headers = http::HeaderMap::new();
-            let value = sha256
-                .parse()
-                .map_err(|_| UploadError::Telegram(bad_hash()))?;
-            headers.insert(SHA256_META, value);
+            headers.insert(SHA256_META, header(&msg.key, &sha256)?);
             self.bucket
                 .put_object_with_content_type_and_headers(
                     &msg.key,
@@ -225,10 +219,9 @@ impl Transfer {
         sha256: &str,
     ) -> Result<(), UploadError> {
         let mut headers = http::HeaderMap::new();
-        let bad = |_| UploadError::Telegram(bad_hash());
-        headers.insert("x-amz-metadata-directive", "REPLACE".parse().map_err(bad)?);
-        headers.insert(SHA256_META, sha256.parse().map_err(bad)?);
-        headers.insert("content-type", content_type.parse().map_err(bad)?);
+        headers.insert("x-amz-metadata-directive", header(key, "REPLACE")?);
+        headers.insert(SHA256_META, header(key, sha256)?);
+        headers.insert("content-type", header(key, content_type)?);
         let bucket = self
             .bucket
             .with_extra_headers(headers)
@@ -241,11 +234,26 @@ impl Transfer {
     }
 }
 
-fn bad_hash() -> TelegramError {
-    TelegramError::Network {
-        method: "download",
-        detail: "the file's hash is not a valid header value".into(),
-    }
+/// The content type Telegram announced, or `application/octet-stream` when there is none or it
+/// cannot be sent as a header (a hostile `mime_type` with line breaks or control characters).
+pub fn safe_content_type(announced: Option<&str>) -> &str {
+    announced
+        .filter(|t| !t.is_empty() && http::HeaderValue::from_str(t).is_ok())
+        .unwrap_or("application/octet-stream")
+}
+
+/// A header value built by the service (a hex digest, a checked content type): a value that
+/// cannot be sent is a permanent failure of this object, never retried.
+fn header(key: &str, value: &str) -> Result<http::HeaderValue, UploadError> {
+    http::HeaderValue::from_str(value).map_err(|e| {
+        StorageError::Request {
+            op: "build metadata for",
+            key: key.to_string(),
+            status: Some(400),
+            detail: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// Lowercase hex of `bytes`.
@@ -487,6 +495,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(verify(&[3, 4], &[(7, "Content-Length"), (8, "file_size")]).is_err());
+    }
+
+    #[test]
+    fn a_hostile_content_type_falls_back_to_octet_stream() {
+        assert_eq!(
+            safe_content_type(Some("application/pdf")),
+            "application/pdf"
+        );
+        assert_eq!(
+            safe_content_type(Some("text/plain\r\nx-amz-acl: public-read")),
+            "application/octet-stream"
+        );
+        assert_eq!(safe_content_type(Some("")), "application/octet-stream");
+        assert_eq!(safe_content_type(None), "application/octet-stream");
     }
 
     #[test]

@@ -314,3 +314,19 @@ fn an_s3_outage_during_a_multipart_upload_leaves_no_open_upload() {
     wait_until(WAIT, "no open upload", || s3.open_uploads() == 0);
     assert_eq!(s3.get("slow.bin").unwrap().len() as u64, 30 * MIB);
 }
+
+#[test]
+fn a_hostile_mime_type_is_stored_as_octet_stream_at_once() {
+    let (tg, s3, data) = fakes();
+    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    let bytes = random_bytes(50_000, 8);
+    tg.add_file("mime", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+    let mut update = document(&tg, 51, "mime", Some("mime.txt"), bytes.len() as u64);
+    update["message"]["document"]["mime_type"] = "text/plain\r\nx-amz-acl: public-read".into();
+    tg.push(update);
+    wait_until(Duration::from_secs(10), "saved without retries", || {
+        saved(&tg, 51) == 1
+    });
+    assert!(s3.get("mime.txt").unwrap() == bytes);
+    assert_eq!(tg.calls("download").len(), 1, "stored on the first attempt");
+}

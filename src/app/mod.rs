@@ -92,6 +92,8 @@ pub struct Service {
     target: S3Target,
     /// Held so the scheduler's supervisor can restart it (an actor nobody addresses is not).
     _etl_scheduler: Option<Addr<EtlSchedulerActor>>,
+    /// The uploader's thread, stopped first when a shutdown deadline runs out.
+    uploader_arbiter: Arbiter,
     arbiters: Vec<Arbiter>,
     _embedded: Option<EmbeddedS3>,
 }
@@ -296,8 +298,8 @@ impl Service {
             store,
             shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
             _etl_scheduler: etl_scheduler,
+            uploader_arbiter,
             arbiters: vec![
-                uploader_arbiter,
                 airtable_arbiter,
                 archive_arbiter,
                 etl_arbiter,
@@ -324,9 +326,7 @@ impl Service {
                 self.shutdown_deadline.as_secs()
             );
             // Stop the uploads where they are, then abort their multipart uploads on the server.
-            if let Some(uploader) = self.arbiters.first() {
-                uploader.stop();
-            }
+            self.uploader_arbiter.stop();
             let _ = actix_rt::time::timeout(
                 Duration::from_secs(10),
                 abort_leftover_uploads(&self.store, &self.target),
@@ -337,6 +337,7 @@ impl Service {
             log::info!("journal holds {journal} unfinished updates; poison list holds {poison}");
         }
         self.pool.do_send(StopPool);
+        self.uploader_arbiter.stop();
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
