@@ -4,8 +4,14 @@
 //! ETags. The archive lists one day (`<prefix>/context_date=.../`) of a bucket that grows by a
 //! day every day, and the ETL needs the ETags to trust local copies, so listings without a
 //! delimiter are answered here: only the folder the prefix names is walked, and each returned
-//! object carries the ETag s3s-fs recorded when it was written. Every other operation is
-//! s3s-fs's own.
+//! object carries the ETag s3s-fs recorded when it was written.
+//!
+//! s3s-fs writes an object to a temporary file and renames it into place without syncing
+//! either, so a power cut after its answer could lose an object the bot already reported saved.
+//! Every write that creates an object (`PutObject`, `CompleteMultipartUpload`, `CopyObject`) is
+//! therefore followed here by an fsync of the object, its metadata files and every directory
+//! from the object's up to the root, before the answer goes out; a failed sync fails the
+//! request. Every other operation is s3s-fs's own.
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +80,55 @@ impl EmbeddedFs {
             ..Default::default()
         };
         Ok(S3Response::new(output))
+    }
+}
+
+/// Syncs an object s3s-fs just wrote (under `root`), its metadata files and its directories.
+fn sync_stored(root: &Path, bucket: &str, key: &str) -> std::io::Result<()> {
+    fail::fail_point!("embedded_s3.sync", |only| match only {
+        Some(b) if b != bucket => Ok(()),
+        _ => Err(std::io::Error::other("injected sync failure")),
+    });
+    let object = root.join(bucket).join(key);
+    std::fs::File::open(&object)?.sync_all()?;
+    for kind in ["internal", "metadata"] {
+        let name = format!(
+            ".bucket-{}.object-{}.{kind}.json",
+            URL_SAFE_NO_PAD.encode(bucket),
+            URL_SAFE_NO_PAD.encode(key)
+        );
+        match std::fs::File::open(root.join(name)) {
+            Ok(file) => file.sync_all()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut dir = object.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root)) {
+        std::fs::File::open(d)?.sync_all()?;
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+impl EmbeddedFs {
+    /// Runs a write through s3s-fs, then makes what it stored durable before answering.
+    async fn durable<T>(
+        &self,
+        bucket: &str,
+        key: &str,
+        answer: S3Result<S3Response<T>>,
+    ) -> S3Result<S3Response<T>> {
+        let answer = answer?;
+        let (root, bucket, key) = (self.root.clone(), bucket.to_string(), key.to_string());
+        tokio::task::spawn_blocking(move || sync_stored(&root, &bucket, &key))
+            .await
+            .map_err(|e| s3_error!(InternalError, "syncing the object: {e}"))?
+            .map_err(|e| {
+                log::error!("embedded S3: cannot sync a stored object to disk: {e}");
+                s3_error!(InternalError, "syncing the object: {e}")
+            })?;
+        Ok(answer)
     }
 }
 
@@ -199,13 +254,39 @@ macro_rules! embedded_s3_impl {
             ) -> S3Result<S3Response<ListObjectsV2Output>> {
                 self.list_v2(req).await
             }
+
+            async fn put_object(
+                &self,
+                req: S3Request<PutObjectInput>,
+            ) -> S3Result<S3Response<PutObjectOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let answer = self.inner.put_object(req).await;
+                self.durable(&bucket, &key, answer).await
+            }
+
+            async fn complete_multipart_upload(
+                &self,
+                req: S3Request<CompleteMultipartUploadInput>,
+            ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let answer = self.inner.complete_multipart_upload(req).await;
+                self.durable(&bucket, &key, answer).await
+            }
+
+            async fn copy_object(
+                &self,
+                req: S3Request<CopyObjectInput>,
+            ) -> S3Result<S3Response<CopyObjectOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let answer = self.inner.copy_object(req).await;
+                self.durable(&bucket, &key, answer).await
+            }
         }
     };
 }
 
 embedded_s3_impl! {
     create_bucket(CreateBucketInput) -> CreateBucketOutput;
-    copy_object(CopyObjectInput) -> CopyObjectOutput;
     delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
     delete_object(DeleteObjectInput) -> DeleteObjectOutput;
     delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
@@ -215,18 +296,53 @@ embedded_s3_impl! {
     head_object(HeadObjectInput) -> HeadObjectOutput;
     list_buckets(ListBucketsInput) -> ListBucketsOutput;
     list_objects(ListObjectsInput) -> ListObjectsOutput;
-    put_object(PutObjectInput) -> PutObjectOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
     upload_part(UploadPartInput) -> UploadPartOutput;
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
     list_parts(ListPartsInput) -> ListPartsOutput;
-    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
     abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_is_answered_only_after_it_is_synced_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        for bucket in ["synced", "unsyncable"] {
+            std::fs::create_dir(dir.path().join(bucket)).unwrap();
+        }
+        let server =
+            crate::embedded_s3::EmbeddedS3::start(dir.path(), "127.0.0.1:0", "k", "sync-test")
+                .unwrap();
+        // A failing fsync (as on a dying disk) for one bucket only: failpoints are process-wide.
+        fail::cfg("embedded_s3.sync", "return(unsyncable)").unwrap();
+        let put = |bucket: &str, key: &str| {
+            let region = s3::Region::Custom {
+                region: "eu-central-1".into(),
+                endpoint: server.endpoint.clone(),
+            };
+            let creds = s3::creds::Credentials::new(Some("k"), Some("sync-test"), None, None, None)
+                .unwrap();
+            let bucket = s3::Bucket::new(bucket, region, creds)
+                .unwrap()
+                .with_path_style();
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(bucket.put_object(key, b"stored bytes"))
+                .map(|r| r.status_code())
+        };
+        assert_eq!(put("synced", "docs/a.pdf").unwrap(), 200);
+        let refused = put("unsyncable", "docs/a.pdf");
+        fail::remove("embedded_s3.sync");
+        assert!(
+            refused.is_err(),
+            "a write whose sync failed must not be answered as stored: {refused:?}"
+        );
+    }
 
     #[test]
     fn only_plain_prefix_folders_are_walked() {

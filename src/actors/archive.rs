@@ -31,6 +31,8 @@ const BATCH: usize = 256;
 const CONCURRENCY: usize = 32;
 /// How often delivered items past their keeping time are forgotten.
 const FORGET_EVERY: Duration = Duration::from_secs(3600);
+/// Delivered items forgotten per store message.
+const FORGET_CHUNK: usize = 1_000;
 
 /// The raw-bucket writer.
 pub struct ArchiveActor {
@@ -56,24 +58,43 @@ impl ArchiveActor {
         }
     }
 
+    /// Forgets delivered items past their keeping time, a chunk per store message so the store
+    /// serves the other actors in between.
     fn forget_old(&mut self, ctx: &mut Context<Self>) {
-        let forget = ForgetDelivered {
-            kind: ARCHIVE_OUTBOX,
-            age_secs: i64::from(self.keep_copies_days) * 86_400,
-        };
+        let store = self.store.clone();
+        let age_secs = i64::from(self.keep_copies_days) * 86_400;
         let days = self.keep_copies_days;
         ctx.spawn(
-            self.store
-                .send(forget)
-                .into_actor(self)
-                .map(move |r, _, _| match r {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => {
-                        log::info!("archive: forgot {n} delivered objects older than {days} days")
+            async move {
+                let mut total = 0;
+                loop {
+                    let chunk = ForgetDelivered {
+                        kind: ARCHIVE_OUTBOX,
+                        age_secs,
+                        limit: FORGET_CHUNK,
+                    };
+                    match store.send(chunk).await {
+                        Ok(Ok(n)) => {
+                            total += n;
+                            if n < FORGET_CHUNK {
+                                break;
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            log::warn!("archive: cannot forget old delivered objects: {e}");
+                            break;
+                        }
+                        Err(e) => {
+                            log::warn!("archive: store unavailable: {e}");
+                            break;
+                        }
                     }
-                    Ok(Err(e)) => log::warn!("archive: cannot forget old delivered objects: {e}"),
-                    Err(e) => log::warn!("archive: store unavailable: {e}"),
-                }),
+                }
+                if total > 0 {
+                    log::info!("archive: forgot {total} delivered objects older than {days} days");
+                }
+            }
+            .into_actor(self),
         );
     }
 

@@ -100,7 +100,8 @@ pub struct ReadOutboxPayloads {
     pub last: String,
 }
 
-/// Deletes the items of an outbox delivered more than `age_secs` ago.
+/// Deletes up to `limit` items of an outbox delivered more than `age_secs` ago; answers how many
+/// (send again while a whole chunk went).
 #[derive(Message)]
 #[rtype(result = "Result<usize, Arc<StoreError>>")]
 pub struct ForgetDelivered {
@@ -108,6 +109,8 @@ pub struct ForgetDelivered {
     pub kind: &'static str,
     /// Age in seconds.
     pub age_secs: i64,
+    /// Most items deleted by this message.
+    pub limit: usize,
 }
 
 /// An item's delivery failed; `dead` moves it to the dead letters.
@@ -306,7 +309,7 @@ impl Handler<ForgetDelivered> for StoreActor {
 
     fn handle(&mut self, msg: ForgetDelivered, _: &mut Context<Self>) -> Self::Result {
         self.store
-            .outbox_forget_delivered(msg.kind, msg.age_secs)
+            .outbox_forget_delivered(msg.kind, msg.age_secs, msg.limit)
             .map_err(Arc::new)
     }
 }

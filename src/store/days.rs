@@ -146,7 +146,7 @@ impl Store {
         let upper = format!("{day_prefix}\u{10FFFF}");
         self.conn
             .prepare_cached(
-                "SELECT 1 FROM outbox WHERE kind = ?1 AND key >= ?2 AND key < ?3
+                "SELECT 1 FROM outbox INDEXED BY outbox_pending_keys WHERE kind = ?1 AND key >= ?2 AND key < ?3
                  AND delivered_at IS NULL AND dead_reason IS NULL LIMIT 1",
             )
             .and_then(|mut s| s.exists(params![outbox, day_prefix, upper]))

@@ -5,6 +5,17 @@ use rusqlite::params;
 
 use super::{error_for, now_secs, OutboxItem, Store, StoreError};
 
+/// Indexes for the hot queries: pending items in order (read every second by each sink), pending
+/// items by key (is a day still on its way?), and delivered items by age (the pruning). The
+/// partial ones hold only the few rows they serve, however many delivered rows are kept.
+pub(super) const INDEXES: &str = "
+    CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (kind, id)
+        WHERE delivered_at IS NULL AND dead_reason IS NULL;
+    CREATE INDEX IF NOT EXISTS outbox_pending_keys ON outbox (kind, key)
+        WHERE delivered_at IS NULL AND dead_reason IS NULL;
+    CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (kind, delivered_at)
+        WHERE delivered_at IS NOT NULL;";
+
 impl Store {
     /// Queues an item for delivery by a later actor (`kind` names the outbox, e.g. `airtable`).
     /// `key` makes it idempotent: putting the same key twice keeps one item. Returns whether
@@ -24,7 +35,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, key, payload, attempts FROM outbox
+                "SELECT id, key, payload, attempts FROM outbox INDEXED BY outbox_pending
                  WHERE kind = ?1 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -83,18 +94,21 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Deletes the items of an outbox delivered more than `age_secs` ago; returns how many.
-    /// Only for outboxes whose keys are not needed after delivery (the archive's keys are
+    /// Deletes up to `limit` items of an outbox delivered more than `age_secs` ago; returns how
+    /// many. Callers repeat while a whole chunk went, so one call never holds the database for
+    /// long. Only for outboxes whose keys are not needed after delivery (the archive's keys are
     /// deterministic object keys, so a repeated put just writes the same object again).
     pub fn outbox_forget_delivered(
         &mut self,
         kind: &str,
         age_secs: i64,
+        limit: usize,
     ) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "DELETE FROM outbox WHERE kind = ?1 AND delivered_at IS NOT NULL AND delivered_at <= ?2",
-                params![kind, now_secs() - age_secs],
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_delivered
+                 WHERE kind = ?1 AND delivered_at IS NOT NULL AND delivered_at <= ?2 LIMIT ?3)",
+                params![kind, now_secs() - age_secs, limit as i64],
             )
             .map_err(|e| self.err(e))
     }
@@ -140,6 +154,96 @@ impl Store {
 mod tests {
     use super::super::test_store as store;
     use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The slowest of `runs` calls of `f`.
+    fn slowest(runs: usize, mut f: impl FnMut()) -> Duration {
+        (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed()
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_million_delivered_rows_keep_the_hot_queries_fast() {
+        let (mut s, _d) = store();
+        // Eight days of a busy archive (125,000 messages a day), delivered and kept.
+        s.conn
+            .execute_batch(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+                 INSERT INTO outbox (kind, key, payload, attempts, created_at, delivered_at)
+                 SELECT 'archive', 'telegram/context_date=2026-11-1' || (i % 8) || '/m_' || i,
+                        '{}', 0, 0, 1000 FROM n;",
+            )
+            .unwrap();
+        for i in 0..50 {
+            s.outbox_put(
+                "archive",
+                &format!("telegram/context_date=2026-11-19/new_{i}"),
+                "{}",
+            )
+            .unwrap();
+        }
+        let plan: Vec<String> = s
+            .conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE kind = 'archive'
+                 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT 256",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("outbox_pending")),
+            "pending items are found through the partial index: {plan:?}"
+        );
+        let mut pending = 0;
+        let pending_took = slowest(20, || {
+            pending = s.outbox_pending("archive", 256).unwrap().len();
+        });
+        assert_eq!(pending, 50);
+        let day = "telegram/context_date=2026-11-13/";
+        let day_took = slowest(20, || {
+            assert!(!s.day_pending("archive", day, 0, 1, &[]).unwrap());
+        });
+        let mut next = 1;
+        let commit_took = slowest(20, || {
+            let batch: Vec<_> = (next..next + 100)
+                .map(|id| (id, "{\"message\":{}}", Some(-5), Some(1)))
+                .collect();
+            next += 100;
+            s.journal_dated(&batch).unwrap();
+        });
+        assert!(
+            pending_took < Duration::from_millis(5),
+            "outbox_pending took {pending_took:?} beside 1,000,000 delivered rows"
+        );
+        assert!(
+            day_took < Duration::from_millis(5),
+            "day_pending took {day_took:?} beside 1,000,000 delivered rows"
+        );
+        assert!(
+            commit_took < Duration::from_millis(20),
+            "a journal commit of 100 updates took {commit_took:?}"
+        );
+        let chunk_took = slowest(10, || {
+            assert_eq!(
+                s.outbox_forget_delivered("archive", 0, 1_000).unwrap(),
+                1_000
+            );
+        });
+        assert_eq!(s.outbox_pending("archive", 256).unwrap().len(), 50);
+        eprintln!(
+            "1,000,000 delivered rows: outbox_pending {pending_took:?}, day_pending {day_took:?}, \
+             journal commit of 100 updates {commit_took:?}, pruning 1,000 rows {chunk_took:?}"
+        );
+    }
 
     #[test]
     fn outbox_items_are_idempotent_ordered_and_can_die() {
@@ -210,11 +314,16 @@ mod tests {
         );
         assert_eq!(s.outbox_payloads("archive", "d/2", "d/2").unwrap().len(), 1);
         assert_eq!(
-            s.outbox_forget_delivered("archive", 60).unwrap(),
+            s.outbox_forget_delivered("archive", 60, 100).unwrap(),
             0,
             "too young"
         );
-        assert_eq!(s.outbox_forget_delivered("archive", -1).unwrap(), 3);
+        assert_eq!(
+            s.outbox_forget_delivered("archive", -1, 2).unwrap(),
+            2,
+            "one chunk at a time"
+        );
+        assert_eq!(s.outbox_forget_delivered("archive", -1, 2).unwrap(), 1);
         assert!(s
             .outbox_payloads("archive", "d/", "d/\u{10ffff}")
             .unwrap()
