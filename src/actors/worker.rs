@@ -3,9 +3,11 @@
 //! Updates of one chat are handled one after another, in the order they arrived; updates of
 //! different chats run concurrently. An update whose handling finished leaves the journal
 //! (`Finished` to the store). One that failed with a retryable error is tried again after a
-//! backoff, keeping its chat's order; a panic is caught, the worker stops and its supervisor
-//! restarts it with its queues intact. After `max_attempts` the update is moved to the poison
-//! list so it never blocks its chat.
+//! backoff, keeping its chat's order. A panic in a handler is caught and counts as a failed
+//! attempt of that update alone: the worker and its other chats go on undisturbed (their
+//! uploads keep running, their retry timers stay). After `max_attempts` the update is moved to
+//! the poison list so it never blocks its chat. Should the worker itself stop, its supervisor
+//! restarts it with its queues intact.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -172,13 +174,16 @@ impl WorkerActor {
             }
             Ok(Err(e)) => {
                 Metrics::incr(&metrics.handler_errors);
-                self.failed(chat, job, e.message, false, ctx);
+                self.failed(chat, job, e.message, ctx);
             }
             Err(panic) => {
                 Metrics::incr(&metrics.worker_panics);
                 let reason = format!("panicked: {}", panic_message(&*panic));
-                log::error!("worker {} {reason} while handling update_id={id} chat_id={chat}; restarting the worker", self.id);
-                self.failed(chat, job, reason, true, ctx);
+                log::error!(
+                    "worker {} {reason} while handling update_id={id} chat_id={chat}; only this update fails",
+                    self.id
+                );
+                self.failed(chat, job, reason, ctx);
             }
         }
     }
@@ -193,14 +198,7 @@ impl WorkerActor {
     }
 
     /// One attempt failed: retry later, or move the update aside after `max_attempts`.
-    fn failed(
-        &mut self,
-        chat: i64,
-        mut job: Job,
-        reason: String,
-        panicked: bool,
-        ctx: &mut Context<Self>,
-    ) {
+    fn failed(&mut self, chat: i64, mut job: Job, reason: String, ctx: &mut Context<Self>) {
         let id = job.update.update_id;
         job.attempts += 1;
         if job.attempts >= self.deps.max_attempts {
@@ -216,21 +214,10 @@ impl WorkerActor {
             });
             self.busy.remove(&chat);
             self.check_drained();
-            if panicked {
-                ctx.stop();
-            } else {
-                self.pump(chat, ctx);
-            }
+            self.pump(chat, ctx);
             return;
         }
         self.deps.store.do_send(AttemptFailed(id));
-        if panicked {
-            // The restarted worker starts with this update again.
-            self.busy.remove(&chat);
-            self.queues.entry(chat).or_default().push_front(job);
-            ctx.stop();
-            return;
-        }
         let delay = retry_delay(job.attempts);
         log::warn!(
             "update_id={id} chat_id={chat}: attempt {} of {} failed: {reason}; retrying in {:.1} s",
