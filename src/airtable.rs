@@ -26,13 +26,26 @@ pub enum AirtableError {
 }
 
 impl AirtableError {
-    /// Errors that retrying will not heal: bad token, missing permission, unknown base or
-    /// table, invalid data.
+    /// Errors about the rows sent (invalid data, a request too large) that retrying will not
+    /// heal: the row alone is set aside.
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
             Self::Api {
-                status: 400 | 401 | 403 | 404 | 413 | 422,
+                status: 400 | 413 | 422,
+                ..
+            }
+        )
+    }
+
+    /// Errors about the settings, not the rows: a bad token, a missing permission, an unknown
+    /// base or table. Delivery pauses with a loud error and every row is kept until an
+    /// operator fixes the settings.
+    pub fn pauses_sink(&self) -> bool {
+        matches!(
+            self,
+            Self::Api {
+                status: 401 | 403 | 404,
                 ..
             }
         )
@@ -162,7 +175,12 @@ mod tests {
         assert!(e.is_permanent());
         assert!(e.to_string().contains("INVALID_VALUE_FOR_COLUMN"));
         let e = parse_error(404, br#"{"error":"NOT_FOUND"}"#);
-        assert!(e.is_permanent() && e.to_string().contains("NOT_FOUND"));
+        assert!(
+            !e.is_permanent() && e.pauses_sink() && e.to_string().contains("NOT_FOUND"),
+            "an unknown base or table is about the settings, not the row"
+        );
+        let e = parse_error(401, br#"{"error":{"type":"AUTHENTICATION_REQUIRED"}}"#);
+        assert!(!e.is_permanent() && e.pauses_sink());
         let e = parse_error(
             429,
             br#"{"errors":[{"error":"RATE_LIMIT_REACHED","message":"Rate limit exceeded"}]}"#,

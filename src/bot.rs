@@ -179,9 +179,18 @@ impl DocumentBot {
         let user = from.unwrap_or(msg.chat.id);
         if !self.was_greeted(user).await? {
             // Reply first, remember after: a crash in between greets again rather than never.
-            self.reply(msg, texts::GREETING).await?;
-            self.greeted.borrow_mut().insert(user);
-            self.store.do_send(SetGreeted(user));
+            match self.reply(msg, texts::GREETING).await {
+                Ok(_) => {
+                    self.greeted.borrow_mut().insert(user);
+                    self.store.do_send(SetGreeted(user));
+                }
+                // A document is stored even when the user cannot be greeted.
+                Err(e) if msg.document.is_some() => log::warn!(
+                    "chat_id={} the greeting was not sent ({e}); storing the document anyway",
+                    msg.chat.id
+                ),
+                Err(e) => return Err(e),
+            }
             if msg.document.is_none() {
                 return Ok("greeted".into());
             }
@@ -219,20 +228,29 @@ impl DocumentBot {
             "[document] Receiving «{key}»{}…",
             size_suffix(doc.file_size)
         );
-        let progress_message = self.reply(msg, &shown).await?;
         let ticket = self.next_ticket.get();
         self.next_ticket.set(ticket + 1);
-        self.progress.borrow_mut().insert(
-            ticket,
-            ProgressView {
-                chat_id: msg.chat.id,
-                message_id: progress_message,
-                name: key.clone(),
-                last_edit: Instant::now(),
-                last_text: shown,
-                edits: 0,
-            },
-        );
+        // The acknowledgement is best effort: the file is stored whether or not the user can
+        // be told (a user who blocked the bot still sent the document).
+        match self.reply(msg, &shown).await {
+            Ok(message_id) => {
+                self.progress.borrow_mut().insert(
+                    ticket,
+                    ProgressView {
+                        chat_id: msg.chat.id,
+                        message_id,
+                        name: key.clone(),
+                        last_edit: Instant::now(),
+                        last_text: shown,
+                        edits: 0,
+                    },
+                );
+            }
+            Err(e) => log::warn!(
+                "chat_id={} the [document] acknowledgement was not sent ({e}); storing {key:?} anyway",
+                msg.chat.id
+            ),
+        }
         let result = self
             .uploader
             .send(Upload {
@@ -259,11 +277,7 @@ impl DocumentBot {
                     file_id: doc.file_id.clone(),
                     file_unique_id: Some(doc.file_unique_id.clone()).filter(|u| !u.is_empty()),
                 };
-                self.store
-                    .send(RecordSavedFile(saved))
-                    .await
-                    .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
-                    .map_err(|e| HandlerError::retryable(e.to_string()))?;
+                self.record_saved(saved).await;
                 if let Some(view) = view.filter(|v| v.edits > 0) {
                     let text = format!(
                         "[document] Received «{}»: 100% ({})",
@@ -277,9 +291,21 @@ impl DocumentBot {
                     report.key,
                     human_bytes(report.bytes)
                 );
-                self.reply(msg, &text).await?;
+                // Best effort too: the file is stored, so a failed confirmation never repeats
+                // the download and upload.
+                let told = match self.reply(msg, &text).await {
+                    Ok(_) => "",
+                    Err(e) => {
+                        log::error!(
+                            "chat_id={} {:?} is stored but the confirmation was not sent: {e}",
+                            msg.chat.id,
+                            report.key
+                        );
+                        " (the confirmation could not be sent)"
+                    }
+                };
                 Ok(format!(
-                    "document saved: key={:?} bytes={} sha256={}",
+                    "document saved: key={:?} bytes={} sha256={}{told}",
                     report.key, report.bytes, report.sha256
                 ))
             }
@@ -300,12 +326,34 @@ impl DocumentBot {
                     "Sorry, «{key}» could not be saved ({}). Please send it again.",
                     e.user_text()
                 );
-                self.reply(msg, &text).await?;
+                let told = match self.reply(msg, &text).await {
+                    Ok(_) => String::new(),
+                    Err(told) => format!("; the user could not be told: {told}"),
+                };
                 Err(HandlerError::permanent(format!(
-                    "document {key:?} not saved: {e}"
+                    "document {key:?} not saved: {e}{told}"
                 )))
             }
         }
+    }
+
+    /// Records a stored file. The object is in S3 already, so a store that is restarting is
+    /// waited for (a few tries) rather than failing the update, which would store it again.
+    async fn record_saved(&self, saved: crate::store::SavedFile) {
+        let key = saved.key.clone();
+        for attempt in 1..=5 {
+            match self.store.send(RecordSavedFile(saved.clone())).await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => {
+                    log::warn!("{key:?} stored; recording it failed (try {attempt}): {e}")
+                }
+                Err(e) => {
+                    log::warn!("{key:?} stored; the store is unavailable (try {attempt}): {e}")
+                }
+            }
+            actix_rt::time::sleep(Duration::from_secs(1)).await;
+        }
+        log::error!("{key:?} is stored in S3 but could not be recorded in the store");
     }
 
     /// Queues the raw update for the raw bucket when its chat is archived; returns its key.

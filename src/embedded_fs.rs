@@ -111,6 +111,16 @@ fn sync_stored(root: &Path, bucket: &str, key: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Test hook: with the `embedded_s3.deny` failpoint set to a bucket name, writes to that bucket
+/// are refused with 403 AccessDenied, as a real server does for revoked credentials.
+fn denied(bucket: &str) -> S3Result<()> {
+    fail::fail_point!("embedded_s3.deny", |only| match only {
+        Some(b) if b != bucket => Ok(()),
+        _ => Err(s3_error!(AccessDenied, "injected: access denied")),
+    });
+    Ok(())
+}
+
 impl EmbeddedFs {
     /// Runs a write through s3s-fs, then makes what it stored durable before answering.
     async fn durable<T>(
@@ -260,6 +270,7 @@ macro_rules! embedded_s3_impl {
                 req: S3Request<PutObjectInput>,
             ) -> S3Result<S3Response<PutObjectOutput>> {
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                denied(&bucket)?;
                 let answer = self.inner.put_object(req).await;
                 self.durable(&bucket, &key, answer).await
             }
@@ -269,6 +280,7 @@ macro_rules! embedded_s3_impl {
                 req: S3Request<CompleteMultipartUploadInput>,
             ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                denied(&bucket)?;
                 let answer = self.inner.complete_multipart_upload(req).await;
                 self.durable(&bucket, &key, answer).await
             }

@@ -156,6 +156,7 @@ impl S3Target {
                 op: "create bucket",
                 key: self.bucket.clone(),
                 status: Some(r.response_code),
+                transport: false,
                 detail: r.response_text,
             }),
             Err(e) => Err(StorageError::from_s3("create bucket", &self.bucket, e)),
@@ -209,6 +210,9 @@ pub enum StorageError {
         key: String,
         /// HTTP status, if a response came.
         status: Option<u16>,
+        /// Whether the request failed on its way (connection, timeout, body stream) rather than
+        /// in building it or reading its answer; only such failures are retried without a status.
+        transport: bool,
         /// The cause.
         detail: String,
     },
@@ -221,20 +225,40 @@ impl StorageError {
             S3Error::HttpFailWithBody(status, _) => Some(*status),
             _ => None,
         };
+        let transport = matches!(e, S3Error::Reqwest(_) | S3Error::Io(_) | S3Error::HttpFail);
         Self::Request {
             op,
             key: key.to_string(),
             status,
+            transport,
             detail: e.to_string(),
         }
     }
 
-    /// Whether trying again later may succeed (network trouble, 5xx, throttling).
+    /// Whether trying again later may succeed: network trouble, 5xx, throttling. A request
+    /// that failed before it was sent or whose answer made no sense is a fault of this one
+    /// item and is not retried.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unreachable { .. } => true,
-            Self::Request { status, .. } => status.is_none_or(|s| s >= 500 || s == 429 || s == 408),
+            Self::Request {
+                status: Some(s), ..
+            } => *s >= 500 || *s == 429 || *s == 408,
+            Self::Request { transport, .. } => *transport,
             _ => false,
         }
+    }
+
+    /// Whether S3 refused the credentials or the permission (401, 403): wrong settings, not a
+    /// bad item. A sink that meets this pauses and keeps its data until an operator fixes it;
+    /// at start-up it fails the start at once.
+    pub fn is_denied(&self) -> bool {
+        matches!(
+            self,
+            Self::Request {
+                status: Some(401 | 403),
+                ..
+            }
+        )
     }
 }

@@ -250,6 +250,7 @@ fn header(key: &str, value: &str) -> Result<http::HeaderValue, UploadError> {
             op: "build metadata for",
             key: key.to_string(),
             status: Some(400),
+            transport: false,
             detail: e.to_string(),
         }
         .into()

@@ -264,6 +264,34 @@ fn a_refused_row_goes_to_the_dead_letters_and_the_rest_are_delivered() {
 }
 
 #[test]
+fn refused_credentials_pause_delivery_and_keep_every_row() {
+    let (tg, s3, at, data) = fakes();
+    let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
+    let service = TestService::start(settings.clone());
+    // The token is revoked, then the base is gone, then the table: wrong settings, not bad rows.
+    at.inject([
+        AirtableFault::Status(401),
+        AirtableFault::Status(403),
+        AirtableFault::Status(404),
+    ]);
+    let buttons: Vec<(i64, i64)> = (0..2)
+        .map(|i| (-6100 - i, post(&settings, -6100 - i)))
+        .collect();
+    for (i, (chat, msg)) in buttons.iter().enumerate() {
+        let data = tg.button_data(*chat, *msg).unwrap();
+        tg.push(press(*chat, *msg, 980 + i as i64, None, &data));
+    }
+    // Fixed by the operator (the faults are used up): every row arrives.
+    wait_until(WAIT, "both rows after the refusals", || {
+        at.rows().len() == 2
+    });
+    assert_eq!(Metrics::get(&service.metrics.airtable_dead_letters), 0);
+    drop(service);
+    let store = tg_ingest::store::Store::open(&data.path().join("state.db")).unwrap();
+    assert!(store.outbox_dead("airtable").unwrap().is_empty());
+}
+
+#[test]
 fn forged_and_foreign_buttons_are_answered_and_ignored() {
     let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));

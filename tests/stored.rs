@@ -330,3 +330,108 @@ fn a_hostile_mime_type_is_stored_as_octet_stream_at_once() {
     assert!(s3.get("mime.txt").unwrap() == bytes);
     assert_eq!(tg.calls("download").len(), 1, "stored on the first attempt");
 }
+
+#[test]
+fn a_user_who_blocked_the_bot_still_has_the_document_stored_once() {
+    let (tg, s3, data) = fakes();
+    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    let bytes = random_bytes(70_000, 9);
+    tg.add_file("blk", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+    // The greeting, the [document] acknowledgement and the confirmation are all refused.
+    let blocked = Fault::Status(403, "Forbidden: bot was blocked by the user");
+    tg.inject_method("sendMessage", [blocked.clone(), blocked.clone(), blocked]);
+    tg.push(document(
+        &tg,
+        52,
+        "blk",
+        Some("blocked.pdf"),
+        bytes.len() as u64,
+    ));
+    wait_until(WAIT, "stored and finished", || {
+        s3.get("blocked.pdf").is_some() && journal_len(data.path()) == 0
+    });
+    assert!(s3.get("blocked.pdf").unwrap() == bytes);
+    assert_eq!(tg.calls("getFile").len(), 1, "stored once");
+    assert!(tg.texts_to(52).is_empty(), "nothing could be sent");
+}
+
+#[test]
+fn a_confirmation_telegram_keeps_refusing_never_repeats_the_upload() {
+    let (tg, s3, data) = fakes();
+    let _service = TestService::start(settings_from(vars(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__TELEGRAM__SEND_RETRY_FOR_SECS", "2")],
+    )));
+    let bytes = random_bytes(60_000, 10);
+    tg.add_file("conf", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+    // The greeting and the acknowledgement go out; the confirmation meets Telegram failing
+    // for longer than the send budget.
+    let mut faults = vec![Fault::Pass, Fault::Pass];
+    faults.extend(std::iter::repeat_n(Fault::Status(502, "Bad Gateway"), 100));
+    tg.inject_method("sendMessage", faults);
+    tg.push(document(
+        &tg,
+        53,
+        "conf",
+        Some("confirm.pdf"),
+        bytes.len() as u64,
+    ));
+    wait_until(WAIT, "stored and finished", || {
+        s3.get("confirm.pdf").is_some() && journal_len(data.path()) == 0
+    });
+    tg.with_cleared_method_faults("sendMessage");
+    assert_eq!(tg.calls("getFile").len(), 1, "downloaded once");
+    assert_eq!(tg.calls("download").len(), 1, "downloaded once");
+    let acks = tg.texts_to(53);
+    assert_eq!(
+        acks.iter().filter(|t| t.contains("[document]")).count(),
+        1,
+        "{acks:?}"
+    );
+}
+
+#[test]
+fn s3_refusing_the_credentials_pauses_the_upload_and_keeps_the_document() {
+    let (tg, s3, data) = fakes();
+    if !s3.is_embedded() {
+        eprintln!("skipped: refusals are injected into the in-process S3 server only");
+        return;
+    }
+    let _service = TestService::start(settings_from(vars(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__S3__RETRY_FOR_SECS", "1")],
+    )));
+    let bytes = random_bytes(80_000, 11);
+    tg.add_file("deny", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+    // Process-wide failpoint, scoped to this test's bucket.
+    fail::cfg("embedded_s3.deny", &format!("return({})", s3.bucket)).unwrap();
+    tg.push(document(
+        &tg,
+        54,
+        "deny",
+        Some("denied.pdf"),
+        bytes.len() as u64,
+    ));
+    wait_until(WAIT, "three refused attempts, shown to the user", || {
+        tg.sent_to(54, "editMessageText")
+            .iter()
+            .any(|t| t.contains("attempt 3 failed") && t.contains("HTTP 403"))
+    });
+    // Far past the 1 s budget for S3 failures: the document is still waiting, not given up.
+    assert!(
+        !tg.texts_to(54)
+            .iter()
+            .any(|t| t.contains("could not be saved")),
+        "{:?}",
+        tg.texts_to(54)
+    );
+    fail::remove("embedded_s3.deny");
+    wait_until(WAIT, "saved once the credentials work", || {
+        saved(&tg, 54) == 1
+    });
+    assert!(s3.get("denied.pdf").unwrap() == bytes);
+}

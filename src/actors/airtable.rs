@@ -2,9 +2,11 @@
 //!
 //! It sends batches of up to `batch_size` rows as idempotent upserts, never faster than
 //! `requests_per_sec`. After a `429` it pauses `rate_limited_wait_secs`; on 5xx and network
-//! errors it retries forever with capped backoff and jitter. Errors that retrying will not heal
-//! (401, 403, 404, 422) move the row to the dead letters with the error; a batch refused with
-//! 422 is retried row by row so only the bad row is set aside. It drains shortly after being
+//! errors it retries forever with capped backoff and jitter. Answers that prove the settings
+//! wrong (401, 403, 404) pause delivery with an error in the log and keep every row: they are
+//! delivered once the token, base or table is fixed. Answers about the rows themselves (400,
+//! 413, 422) move the row to the dead letters with the error; a batch refused so is retried
+//! row by row so only the bad row is set aside. It drains shortly after being
 //! kicked ([`FlushOutbox`]; the short linger lets presses that arrive together share a batch)
 //! and every second.
 
@@ -106,6 +108,14 @@ impl AirtableActor {
                         act.rate_limited_wait.as_secs()
                     );
                     act.pause(act.rate_limited_wait, ctx);
+                }
+                Err(e) if e.pauses_sink() => {
+                    let wait = act.backoff.next_delay();
+                    log::error!(
+                        "Airtable refuses the configured token, base or table ({e}); rows are kept and delivery pauses, next try in {:.1} s: fix the airtable settings",
+                        wait.as_secs_f64()
+                    );
+                    act.pause(wait, ctx);
                 }
                 Err(e) => {
                     let wait = act.backoff.next_delay();

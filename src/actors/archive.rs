@@ -165,7 +165,12 @@ async fn drain(bucket: Rc<Bucket>, store: Addr<StoreActor>, keep: bool) -> Resul
         for (item, result) in results {
             match result {
                 Ok(_) => delivered.push(item.id),
-                Err(e) if e.is_retryable() => {
+                Err(e) if e.is_retryable() || e.is_denied() => {
+                    if e.is_denied() {
+                        log::error!(
+                            "archive: S3 refuses the configured credentials or permission ({e}); raw objects are kept and delivery pauses: fix the s3 settings or the bucket policy"
+                        );
+                    }
                     store.do_send(OutboxFailed {
                         id: item.id,
                         reason: e.to_string(),

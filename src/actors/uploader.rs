@@ -125,13 +125,22 @@ impl From<StorageError> for UploadError {
 }
 
 impl UploadError {
-    /// Whether the upload may succeed if tried again (an outside service was unavailable).
+    /// Whether the upload may succeed if tried again: an outside service was unavailable, S3
+    /// refused our credentials (the upload waits for an operator; the file is not given up),
+    /// or the uploader restarted under it.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Telegram(e) => e.is_retryable(),
-            Self::Storage(e) => e.is_retryable(),
-            Self::TooBig | Self::Unavailable => false,
+            Self::Storage(e) => e.is_retryable() || e.is_denied(),
+            Self::Unavailable => true,
+            Self::TooBig => false,
         }
+    }
+
+    /// Whether S3 refused our credentials or permission: the storage sink is paused until an
+    /// operator fixes the settings, so no retry budget runs out on it.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Self::Storage(e) if e.is_denied())
     }
 
     /// The wait Telegram asked for, if it asked.
@@ -161,6 +170,12 @@ impl UploadError {
             }
             Self::Telegram(_) => "the download from Telegram broke off".into(),
             Self::Storage(e) => match &**e {
+                StorageError::Request {
+                    status: Some(s @ (401 | 403)),
+                    ..
+                } => format!(
+                    "the storage refuses our credentials (HTTP {s}); the operators are told"
+                ),
                 StorageError::Request {
                     status: Some(s), ..
                 } => format!("the storage is unavailable (HTTP {s})"),
@@ -238,8 +253,13 @@ struct Budgets {
 }
 
 impl Budgets {
-    /// Whether `e` may be retried: it is retryable and its kind's budget is not spent.
+    /// Whether `e` may be retried: it is retryable and its kind's budget is not spent. A
+    /// refusal of our S3 credentials has no budget: the file waits until the settings are fixed.
     fn allows(&mut self, e: &UploadError, telegram: Duration, storage: Duration) -> bool {
+        if e.is_denied() {
+            self.storage = None;
+            return true;
+        }
         let (since, budget) = match e {
             UploadError::Telegram(_) => (&mut self.telegram, telegram),
             _ => (&mut self.storage, storage),
@@ -280,12 +300,21 @@ impl Handler<Upload> for S3UploaderActor {
                     Err(e) if budgets.allows(&e, download_for, storage_for) => {
                         Metrics::incr(&metrics.upload_retries);
                         let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
-                        log::warn!(
-                            "chat_id={} upload of {:?}: attempt {attempt} failed: {e}; retrying in {:.1} s",
-                            msg.chat_id,
-                            msg.key,
-                            delay.as_secs_f64()
-                        );
+                        if e.is_denied() {
+                            log::error!(
+                                "chat_id={} upload of {:?}: S3 refuses the configured credentials or permission ({e}); the upload is kept and tried again in {:.1} s: fix s3.access_key / s3.secret_key or the bucket policy",
+                                msg.chat_id,
+                                msg.key,
+                                delay.as_secs_f64()
+                            );
+                        } else {
+                            log::warn!(
+                                "chat_id={} upload of {:?}: attempt {attempt} failed: {e}; retrying in {:.1} s",
+                                msg.chat_id,
+                                msg.key,
+                                delay.as_secs_f64()
+                            );
+                        }
                         msg.progress.do_send(UploadProgress {
                             ticket: msg.ticket,
                             state: ProgressState::Retrying {
@@ -354,6 +383,7 @@ mod tests {
             op: "put",
             key: "k".into(),
             status: Some(503),
+            transport: false,
             detail: String::new(),
         });
         let none = Duration::ZERO;
@@ -367,6 +397,29 @@ mod tests {
         });
         assert!(!b.allows(&permanent, long, long));
         assert!(!b.allows(&UploadError::TooBig, long, long));
+        let denied = UploadError::from(StorageError::Request {
+            op: "put",
+            key: "k".into(),
+            status: Some(403),
+            transport: false,
+            detail: "AccessDenied".into(),
+        });
+        assert!(
+            b.allows(&denied, none, none),
+            "a refused credential pauses the upload; no budget runs out"
+        );
+        let client_side = UploadError::from(StorageError::Request {
+            op: "put",
+            key: "k".into(),
+            status: None,
+            transport: false,
+            detail: "invalid header value".into(),
+        });
+        assert!(
+            !b.allows(&client_side, long, long),
+            "a request that could not be built fails this item"
+        );
+        assert!(b.allows(&UploadError::Unavailable, long, long));
     }
 
     #[test]

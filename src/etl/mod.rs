@@ -243,6 +243,7 @@ async fn upload_file(bucket: &Bucket, path: &Path, key: &str) -> Result<(), Stor
             op: "read",
             key: key.to_string(),
             status: None,
+            transport: true,
             detail: e.to_string(),
         })?;
     bucket
