@@ -102,6 +102,8 @@ pub struct TelegramSettings {
     pub download_retry_for_secs: u64,
     /// Whether `api_url` is a local `telegram-bot-api --local` server.
     pub local_bot_api: bool,
+    /// The only directory absolute file paths of a local Bot API server are read from.
+    pub local_files_root: String,
     /// Largest file the cloud Bot API lets a bot download.
     pub cloud_download_limit_bytes: u64,
     /// Minimum interval between two progress edits, in milliseconds.
@@ -499,6 +501,13 @@ impl Settings {
         }
         if self.telegram.request_timeout_secs == 0 {
             return invalid("telegram.request_timeout_secs", "must be at least 1");
+        }
+        let root = std::path::Path::new(&self.telegram.local_files_root);
+        if self.telegram.local_bot_api && (!root.is_absolute() || root.parent().is_none()) {
+            return invalid(
+                "telegram.local_files_root",
+                "must be an absolute directory other than / when local_bot_api is on",
+            );
         }
         if !self.s3.endpoint.is_empty() && !is_http_url(&self.s3.endpoint) {
             return invalid(

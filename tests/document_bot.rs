@@ -148,13 +148,51 @@ fn two_users_are_served_in_parallel_and_each_in_order() {
 }
 
 #[test]
+fn a_local_server_naming_a_file_outside_its_root_gets_nothing_uploaded() {
+    let (root, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let h = harness(&[
+        ("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true"),
+        (
+            "TG_INGEST__TELEGRAM__LOCAL_FILES_ROOT",
+            root.path().to_str().unwrap(),
+        ),
+    ]);
+    h.tg.set_local_mode(true);
+    let secret = elsewhere.path().join("credentials.env");
+    std::fs::write(&secret, b"S3_SECRET=do-not-upload").unwrap();
+    let link = root.path().join("innocent.pdf");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    h.tg.add_file("outside", FileBody::Local(secret));
+    h.tg.add_file("link", FileBody::Local(link));
+    h.tg.push(document(&h.tg, 17, "outside", Some("a.pdf"), 23));
+    h.tg.push(document(&h.tg, 17, "link", Some("b.pdf"), 23));
+    wait_until(WAIT, "both refused", || {
+        h.tg.texts_to(17)
+            .iter()
+            .filter(|t| t.contains("could not be saved"))
+            .count()
+            == 2
+    });
+    assert!(h.s3.keys().is_empty(), "{:?}", h.s3.keys());
+    assert_eq!(
+        h.tg.calls("getFile").len(),
+        2,
+        "refused at once, not retried"
+    );
+}
+
+#[test]
 fn a_40_mb_document_streams_through_multipart_with_a_local_bot_api() {
+    let dir = tempfile::tempdir().unwrap();
     let h = harness(&[
         ("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true"),
         ("TG_INGEST__TELEGRAM__PROGRESS_INTERVAL_MS", "1"),
+        (
+            "TG_INGEST__TELEGRAM__LOCAL_FILES_ROOT",
+            dir.path().to_str().unwrap(),
+        ),
     ]);
     h.tg.set_local_mode(true);
-    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.bin");
     let bytes = random_bytes(40 * 1024 * 1024, 4);
     std::fs::write(&path, &bytes).unwrap();

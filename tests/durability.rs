@@ -144,6 +144,10 @@ fn sigterm_during_a_40_mb_upload_exits_0_and_the_document_is_saved() {
         data.path(),
         &[
             ("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true"),
+            (
+                "TG_INGEST__TELEGRAM__LOCAL_FILES_ROOT",
+                data.path().to_str().unwrap(),
+            ),
             ("TG_INGEST__SHUTDOWN_DEADLINE_SECS", "8"),
             ("TG_INGEST__S3__PARTS_IN_FLIGHT", "1"),
         ],

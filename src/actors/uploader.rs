@@ -168,6 +168,9 @@ impl UploadError {
             Self::Telegram(TelegramError::Api { code, .. }) => {
                 format!("Telegram did not hand the file over (HTTP {code})")
             }
+            Self::Telegram(TelegramError::LocalFileRefused { .. }) => {
+                "the Bot API server named a file the bot may not read".into()
+            }
             Self::Telegram(_) => "the download from Telegram broke off".into(),
             Self::Storage(e) => match &**e {
                 StorageError::Request {

@@ -1,7 +1,7 @@
 //! A Bot API client over `awc`. One per actor (the HTTP client is not `Send`).
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -34,6 +34,7 @@ pub struct TelegramClient {
     poll_timeout: Duration,
     download_timeout: Duration,
     local_bot_api: bool,
+    local_files_root: PathBuf,
     send_retry_for: Duration,
     limiter: SharedLimiter,
 }
@@ -97,6 +98,7 @@ impl TelegramClient {
             poll_timeout,
             download_timeout: Duration::from_secs(settings.download_timeout_secs),
             local_bot_api: settings.local_bot_api,
+            local_files_root: PathBuf::from(&settings.local_files_root),
             send_retry_for: Duration::from_secs(settings.send_retry_for_secs),
             limiter: RateLimiter::holds_only(),
         }
@@ -357,7 +359,7 @@ impl TelegramClient {
     async fn fetch(&self, file_path: &str) -> Result<Download, TelegramError> {
         const METHOD: &str = "download";
         if self.local_bot_api && Path::new(file_path).is_absolute() {
-            return local_file_stream(file_path).await;
+            return local_file_stream(&self.local_files_root, Path::new(file_path)).await;
         }
         let url = format!(
             "{}/file/bot{}/{}",
@@ -410,14 +412,69 @@ pub struct Download {
     pub length: Option<u64>,
 }
 
+/// Opens a file a local Bot API server named, if it may be read: it lies under `root` (no `..`),
+/// no component below `root` is a symbolic link (the last is opened with `O_NOFOLLOW`), and it
+/// is a regular file.
+fn open_local_file(root: &Path, path: &Path) -> Result<std::fs::File, TelegramError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refused = |detail: String| TelegramError::LocalFileRefused { detail };
+    let shown = path.display();
+    let below = path
+        .strip_prefix(root)
+        .ok()
+        .filter(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .ok_or_else(|| {
+            refused(format!(
+                "{shown} is not under telegram.local_files_root ({})",
+                root.display()
+            ))
+        })?;
+    let mut at = root.to_path_buf();
+    for part in below.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refused(format!("{} is a symbolic link", at.display())))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(TelegramError::Network {
+                    method: "download",
+                    detail: format!("local file {shown}: {e}"),
+                })
+            }
+        }
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| refused(format!("{shown}: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| refused(format!("{shown}: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(refused(format!("{shown} is not a regular file")));
+    }
+    Ok(file)
+}
+
 /// Reads a local file in chunks without holding it in memory.
-async fn local_file_stream(path: &str) -> Result<Download, TelegramError> {
+async fn local_file_stream(root: &Path, path: &Path) -> Result<Download, TelegramError> {
     use tokio::io::AsyncReadExt;
     let io_err = |e: std::io::Error| TelegramError::Network {
         method: "download",
         detail: format!("local file: {e}"),
     };
-    let file = tokio::fs::File::open(path).await.map_err(io_err)?;
+    let (root, owned) = (root.to_path_buf(), path.to_path_buf());
+    let file = tokio::task::spawn_blocking(move || open_local_file(&root, &owned))
+        .await
+        .map_err(|e| io_err(std::io::Error::other(e.to_string())))??;
+    let file = tokio::fs::File::from_std(file);
     let length = file.metadata().await.map_err(io_err)?.len();
     let stream = futures_util::stream::try_unfold(file, move |mut file| async move {
         let mut buf = BytesMut::zeroed(LOCAL_READ_CHUNK);
@@ -437,6 +494,50 @@ async fn local_file_stream(path: &str) -> Result<Download, TelegramError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_under_the_root_are_read_from_a_local_server() {
+        let (root_dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = root_dir.path();
+        std::fs::create_dir(root.join("documents")).unwrap();
+        std::fs::write(root.join("documents/file_1.pdf"), b"ok").unwrap();
+        std::fs::write(outside.path().join("state.db"), b"secret").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("state.db"),
+            root.join("documents/file_2.pdf"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("linked")).unwrap();
+        let fifo = std::ffi::CString::new(root.join("documents/pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let read = |p: &Path| open_local_file(root, p);
+        assert!(read(&root.join("documents/file_1.pdf")).is_ok());
+        for (path, why) in [
+            (outside.path().join("state.db"), "not under"),
+            (Path::new("/proc/self/environ").to_path_buf(), "not under"),
+            (root.join("documents/../../state.db"), "not under"),
+            (root.join("documents/file_2.pdf"), "symbolic link"),
+            (root.join("linked/state.db"), "symbolic link"),
+            (root.join("documents"), "not a regular file"),
+            (root.join("documents/pipe"), "not a regular file"),
+            (root.to_path_buf(), "not under"),
+        ] {
+            match read(&path) {
+                Err(e @ TelegramError::LocalFileRefused { .. }) => {
+                    assert!(!e.is_retryable());
+                    assert!(e.to_string().contains(why), "{}: {e}", path.display());
+                }
+                other => panic!("{} was not refused: {other:?}", path.display()),
+            }
+        }
+        assert!(
+            matches!(
+                read(&root.join("documents/gone.pdf")),
+                Err(TelegramError::Network { .. })
+            ),
+            "a file not there yet is worth another try"
+        );
+    }
 
     #[test]
     fn envelope_ok_with_result() {

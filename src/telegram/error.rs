@@ -43,6 +43,13 @@ pub enum TelegramError {
         /// The first bytes of the body.
         raw: String,
     },
+    /// A local Bot API server named a file the bot must not read (outside
+    /// `telegram.local_files_root`, through a symbolic link, or not a regular file).
+    #[error("Telegram download: local file refused: {detail}")]
+    LocalFileRefused {
+        /// Why.
+        detail: String,
+    },
     /// A download delivered a different number of bytes than announced.
     #[error("Telegram download: {received} bytes received where {basis} announced {expected}")]
     Incomplete {
@@ -62,6 +69,7 @@ impl TelegramError {
             Self::Api { code, .. } => *code >= 500 || *code == 409,
             Self::RetryAfter { .. } | Self::Network { .. } | Self::Incomplete { .. } => true,
             Self::InvalidJson { status, .. } => *status >= 500 || *status == 200,
+            Self::LocalFileRefused { .. } => false,
         }
     }
 
