@@ -536,13 +536,10 @@ impl Settings {
             &self.telegram.token,
             &self.s3.secret_key,
             &self.s3.access_key,
+            &self.s3.embedded.secret_key,
+            &self.airtable.token,
         ] {
             crate::logging::redact(secret.expose());
-        }
-        // The built-in embedded-server secret is public and logged on purpose.
-        let embedded = self.s3.embedded.secret_key.expose();
-        if !is_default_embedded_secret(embedded) {
-            crate::logging::redact(embedded);
         }
         // The part after the bot id is what makes a token secret.
         if let Some((_, tail)) = self.telegram.token.expose().split_once(':') {
@@ -559,11 +556,11 @@ impl Settings {
     pub fn embedded_s3_dir(&self) -> PathBuf {
         self.data_dir.join("s3")
     }
-}
 
-/// Whether `secret` is the embedded server's built-in secret from the defaults.
-pub fn is_default_embedded_secret(secret: &str) -> bool {
-    DEFAULTS.contains(&format!("secret_key = \"{secret}\""))
+    /// File holding the embedded S3 server's generated secret (when none is configured).
+    pub fn embedded_secret_file(&self) -> PathBuf {
+        self.data_dir.join("s3-secret")
+    }
 }
 
 /// Reads a list of ids given as a list, one number, or a comma-separated string (one id in an

@@ -729,3 +729,59 @@ fn a_day_is_compacted_only_when_complete_and_again_after_a_late_edit() {
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
 }
+
+#[test]
+fn the_etl_command_beside_a_running_embedded_service_uses_its_server() {
+    let (tg, data) = (FakeTelegram::start(TOKEN), tempfile::tempdir().unwrap());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env: Vec<(String, String)> = [
+        ("TG_INGEST__TELEGRAM__TOKEN", TOKEN.to_string()),
+        ("TG_INGEST__TELEGRAM__API_URL", tg.url.clone()),
+        ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "1".into()),
+        ("TG_INGEST__DATA_DIR", data.path().display().to_string()),
+        (
+            "TG_INGEST__S3__EMBEDDED__LISTEN",
+            format!("127.0.0.1:{port}"),
+        ),
+        ("TG_INGEST__ARCHIVE__CHATS", GROUP.to_string()),
+        ("TG_INGEST__ARCHIVE__RAW_BUCKET", "raw".into()),
+        ("TG_INGEST__ARCHIVE__ENRICHED_BUCKET", "enriched".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let log = data.path().join("service.log");
+    let _service = spawn_binary(&env, &log);
+    wait_until(WAIT, "the service polling", || {
+        tg.calls("getUpdates").len() >= 2
+    });
+    // A write of the running server still in progress.
+    let in_progress = data.path().join("s3/.tmp.999999.internal.part");
+    std::fs::write(&in_progress, b"half an object").unwrap();
+    let output = std::process::Command::new(binary())
+        .env_clear()
+        .envs(env.iter().cloned())
+        .args(["etl", "--date", "2026-11-21"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "using the running service's embedded S3 server at 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        in_progress.exists(),
+        "a second server over the directory cleaned up the running one's temporary file"
+    );
+    assert!(data
+        .path()
+        .join("s3/enriched/telegram/context_date=2026-11-21/_SUCCESS")
+        .exists());
+}

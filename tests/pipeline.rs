@@ -365,7 +365,7 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
         )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data.path().join("service.log")).unwrap())
         .spawn()
         .unwrap();
     let bytes = random_bytes(50_000, 7);
@@ -382,13 +382,24 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
             .iter()
             .any(|t| t.contains("[document has been saved]"))
     });
-    // The object is reachable with any S3 client using the logged defaults.
+    // The secret was generated into the data directory on this first start; the log says
+    // where it is and never what it is.
+    let secret = std::fs::read_to_string(data.path().join("s3-secret")).unwrap();
+    assert!(secret.len() >= 32, "{secret:?}");
+    let log = std::fs::read_to_string(data.path().join("service.log")).unwrap();
+    let secret_file = data.path().join("s3-secret");
+    assert!(
+        log.contains(&format!("secret key in {}", secret_file.display())),
+        "{log}"
+    );
+    assert!(!log.contains(&secret), "the secret is in the log: {log}");
+    // The object is reachable with any S3 client using the access key and that secret.
     let target = tg_ingest::storage::S3Target {
         endpoint: format!("http://127.0.0.1:{port}"),
         region: "eu-central-1".into(),
         bucket: "tg-ingest".into(),
         access_key: tg_ingest::Secret::new("tg-ingest"),
-        secret_key: tg_ingest::Secret::new("tg-ingest-local-secret"),
+        secret_key: tg_ingest::Secret::new(secret),
         path_style: true,
         request_timeout: Duration::from_secs(10),
     };

@@ -2,7 +2,7 @@
 
 use actix::prelude::*;
 
-use super::{archive_buckets, storage_target, StartupError};
+use super::{archive_buckets, storage_target, Embedded, StartupError};
 use crate::actors::store::{ReadOutboxPayloads, StoreActor};
 use crate::clock::Day;
 use crate::etl::{run_day, EtlReport, EtlTarget, LIST_PAGE_KEYS};
@@ -50,9 +50,11 @@ pub async fn run_etl(
     progress: &dyn Fn(usize, usize, u64, u64),
 ) -> Result<Vec<EtlReport>, StartupError> {
     crate::install_tls_provider();
-    // An embedded server of its own, on a free port, so a running service is not disturbed.
-    let (target, embedded) = storage_target(&mut settings, Some("127.0.0.1:0")).await?;
-    archive_buckets(&target, &settings, embedded.is_some()).await?;
+    // In embedded mode: the running service's server, or one of its own on a free port when
+    // the service is not running; never a second server over the same directory.
+    let is_embedded = settings.s3.endpoint.is_empty();
+    let (target, _server) = storage_target(&mut settings, Embedded::ServeOrJoin).await?;
+    archive_buckets(&target, &settings, is_embedded).await?;
     let store_path = settings.store_path();
     let store_arbiter = Arbiter::new();
     let local = if store_path.exists() {
@@ -71,7 +73,7 @@ pub async fn run_etl(
         );
         None
     };
-    let etl = etl_target(&target, &settings, embedded.is_some(), local)?;
+    let etl = etl_target(&target, &settings, is_embedded, local)?;
     let reports = run_days(&etl, from, to, progress).await;
     store_arbiter.stop();
     reports

@@ -113,7 +113,7 @@ impl Service {
         hook: Option<FactoryHook>,
     ) -> Result<Self, StartupError> {
         crate::install_tls_provider();
-        let (target, embedded) = storage_target(&mut settings, None).await?;
+        let (target, embedded) = storage_target(&mut settings, Embedded::Serve).await?;
         let attempts = settings.s3.startup_attempts.max(1);
         retry(
             "S3 bucket check",
@@ -516,10 +516,20 @@ impl Handler<StopPool> for WorkerPool {
     }
 }
 
+/// Who asks for the S3 target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Embedded {
+    /// The service: it runs the embedded server on `s3.embedded.listen`.
+    Serve,
+    /// `tg-ingest etl`: it uses the running service's embedded server when there is one
+    /// (never a second server over the same directory), else one of its own on a free port.
+    ServeOrJoin,
+}
+
 /// The S3 target from settings, starting the embedded server when no endpoint is configured.
 async fn storage_target(
     settings: &mut Settings,
-    listen: Option<&str>,
+    mode: Embedded,
 ) -> Result<(S3Target, Option<EmbeddedS3>), StartupError> {
     if !settings.s3.endpoint.is_empty() {
         return Ok((
@@ -529,31 +539,77 @@ async fn storage_target(
     }
     let e = settings.s3.embedded.clone();
     let dir = settings.embedded_s3_dir();
-    let listen = listen.unwrap_or(&e.listen);
-    let server = EmbeddedS3::start(&dir, listen, &e.access_key, e.secret_key.expose())?;
+    let secret_file = settings.embedded_secret_file();
+    let (secret, source) = crate::embedded_s3::resolve_secret(e.secret_key.expose(), &secret_file)
+        .map_err(|source| EmbeddedS3Error::DataDir {
+            dir: secret_file.display().to_string(),
+            source,
+        })?;
+    let listen = match mode {
+        Embedded::Serve => e.listen.clone(),
+        Embedded::ServeOrJoin => "127.0.0.1:0".to_string(),
+    };
+    let (endpoint, server) = match EmbeddedS3::start(&dir, &listen, &e.access_key, &secret) {
+        Ok(server) => (server.endpoint.clone(), Some(server)),
+        Err(EmbeddedS3Error::Busy { .. }) if mode == Embedded::ServeOrJoin => {
+            let running = running_server_address(&e.listen).ok_or_else(|| {
+                StartupError::EmbeddedS3(EmbeddedS3Error::Busy {
+                    dir: format!(
+                        "{} on a port chosen at start-up; give s3.embedded.listen a fixed port",
+                        dir.display()
+                    ),
+                })
+            })?;
+            log::info!("using the running service's embedded S3 server at {running}");
+            (format!("http://{running}"), None)
+        }
+        Err(err) => return Err(err.into()),
+    };
     settings.s3.max_key_bytes = settings
         .s3
         .max_key_bytes
         .min(embedded_key_limit(&settings.s3.bucket));
     settings.s3.path_style = true;
     settings.s3.access_key = crate::Secret::new(e.access_key.clone());
-    settings.s3.secret_key = e.secret_key.clone();
-    let target = S3Target::from_settings(&settings.s3, &server.endpoint);
+    settings.s3.secret_key = crate::Secret::new(secret);
+    let target = S3Target::from_settings(&settings.s3, &endpoint);
     target.ensure_bucket().await?;
-    let secret = if crate::settings::is_default_embedded_secret(e.secret_key.expose()) {
-        format!("`{}` (the built-in default)", e.secret_key.expose())
-    } else {
-        "as set in s3.embedded.secret_key".to_string()
-    };
-    log::info!(
-        "embedded S3 server at {} over {}; bucket `{}`, region `{}`, access key `{}`, secret key {secret}",
-        server.endpoint,
-        dir.display(),
-        settings.s3.bucket,
-        settings.s3.region,
-        e.access_key
-    );
-    Ok((target, Some(server)))
+    if server.is_some() {
+        let secret = match source {
+            crate::embedded_s3::SecretSource::Settings => {
+                "as set in s3.embedded.secret_key".to_string()
+            }
+            crate::embedded_s3::SecretSource::File => {
+                format!("in {}", secret_file.display())
+            }
+        };
+        log::info!(
+            "embedded S3 server at {endpoint} over {}; bucket `{}`, region `{}`, access key `{}`, secret key {secret}",
+            dir.display(),
+            settings.s3.bucket,
+            settings.s3.region,
+            e.access_key
+        );
+    }
+    Ok((target, server))
+}
+
+/// Where a running service's embedded server can be reached from this machine: its listen
+/// address, with a wildcard address replaced by loopback (none when its port was chosen at
+/// start-up).
+fn running_server_address(listen: &str) -> Option<std::net::SocketAddr> {
+    let mut addr: std::net::SocketAddr = listen.parse().ok().or_else(|| {
+        listen
+            .strip_prefix("localhost:")
+            .and_then(|p| format!("127.0.0.1:{p}").parse().ok())
+    })?;
+    if addr.port() == 0 {
+        return None;
+    }
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(addr)
 }
 
 /// Creates (embedded server) or checks (configured endpoint) the raw and enriched buckets.
