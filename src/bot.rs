@@ -145,6 +145,9 @@ impl DocumentBot {
         if let Some(reason) = &u.malformed {
             return Ok(format!("skipped: malformed update ({reason})"));
         }
+        if !admitted(&self.security, &update) {
+            return self.turn_away(&update).await;
+        }
         if let Some(query) = &u.callback_query {
             return self.handle_press(query).await;
         }
@@ -171,12 +174,7 @@ impl DocumentBot {
                 None => format!("skipped: message in a {} chat", msg.chat.kind),
             });
         }
-        let from = msg.from.as_ref().map(|f| f.id);
-        if !self.security.allows(from, msg.chat.id) {
-            self.reply(msg, texts::NOT_ALLOWED).await?;
-            return Ok(format!("refused: user {from:?} is not on the allowlist"));
-        }
-        let user = from.unwrap_or(msg.chat.id);
+        let user = msg.from.as_ref().map_or(msg.chat.id, |f| f.id);
         if !self.was_greeted(user).await? {
             // Reply first, remember after: a crash in between greets again rather than never.
             match self.reply(msg, texts::GREETING).await {
@@ -334,6 +332,35 @@ impl DocumentBot {
                     "document {key:?} not saved: {e}{told}"
                 )))
             }
+        }
+    }
+
+    /// Answers an update [`admitted`] refuses: a private message gets the polite refusal, a
+    /// press its answer, anything else nothing. None of it was journaled, and nothing is kept.
+    async fn turn_away(&self, update: &IncomingUpdate) -> Outcome {
+        let u = &update.update;
+        let chat = update.chat_id();
+        if let Some(q) = &u.callback_query {
+            let chat = chat.unwrap_or(q.from.id);
+            if let Err(e) = self
+                .telegram
+                .answer_callback_query(chat, &q.id, texts::NOT_ALLOWED)
+                .await
+            {
+                log::warn!("chat_id={chat}: answerCallbackQuery failed: {e}");
+            }
+            return Ok(format!(
+                "refused: press by user {} in chat {chat}",
+                q.from.id
+            ));
+        }
+        match &u.message {
+            Some(msg) if msg.chat.is_private() => {
+                let from = msg.from.as_ref().map(|f| f.id);
+                self.reply(msg, texts::NOT_ALLOWED).await?;
+                Ok(format!("refused: user {from:?} is not on the allowlist"))
+            }
+            _ => Ok(format!("refused: chat {chat:?} is not on the allowlist")),
         }
     }
 
@@ -498,6 +525,26 @@ pub struct BotDeps {
     pub bot_username: Option<String>,
 }
 
+/// Whether the service may serve an update and keep anything of it: its chat is allowed (for
+/// every kind of update), and a private message or a button press comes from an allowed user.
+/// Messages in allowed groups are archived whoever wrote them.
+pub fn admitted(security: &SecuritySettings, update: &IncomingUpdate) -> bool {
+    let (users, chats) = (&security.allowed_user_ids, &security.allowed_chat_ids);
+    if !chats.is_empty() && !update.chat_id().is_some_and(|c| chats.contains(&c)) {
+        return false;
+    }
+    if users.is_empty() {
+        return true;
+    }
+    let u = &update.update;
+    let user = match (&u.callback_query, u.any_message()) {
+        (Some(q), _) => Some(q.from.id),
+        (None, Some(m)) if m.chat.is_private() => m.from.as_ref().map(|f| f.id),
+        _ => return true,
+    };
+    user.is_some_and(|id| users.contains(&id))
+}
+
 /// A failed reply: worth retrying when Telegram was unavailable, final when it refused.
 fn reply_error(e: &TelegramError) -> HandlerError {
     let message = format!("reply failed: {e}");
@@ -614,6 +661,75 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn update(json: serde_json::Value) -> IncomingUpdate {
+        IncomingUpdate::parse(serde_json::value::RawValue::from_string(json.to_string()).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_allowlists_apply_to_every_kind_of_update() {
+        let private = |user: i64| {
+            update(
+                serde_json::json!({"update_id": 1, "message": {"message_id": 1, "date": 0,
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+                "chat": {"id": user, "type": "private"}, "text": "hi"}}),
+            )
+        };
+        let group = |chat: i64, user: i64| {
+            update(
+                serde_json::json!({"update_id": 2, "message": {"message_id": 1, "date": 0,
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+                "chat": {"id": chat, "type": "supergroup"}, "text": "/go"}}),
+            )
+        };
+        let edited = |chat: i64| {
+            update(
+                serde_json::json!({"update_id": 3, "edited_message": {"message_id": 1,
+                "date": 0, "chat": {"id": chat, "type": "group"}, "text": "x"}}),
+            )
+        };
+        let post = |chat: i64| {
+            update(
+                serde_json::json!({"update_id": 4, "channel_post": {"message_id": 1,
+                "date": 0, "chat": {"id": chat, "type": "channel"}, "text": "x"}}),
+            )
+        };
+        let press = |chat: i64, user: i64| {
+            update(
+                serde_json::json!({"update_id": 5, "callback_query": {"id": "q",
+                "from": {"id": user, "is_bot": false, "first_name": "U"}, "chat_instance": "c",
+                "data": "go:1", "message": {"message_id": 9, "date": 0,
+                "chat": {"id": chat, "type": "supergroup"}}}}),
+            )
+        };
+        let open = SecuritySettings {
+            allowed_user_ids: vec![],
+            allowed_chat_ids: vec![],
+            max_file_bytes: 0,
+        };
+        assert!(admitted(&open, &private(7)) && admitted(&open, &press(-5, 7)));
+        let chats = SecuritySettings {
+            allowed_chat_ids: vec![-5, 7],
+            ..open.clone()
+        };
+        assert!(admitted(&chats, &private(7)));
+        assert!(!admitted(&chats, &private(8)));
+        assert!(admitted(&chats, &group(-5, 1)));
+        for refused in [group(-6, 1), edited(-6), post(-6), press(-6, 7)] {
+            assert!(!admitted(&chats, &refused), "{}", refused.kind());
+        }
+        let users = SecuritySettings {
+            allowed_user_ids: vec![7],
+            ..open
+        };
+        assert!(admitted(&users, &private(7)) && admitted(&users, &press(-5, 7)));
+        assert!(!admitted(&users, &private(8)) && !admitted(&users, &press(-5, 8)));
+        assert!(
+            admitted(&users, &group(-5, 8)),
+            "a group is archived whoever writes in it"
+        );
+    }
 
     #[test]
     fn markers_are_verbatim() {

@@ -251,16 +251,6 @@ pub struct SecuritySettings {
     pub max_file_bytes: u64,
 }
 
-impl SecuritySettings {
-    /// Whether a message from `user` in `chat` may be served.
-    pub fn allows(&self, user: Option<i64>, chat: i64) -> bool {
-        let user_ok = self.allowed_user_ids.is_empty()
-            || user.is_some_and(|u| self.allowed_user_ids.contains(&u));
-        let chat_ok = self.allowed_chat_ids.is_empty() || self.allowed_chat_ids.contains(&chat);
-        user_ok && chat_ok
-    }
-}
-
 impl TelegramSettings {
     /// Timeout of ordinary requests.
     pub fn request_timeout(&self) -> Duration {
@@ -502,6 +492,13 @@ impl Settings {
         if self.telegram.request_timeout_secs == 0 {
             return invalid("telegram.request_timeout_secs", "must be at least 1");
         }
+        let allowed = &self.security.allowed_chat_ids;
+        if !allowed.is_empty() && self.archive.chats.iter().any(|c| !allowed.contains(c)) {
+            return invalid(
+                "archive.chats",
+                "must all be in security.allowed_chat_ids when that list is set (nothing of other chats is kept)",
+            );
+        }
         let root = std::path::Path::new(&self.telegram.local_files_root);
         if self.telegram.local_bot_api && (!root.is_absolute() || root.parent().is_none()) {
             return invalid(
@@ -665,9 +662,6 @@ mod tests {
         assert_eq!(s.telegram.download_limit(), None);
         assert_eq!(s.telegram.allowed_updates, ["message", "callback_query"]);
         assert_eq!(s.security.allowed_user_ids, [5, -7]);
-        assert!(s.security.allows(Some(5), 5));
-        assert!(!s.security.allows(Some(6), 6));
-        assert!(!s.security.allows(None, 6));
     }
 
     #[test]

@@ -256,3 +256,47 @@ fn unknown_and_malformed_updates_are_skipped_without_blocking_the_next() {
     wait_until(WAIT, "all confirmed", || h.tg.pending_updates() == 0);
     assert_eq!(Metrics::get(&h.service.metrics.updates_handled), 4);
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut queue = vec![dir.to_path_buf()];
+    while let Some(dir) = queue.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                queue.push(path);
+            } else if std::fs::read(&path)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn nothing_of_a_refused_user_reaches_the_disk() {
+    let h = harness(&[("TG_INGEST__SECURITY__ALLOWED_USER_IDS", "11")]);
+    let phrase = "a-refused-users-private-words-4711";
+    h.tg.add_file("r1", FileBody::Bytes(Arc::new(random_bytes(5_000, 12))));
+    h.tg.push(text(&h.tg, 66, phrase));
+    h.tg.push(document(&h.tg, 66, "r1", Some("refused-4711.pdf"), 5_000));
+    h.tg.push(text(&h.tg, 11, "hello"));
+    wait_until(WAIT, "two refusals and the allowed user's greeting", || {
+        h.tg.texts_to(66).len() == 2 && h.tg.texts_to(11).len() == 1
+    });
+    assert!(h
+        .tg
+        .texts_to(66)
+        .iter()
+        .all(|t| t == tg_ingest::bot::texts::NOT_ALLOWED));
+    assert!(h.s3.keys().is_empty());
+    assert!(h.tg.calls("getFile").is_empty());
+    for needle in [phrase, "refused-4711.pdf"] {
+        let found = files_containing(h._data.path(), needle.as_bytes());
+        assert!(found.is_empty(), "{needle:?} was written to {found:?}");
+    }
+}

@@ -18,7 +18,7 @@ use super::store::JournalBatch;
 use super::worker::Job;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
-use crate::settings::TelegramSettings;
+use crate::settings::{SecuritySettings, TelegramSettings};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError};
 
 /// Polls once; the actor sends it to itself.
@@ -45,23 +45,31 @@ enum PollOutcome {
     Failed(TelegramError),
 }
 
+/// Where fetched updates go.
+struct Sinks {
+    target: Recipient<Dispatch>,
+    journal: Recipient<JournalBatch>,
+    security: SecuritySettings,
+    metrics: Arc<Metrics>,
+}
+
 /// The long-polling loop.
 pub struct PollerActor {
     telegram: Rc<TelegramClient>,
     settings: TelegramSettings,
-    target: Recipient<Dispatch>,
-    journal: Recipient<JournalBatch>,
+    sinks: Rc<Sinks>,
     offset: i64,
     backoff: Backoff,
     stopping: bool,
     polling: bool,
-    metrics: Arc<Metrics>,
 }
 
 impl PollerActor {
     /// A poller that journals updates through `journal` and hands new ones to `target`.
+    /// Updates `security` refuses are never journaled: they go to `target` at once, to be
+    /// refused there, and nothing of theirs is written to disk.
     pub fn new(
-        settings: TelegramSettings,
+        (settings, security): (TelegramSettings, SecuritySettings),
         target: Recipient<Dispatch>,
         journal: Recipient<JournalBatch>,
         metrics: Arc<Metrics>,
@@ -69,13 +77,16 @@ impl PollerActor {
         Self {
             telegram: Rc::new(TelegramClient::new(&settings)),
             settings,
-            target,
-            journal,
+            sinks: Rc::new(Sinks {
+                target,
+                journal,
+                security,
+                metrics,
+            }),
             offset: 0,
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             stopping: false,
             polling: false,
-            metrics,
         }
     }
 
@@ -128,12 +139,10 @@ impl PollerActor {
 /// Fetches one batch, journals it, then hands the new updates over in order.
 async fn poll_once(
     telegram: Rc<TelegramClient>,
-    target: Recipient<Dispatch>,
-    journal: Recipient<JournalBatch>,
+    sinks: Rc<Sinks>,
     offset: i64,
     limit: u32,
     allowed: Vec<String>,
-    metrics: Arc<Metrics>,
 ) -> PollOutcome {
     let started = Instant::now();
     let raws = match telegram.get_updates(offset, limit, &allowed).await {
@@ -165,23 +174,34 @@ async fn poll_once(
     if batch.is_empty() {
         return fetched(next_offset, false);
     }
-    let fresh = match journal.send(JournalBatch(batch)).await {
-        Ok(Ok(fresh)) => fresh,
-        Ok(Err(e)) => {
-            log::error!("cannot journal {count} updates ({e}); they will be fetched again");
-            return fetched(offset, true);
-        }
-        Err(e) => {
-            log::error!("store unavailable ({e}); {count} updates will be fetched again");
-            return fetched(offset, true);
+    // Updates the allowlists refuse are handed over without being journaled.
+    let (batch, turned_away): (Vec<_>, Vec<_>) = batch
+        .into_iter()
+        .partition(|u| crate::bot::admitted(&sinks.security, u));
+    let fresh = if batch.is_empty() {
+        Vec::new()
+    } else {
+        match sinks.journal.send(JournalBatch(batch)).await {
+            Ok(Ok(fresh)) => fresh,
+            Ok(Err(e)) => {
+                log::error!("cannot journal {count} updates ({e}); they will be fetched again");
+                return fetched(offset, true);
+            }
+            Err(e) => {
+                log::error!("store unavailable ({e}); {count} updates will be fetched again");
+                return fetched(offset, true);
+            }
         }
     };
     let mut handed_over = 0;
-    for update in fresh {
+    let mut ordered = fresh;
+    ordered.extend(turned_away);
+    ordered.sort_by_key(|u| u.update_id);
+    for update in ordered {
         let id = update.update_id;
-        match target.send(Dispatch(Job { update, attempts: 0 })).await {
+        match sinks.target.send(Dispatch(Job { update, attempts: 0 })).await {
             Ok(Ok(())) => {
-                Metrics::incr(&metrics.updates_dispatched);
+                Metrics::incr(&sinks.metrics.updates_dispatched);
                 handed_over += 1;
             }
             Ok(Err(e)) => log::error!("{e}; it stays in the journal for the next start"),
@@ -234,12 +254,10 @@ impl Handler<Poll> for PollerActor {
         self.polling = true;
         let fut = poll_once(
             self.telegram.clone(),
-            self.target.clone(),
-            self.journal.clone(),
+            self.sinks.clone(),
             self.offset,
             self.settings.poll_limit,
             self.settings.allowed_updates.clone(),
-            self.metrics.clone(),
         );
         ctx.spawn(fut.into_actor(self).map(|outcome, act, ctx| {
             act.polling = false;

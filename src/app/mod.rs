@@ -276,7 +276,7 @@ impl Service {
         );
         let poller = {
             let (tg, pool, store, m) = (
-                settings.telegram.clone(),
+                (settings.telegram.clone(), settings.security.clone()),
                 pool.clone().recipient(),
                 store.clone().recipient(),
                 metrics.clone(),

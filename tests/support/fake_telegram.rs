@@ -30,8 +30,6 @@ pub enum Fault {
     CutShort,
     /// Downloads only: sends 1000 bytes more than `getFile`'s `file_size` said.
     Longer,
-    /// Answers normally: lets a queue of faults spare a call.
-    Pass,
 }
 
 /// The bytes behind a `file_id`.
@@ -87,6 +85,7 @@ struct Inner {
     files: HashMap<String, FileBody>,
     faults: VecDeque<Fault>,
     send_faults: VecDeque<Fault>,
+    text_faults: Vec<(String, VecDeque<Fault>)>,
     method_faults: HashMap<String, VecDeque<Fault>>,
     file_pace: Option<Duration>,
     polls_in_flight: usize,
@@ -279,6 +278,14 @@ impl FakeTelegram {
         })
     }
 
+    /// Makes the next `sendMessage` calls whose text contains `part` answer with `faults`.
+    pub fn inject_text_faults(&self, part: &str, faults: impl IntoIterator<Item = Fault>) {
+        self.with(|i| {
+            i.text_faults
+                .push((part.to_string(), faults.into_iter().collect()))
+        });
+    }
+
     /// Texts sent with `sendMessage` to `chat`, in order.
     pub fn texts_to(&self, chat: i64) -> Vec<String> {
         self.sent_to(chat, "sendMessage")
@@ -348,9 +355,8 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
             });
         }
         if name != "getUpdates" {
-            match i.method_faults.get_mut(&name).and_then(VecDeque::pop_front) {
-                Some(Fault::Pass) | None => {}
-                Some(f) => return fault_response(f),
+            if let Some(f) = i.method_faults.get_mut(&name).and_then(VecDeque::pop_front) {
+                return fault_response(f);
             }
         }
     }
@@ -402,8 +408,8 @@ async fn get_updates(params: Value, state: web::Data<State>) -> HttpResponse {
     }
     let fault = state.inner.lock().unwrap().faults.pop_front();
     let response = match fault {
-        Some(Fault::Pass) | None => poll(offset, limit, timeout, &state).await,
         Some(f) => fault_response(f),
+        None => poll(offset, limit, timeout, &state).await,
     };
     state.inner.lock().unwrap().polls_in_flight -= 1;
     response
@@ -421,7 +427,7 @@ fn fault_response(fault: Fault) -> HttpResponse {
             .content_type("application/json")
             .body("{\"ok\":tru"),
         Fault::EmptyAtOnce => ok(json!([])),
-        Fault::CutShort | Fault::Longer | Fault::Pass => api_error(500, "Internal Server Error"),
+        Fault::CutShort | Fault::Longer => api_error(500, "Internal Server Error"),
     }
 }
 
@@ -460,6 +466,14 @@ fn send_message(params: Value, state: &State) -> HttpResponse {
     }
     let mut i = state.inner.lock().unwrap();
     if let Some(fault) = i.send_faults.pop_front() {
+        return fault_response(fault);
+    }
+    let matching = i
+        .text_faults
+        .iter_mut()
+        .find(|(part, _)| text.contains(part.as_str()))
+        .and_then(|(_, faults)| faults.pop_front());
+    if let Some(fault) = matching {
         return fault_response(fault);
     }
     i.next_message_id += 1;
@@ -577,8 +591,8 @@ async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             all.extend(std::iter::repeat_n(7u8, 1000));
             return HttpResponse::Ok().body(all);
         }
-        (Some(Fault::Pass) | None, _) => {}
         (Some(f), _) => return fault_response(f),
+        (None, _) => {}
     }
     match body {
         None => api_error(404, "Not Found"),
