@@ -292,6 +292,67 @@ fn refused_credentials_pause_delivery_and_keep_every_row() {
 }
 
 #[test]
+fn chats_off_the_allowlist_get_no_button_and_no_rows() {
+    let (tg, s3, at, data) = fakes();
+    let settings = settings_from(vars(
+        &tg,
+        &s3,
+        &at,
+        data.path(),
+        &[
+            ("TG_INGEST__SECURITY__ALLOWED_CHAT_IDS", "-6201"),
+            ("TG_INGEST__BUTTON__ADMINS", "990"),
+        ],
+    ));
+    let _service = TestService::start(settings.clone());
+    // A button posted in an allowed chat and one in a chat that is not (posted before the
+    // allowlist was set, say).
+    let (allowed, other) = (post(&settings, -6201), post(&settings, -6202));
+    tg.push(press(
+        -6202,
+        other,
+        991,
+        None,
+        &tg.button_data(-6202, other).unwrap(),
+    ));
+    tg.push(press(
+        -6201,
+        allowed,
+        992,
+        None,
+        &tg.button_data(-6201, allowed).unwrap(),
+    ));
+    let go = |chat: i64| {
+        serde_json::json!({"message": {
+            "message_id": tg.next_user_message_id(),
+            "from": {"id": 990, "is_bot": false, "first_name": "Admin"},
+            "chat": {"id": chat, "type": "supergroup", "title": "g"},
+            "date": 1_763_800_000,
+            "text": "/go"
+        }})
+    };
+    tg.push(go(-6202));
+    tg.push(go(-6201));
+    wait_until(WAIT, "the allowed chat's row and new button", || {
+        at.rows().len() == 1 && tg.sent_to(-6201, "sendMessage").len() == 2
+    });
+    assert_eq!(field(&at.rows()[0], "chat_id"), "-6201");
+    let answers = tg.answers();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .any(|a| a.1 == tg_ingest::bot::texts::NOT_ALLOWED),
+        "the press in the other chat is answered with a refusal: {answers:?}"
+    );
+    assert_eq!(
+        tg.sent_to(-6202, "sendMessage").len(),
+        1,
+        "no new button in the other chat, only the one posted before"
+    );
+}
+
+#[test]
 fn forged_and_foreign_buttons_are_answered_and_ignored() {
     let (tg, s3, at, data) = fakes();
     let settings = settings_from(vars(&tg, &s3, &at, data.path(), &[]));
