@@ -94,7 +94,9 @@ fn five_users_pressing_one_button_make_one_row_and_five_answers() {
     }
     wait_until(WAIT, "five answers", || tg.answers().len() == 5);
     wait_until(WAIT, "a row", || at.rows().len() == 1);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(WAIT, "every press handled, nothing left to send", || {
+        settled(data.path(), "airtable")
+    });
     assert_eq!(at.rows().len(), 1);
     assert_eq!(
         field(&at.rows()[0], "username"),
@@ -183,7 +185,11 @@ fn rows_wait_out_an_airtable_outage_of_60_s() {
         ));
     }
     wait_until(WAIT, "presses answered", || tg.answers().len() == 4);
-    std::thread::sleep(Duration::from_secs(5));
+    wait_until(
+        WAIT,
+        "deliveries tried and refused during the outage",
+        || outbox_max_attempts(data.path(), "airtable") >= 2,
+    );
     assert!(at.rows().is_empty());
     wait_until(Duration::from_secs(150), "rows after the outage", || {
         at.rows().len() == 4
@@ -223,7 +229,9 @@ fn a_lost_response_and_error_storms_still_make_one_row_each() {
     wait_until(Duration::from_secs(90), "rows", || {
         at.writes() >= 6 && at.rows().len() == 2
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(WAIT, "nothing left to send", || {
+        settled(data.path(), "airtable")
+    });
     assert_eq!(at.rows().len(), 2, "{:?}", at.rows());
 }
 
@@ -373,7 +381,9 @@ fn forged_and_foreign_buttons_are_answered_and_ignored() {
         .answers()
         .iter()
         .all(|a| a.1 == tg_ingest::button::texts::NOT_OURS));
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(WAIT, "every press handled, nothing queued", || {
+        settled(data.path(), "airtable")
+    });
     assert!(at.rows().is_empty());
     assert_eq!(at.writes(), 0);
     assert!(tg.button_data(-7001, msg).is_some(), "keyboard still shown");
@@ -409,7 +419,9 @@ fn rows_in_the_outbox_survive_a_kill_and_arrive_once_after_restart() {
     at.down_for(Duration::ZERO);
     let mut child = spawn_binary(&v, &log);
     wait_until(WAIT, "rows after restart", || at.rows().len() == 3);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(WAIT, "nothing left to send", || {
+        settled(data.path(), "airtable")
+    });
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
     assert_eq!(at.rows().len(), 3, "none twice");
@@ -498,7 +510,9 @@ fn go_from_an_admin_posts_the_button_and_others_are_refused() {
         button.params["reply_markup"]["inline_keyboard"][0][0]["text"],
         "Поехали"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until(WAIT, "every update handled", || {
+        journal_len(data.path()) == 0
+    });
     assert_eq!(
         tg.texts_to(-9100).len(),
         2,

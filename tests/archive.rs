@@ -119,7 +119,7 @@ fn group_messages_are_archived_verbatim_once_each_in_the_local_day() {
     let Archiving {
         tg,
         s3,
-        data: _data,
+        data,
         b,
         vars: _,
         settings,
@@ -141,7 +141,9 @@ fn group_messages_are_archived_verbatim_once_each_in_the_local_day() {
         group_update(5004, -999, NOON, Some("not archived"), true),
     );
     wait_until(WAIT, "three raw objects", || s3.keys_in(&b.raw).len() == 3);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_until(WAIT, "every update handled, nothing left to store", || {
+        settled(data.path(), "archive")
+    });
     let keys = s3.keys_in(&b.raw);
     assert_eq!(keys.len(), 3, "{keys:?}");
     for u in &updates {
@@ -184,7 +186,9 @@ fn an_s3_outage_delays_archived_messages_but_loses_none() {
         );
     }
     wait_until(WAIT, "all confirmed", || tg.pending_updates() == 0);
-    std::thread::sleep(Duration::from_secs(30));
+    wait_until(WAIT, "stores tried and failed during the outage", || {
+        outbox_max_attempts(data.path(), "archive") >= 3
+    });
     s3.restart();
     wait_until(Duration::from_secs(60), "objects after the outage", || {
         s3.keys_in(&b.raw).len() == 5

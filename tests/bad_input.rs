@@ -136,20 +136,28 @@ fn users_off_the_allowlist_get_a_polite_refusal_and_nothing_is_stored() {
         data.path(),
         &[("TG_INGEST__SECURITY__ALLOWED_USER_IDS", "310,311")],
     )));
+    let words = "an-intruders-private-words-4711";
     tg.add_file("x", FileBody::Bytes(Arc::new(vec![1, 2, 3])));
     tg.push(document(&tg, 312, "x", Some("intruder.bin"), 3));
+    tg.push(text(&tg, 312, words));
     tg.push(text(&tg, 310, "hi"));
-    wait_until(WAIT, "both answered", || {
-        tg.texts_to(312).len() == 1 && tg.texts_to(310).len() == 1
+    wait_until(WAIT, "all answered", || {
+        tg.texts_to(312).len() == 2 && tg.texts_to(310).len() == 1
     });
     assert!(
-        tg.texts_to(312)[0].contains("private"),
+        tg.texts_to(312).iter().all(|t| t.contains("private")),
         "{:?}",
         tg.texts_to(312)
     );
     assert!(tg.texts_to(310)[0].contains("[greeting]"));
     assert!(tg.calls("getFile").is_empty());
     assert!(s3.keys().is_empty());
+    // Nothing of theirs was ever written to the data directory: not journaled, not even for
+    // a moment (a deleted row would linger in the store's files).
+    for needle in [words, "intruder.bin"] {
+        let found = files_containing(data.path(), needle.as_bytes());
+        assert!(found.is_empty(), "{needle:?} was written to {found:?}");
+    }
 }
 
 #[test]

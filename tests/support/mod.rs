@@ -540,3 +540,60 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tg-ingest"))
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut queue = vec![dir.to_path_buf()];
+    while let Some(dir) = queue.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                queue.push(path);
+            } else if std::fs::read(&path)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Reads one number from the store in `data_dir` (read-only, beside the running service); 0
+/// when the store or the table does not exist yet.
+fn store_number(data_dir: &Path, sql: &str, kind: &str) -> i64 {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let Ok(db) = rusqlite::Connection::open_with_flags(data_dir.join("state.db"), flags) else {
+        return 0;
+    };
+    db.query_row(sql, [kind], |r| r.get::<_, Option<i64>>(0))
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// Items of the outbox `kind` still waiting for delivery.
+pub fn outbox_pending(data_dir: &Path, kind: &str) -> i64 {
+    store_number(
+        data_dir,
+        "SELECT COUNT(*) FROM outbox WHERE kind = ?1 AND delivered_at IS NULL AND dead_reason IS NULL",
+        kind,
+    )
+}
+
+/// The most failed deliveries of any item of the outbox `kind`.
+pub fn outbox_max_attempts(data_dir: &Path, kind: &str) -> i64 {
+    store_number(
+        data_dir,
+        "SELECT MAX(attempts) FROM outbox WHERE kind = ?1",
+        kind,
+    )
+}
+
+/// Whether the service in `data_dir` is idle: nothing journaled, nothing waiting in the
+/// outbox `kind`. Once it holds, no further effect can come from the updates sent so far.
+pub fn settled(data_dir: &Path, kind: &str) -> bool {
+    journal_len(data_dir) == 0 && outbox_pending(data_dir, kind) == 0
+}
