@@ -52,6 +52,9 @@ struct ProgressView {
     edits: u32,
 }
 
+/// Users whose greeting one worker remembers in memory.
+const GREETED_CACHE: usize = 100_000;
+
 /// The document bot; one per worker.
 pub struct DocumentBot {
     telegram: Rc<TelegramClient>,
@@ -118,6 +121,16 @@ impl DocumentBot {
             .map_err(|e| reply_error(&e))
     }
 
+    /// Caches that the user was greeted; the cache is a bounded convenience (the store is the
+    /// record), emptied when it reaches [`GREETED_CACHE`] users.
+    fn remember_greeted(&self, user: i64) {
+        let mut greeted = self.greeted.borrow_mut();
+        if greeted.len() >= GREETED_CACHE {
+            greeted.clear();
+        }
+        greeted.insert(user);
+    }
+
     /// Whether the user was greeted before (cached per worker; one user's chat always lands on
     /// the same worker).
     async fn was_greeted(&self, user: i64) -> Result<bool, HandlerError> {
@@ -131,7 +144,7 @@ impl DocumentBot {
             .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
             .map_err(|e| HandlerError::retryable(e.to_string()))?;
         if known {
-            self.greeted.borrow_mut().insert(user);
+            self.remember_greeted(user);
         }
         Ok(known)
     }
@@ -179,7 +192,7 @@ impl DocumentBot {
             // Reply first, remember after: a crash in between greets again rather than never.
             match self.reply(msg, texts::GREETING).await {
                 Ok(_) => {
-                    self.greeted.borrow_mut().insert(user);
+                    self.remember_greeted(user);
                     self.store.do_send(SetGreeted(user));
                 }
                 // A document is stored even when the user cannot be greeted.

@@ -52,6 +52,8 @@ impl fmt::Display for Secret {
 pub struct Settings {
     /// Size of the worker pool.
     pub workers: usize,
+    /// Updates one worker holds in memory before the poller waits (the journal holds the rest).
+    pub worker_queue_limit: usize,
     /// Directory for local data (store, embedded S3 files).
     pub data_dir: PathBuf,
     /// Attempts per update before it is moved to the poison list.
@@ -290,6 +292,8 @@ pub struct S3Settings {
     pub startup_attempts: u32,
     /// How long an upload is retried, in seconds.
     pub retry_for_secs: u64,
+    /// Documents uploaded at the same time; more wait their turn.
+    pub max_concurrent_uploads: usize,
     /// The embedded server used when `endpoint` is empty.
     pub embedded: EmbeddedS3Settings,
 }
@@ -466,6 +470,12 @@ impl Settings {
         }
         if self.workers == 0 || self.workers > 256 {
             return invalid("workers", "must be between 1 and 256");
+        }
+        if !(1..=1_000_000).contains(&self.worker_queue_limit) {
+            return invalid("worker_queue_limit", "must be between 1 and 1000000");
+        }
+        if !(1..=256).contains(&self.s3.max_concurrent_uploads) {
+            return invalid("s3.max_concurrent_uploads", "must be between 1 and 256");
         }
         let token = self.telegram.token.expose();
         if token.is_empty() {

@@ -427,3 +427,56 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_full_worker_makes_the_poller_wait_and_the_backlog_stays_out_of_memory() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let service = TestService::start(settings_from(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[
+            ("TG_INGEST__WORKERS", "1"),
+            ("TG_INGEST__WORKER_QUEUE_LIMIT", "5"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+        ],
+    )));
+    tg.push(text(&tg, 80, "hi"));
+    wait_until(WAIT, "greeting", || tg.texts_to(80).len() == 1);
+    // A document that takes about 3 s holds its chat; 50 messages queue up behind it.
+    tg.add_file("slow", FileBody::Pattern(8 << 20));
+    tg.set_file_pace(Some(Duration::from_millis(100)));
+    tg.push(document(&tg, 80, "slow", Some("slow.bin"), 8 << 20));
+    wait_until(WAIT, "the download under way", || {
+        tg.texts_to(80).len() == 2
+    });
+    let polls = tg.calls("getUpdates").len();
+    tg.push_many(
+        (0..50)
+            .map(|i| text(&tg, 80, &format!("waiting {i}")))
+            .collect(),
+    );
+    wait_until(WAIT, "the worker full", || {
+        Metrics::get(&service.metrics.updates_dispatched) >= 2 + 5
+    });
+    // The worker holds 5 waiting updates (plus the one it is offered); the poller waits for it
+    // instead of fetching on, so the rest stay with Telegram and in the journal.
+    assert!(
+        !tg.texts_to(80)
+            .iter()
+            .any(|t| t.contains("[document has been saved]")),
+        "still downloading"
+    );
+    assert!(Metrics::get(&service.metrics.updates_dispatched) <= 2 + 5 + 1);
+    assert!(
+        tg.calls("getUpdates").len() <= polls + 1,
+        "no poll while the worker is full"
+    );
+    tg.set_file_pace(None);
+    wait_until(Duration::from_secs(60), "everything answered", || {
+        tg.texts_to(80).len() == 3 + 50
+    });
+    assert_eq!(journal_len(data.path()), 0);
+}

@@ -435,3 +435,42 @@ fn s3_refusing_the_credentials_pauses_the_upload_and_keeps_the_document() {
     });
     assert!(s3.get("denied.pdf").unwrap() == bytes);
 }
+
+#[test]
+fn no_more_documents_are_stored_at_once_than_the_cap() {
+    let (tg, s3, data) = fakes();
+    let _service = TestService::start(settings_from(vars(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__S3__MAX_CONCURRENT_UPLOADS", "1")],
+    )));
+    tg.add_file("one", FileBody::Pattern(6 * MIB));
+    tg.add_file("two", FileBody::Pattern(6 * MIB));
+    tg.set_file_pace(Some(Duration::from_millis(80)));
+    tg.push(document(&tg, 55, "one", Some("one.bin"), 6 * MIB));
+    tg.push(document(&tg, 56, "two", Some("two.bin"), 6 * MIB));
+    let acknowledged = |chat: i64| {
+        tg.texts_to(chat)
+            .iter()
+            .any(|t| t.starts_with("[document] "))
+    };
+    wait_until(WAIT, "both acknowledged", || {
+        acknowledged(55) && acknowledged(56)
+    });
+    wait_until(WAIT, "one download under way", || {
+        tg.calls("download").len() == 1
+    });
+    assert_eq!(
+        saved(&tg, 55) + saved(&tg, 56),
+        0,
+        "the first is still on its way"
+    );
+    assert_eq!(
+        tg.calls("getFile").len(),
+        1,
+        "the second waits for the first to finish"
+    );
+    tg.set_file_pace(None);
+    wait_until(WAIT, "both saved", || saved(&tg, 55) + saved(&tg, 56) == 2);
+}

@@ -35,11 +35,16 @@ pub struct MoveToPoison {
     pub attempts: u32,
 }
 
-/// The journal left by the previous run, for replay (each chat's oldest entry counts one more
-/// attempt).
+/// A page of the journal left by the previous run, for replay: the updates after `after`
+/// (`None` for the first page, which also charges each chat's oldest entry one more attempt).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<JournalEntry>, Arc<StoreError>>")]
-pub struct TakeReplay;
+pub struct TakeReplay {
+    /// The last update of the previous page.
+    pub after: Option<i64>,
+    /// Most updates in the page.
+    pub limit: usize,
+}
 
 /// Whether a user was greeted.
 #[derive(Message)]
@@ -144,6 +149,16 @@ impl StoreActor {
 
 impl Actor for StoreActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(std::time::Duration::from_secs(3600), |act, _| {
+            match act.store.prune_done() {
+                Ok(0) => {}
+                Ok(n) => log::debug!("forgot {n} finished update ids older than a week"),
+                Err(e) => log::warn!("cannot forget old finished update ids: {e}"),
+            }
+        });
+    }
 }
 
 impl Supervised for StoreActor {
@@ -229,8 +244,13 @@ impl Handler<MoveToPoison> for StoreActor {
 impl Handler<TakeReplay> for StoreActor {
     type Result = Result<Vec<JournalEntry>, Arc<StoreError>>;
 
-    fn handle(&mut self, _: TakeReplay, _: &mut Context<Self>) -> Self::Result {
-        self.store.take_for_replay().map_err(Arc::new)
+    fn handle(&mut self, msg: TakeReplay, _: &mut Context<Self>) -> Self::Result {
+        if msg.after.is_none() {
+            self.store.charge_replay().map_err(Arc::new)?;
+        }
+        self.store
+            .journal_page(msg.after.unwrap_or(i64::MIN), msg.limit)
+            .map_err(Arc::new)
     }
 }
 

@@ -200,6 +200,8 @@ pub struct S3UploaderActor {
     parts_in_flight: usize,
     storage_retry_for: Duration,
     download_retry_for: Duration,
+    /// One permit per upload running; `s3.max_concurrent_uploads` of them.
+    slots: Rc<tokio::sync::Semaphore>,
     metrics: Arc<Metrics>,
 }
 
@@ -223,6 +225,9 @@ impl S3UploaderActor {
             parts_in_flight: s3.parts_in_flight,
             storage_retry_for: Duration::from_secs(s3.retry_for_secs),
             download_retry_for: Duration::from_secs(tg.download_retry_for_secs),
+            slots: Rc::new(tokio::sync::Semaphore::new(
+                s3.max_concurrent_uploads.max(1),
+            )),
             metrics,
         }
     }
@@ -285,7 +290,10 @@ impl Handler<Upload> for S3UploaderActor {
         };
         let metrics = self.metrics.clone();
         let (download_for, storage_for) = (self.download_retry_for, self.storage_retry_for);
+        let slots = self.slots.clone();
         Box::pin(async move {
+            // Memory is bounded by the uploads running, not by the documents waiting.
+            let _slot = slots.acquire().await;
             let started = Instant::now();
             log::info!(
                 "chat_id={} upload started: key={:?} expected_bytes={}",

@@ -31,7 +31,9 @@ pub struct Job {
     pub attempts: u32,
 }
 
-/// One update for this worker to handle. Answered once the update is queued.
+/// One update for this worker to handle. Answered once the update is queued and the worker's
+/// queues hold no more than `queue_limit` updates: a sender that awaits the answer (the poller,
+/// the replay) waits while the worker is full, and the journal holds the rest.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct HandleUpdate(pub Job);
@@ -95,6 +97,8 @@ pub struct WorkerDeps {
     pub store: Addr<StoreActor>,
     /// Attempts before an update is moved to the poison list.
     pub max_attempts: u32,
+    /// Updates a worker holds waiting before [`HandleUpdate`] answers only as they leave.
+    pub queue_limit: usize,
     /// Counters.
     pub metrics: Arc<Metrics>,
 }
@@ -106,6 +110,10 @@ pub struct WorkerActor {
     deps: WorkerDeps,
     /// Updates waiting, per chat.
     queues: HashMap<i64, VecDeque<Job>>,
+    /// Updates in `queues`, all chats together.
+    queued: usize,
+    /// Answers of [`HandleUpdate`] held back while the queues are over `queue_limit`.
+    held_answers: VecDeque<tokio::sync::oneshot::Sender<()>>,
     /// The update being handled (or waiting for its retry), per chat.
     busy: HashMap<i64, Job>,
     /// Set by [`Drain`]: no new update is started.
@@ -121,10 +129,23 @@ impl WorkerActor {
             handler,
             deps,
             queues: HashMap::new(),
+            queued: 0,
+            held_answers: VecDeque::new(),
             busy: HashMap::new(),
             draining: false,
             drain_waiters: Vec::new(),
         }
+    }
+
+    /// Queues a job for its chat (at the front: it goes before the chat's waiting updates).
+    fn enqueue(&mut self, chat: i64, job: Job, front: bool) {
+        let queue = self.queues.entry(chat).or_default();
+        if front {
+            queue.push_front(job);
+        } else {
+            queue.push_back(job);
+        }
+        self.queued += 1;
     }
 
     /// Starts the next queued update of `chat` unless one is running.
@@ -139,6 +160,18 @@ impl WorkerActor {
             self.queues.remove(&chat);
             return;
         };
+        if queue.is_empty() {
+            self.queues.remove(&chat);
+        }
+        self.queued -= 1;
+        while self.queued < self.deps.queue_limit {
+            match self.held_answers.pop_front() {
+                Some(answer) => {
+                    let _ = answer.send(());
+                }
+                None => break,
+            }
+        }
         self.busy.insert(chat, job.clone());
         let handler = self.handler.clone();
         let progress = ctx.address().recipient();
@@ -228,7 +261,7 @@ impl WorkerActor {
         self.busy.insert(chat, job);
         ctx.run_later(delay, move |act, ctx| {
             if let Some(job) = act.busy.remove(&chat) {
-                act.queues.entry(chat).or_default().push_front(job);
+                act.enqueue(chat, job, true);
             }
             act.check_drained();
             act.pump(chat, ctx);
@@ -278,19 +311,27 @@ impl Supervised for WorkerActor {
         // Work cut short by the stop goes back to the front of its chat's queue.
         let interrupted: Vec<(i64, Job)> = self.busy.drain().collect();
         for (chat, job) in interrupted {
-            self.queues.entry(chat).or_default().push_front(job);
+            self.enqueue(chat, job, true);
         }
         log::warn!("worker {} restarted by its supervisor", self.id);
     }
 }
 
 impl Handler<HandleUpdate> for WorkerActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: HandleUpdate, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: HandleUpdate, ctx: &mut Context<Self>) -> Self::Result {
         let chat = msg.0.update.chat_id().unwrap_or(0);
-        self.queues.entry(chat).or_default().push_back(msg.0);
+        self.enqueue(chat, msg.0, false);
         self.pump(chat, ctx);
+        if self.queued <= self.deps.queue_limit {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.held_answers.push_back(tx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
     }
 }
 

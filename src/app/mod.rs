@@ -256,6 +256,7 @@ impl Service {
         let worker_deps = WorkerDeps {
             store: store.clone(),
             max_attempts: settings.max_attempts,
+            queue_limit: settings.worker_queue_limit,
             metrics: metrics.clone(),
         };
         let pool = WorkerPool::start(settings.workers, factory, worker_deps);
@@ -440,61 +441,68 @@ async fn replay(
     max_attempts: u32,
     metrics: &Metrics,
 ) -> Result<(), StartupError> {
+    const PAGE: usize = 500;
     let started = std::time::Instant::now();
-    let entries = store
-        .send(TakeReplay)
-        .await
-        .map_err(|e| StartupError::StoreUnavailable(e.to_string()))?
-        .map_err(|e| StartupError::StoreUnavailable(e.to_string()))?;
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let count = entries.len();
-    let mut replayed = 0;
-    for entry in entries {
-        if entry.attempts >= max_attempts {
-            log::error!(
+    let (mut count, mut replayed, mut after) = (0, 0, None);
+    loop {
+        let entries = store
+            .send(TakeReplay { after, limit: PAGE })
+            .await
+            .map_err(|e| StartupError::StoreUnavailable(e.to_string()))?
+            .map_err(|e| StartupError::StoreUnavailable(e.to_string()))?;
+        let Some(last) = entries.last() else {
+            break;
+        };
+        after = Some(last.update_id);
+        count += entries.len();
+        for entry in entries {
+            if entry.attempts >= max_attempts {
+                log::error!(
                 "update_id={} moved to the poison list: the service stopped {} times while handling it",
                 entry.update_id,
                 entry.attempts
             );
-            Metrics::incr(&metrics.updates_poisoned);
-            store.do_send(MoveToPoison {
-                update_id: entry.update_id,
-                reason: format!(
-                    "interrupted {} times (crash or shutdown) while handling it",
-                    entry.attempts
-                ),
-                attempts: entry.attempts,
-            });
-            continue;
-        }
-        let raw = match serde_json::value::RawValue::from_string(entry.raw) {
-            Ok(raw) => raw,
-            Err(e) => {
-                log::error!(
-                    "update_id={} in the journal is not JSON ({e}); moved aside",
-                    entry.update_id
-                );
+                Metrics::incr(&metrics.updates_poisoned);
                 store.do_send(MoveToPoison {
                     update_id: entry.update_id,
-                    reason: format!("journal entry is not JSON: {e}"),
+                    reason: format!(
+                        "interrupted {} times (crash or shutdown) while handling it",
+                        entry.attempts
+                    ),
                     attempts: entry.attempts,
                 });
                 continue;
             }
-        };
-        let Ok(update) = IncomingUpdate::parse(raw) else {
-            continue;
-        };
-        let job = Job {
-            update: Arc::new(update),
-            attempts: entry.attempts,
-        };
-        if let Ok(Ok(())) = pool.send(Dispatch(job)).await {
-            replayed += 1;
-            Metrics::incr(&metrics.updates_replayed);
+            let raw = match serde_json::value::RawValue::from_string(entry.raw) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    log::error!(
+                        "update_id={} in the journal is not JSON ({e}); moved aside",
+                        entry.update_id
+                    );
+                    store.do_send(MoveToPoison {
+                        update_id: entry.update_id,
+                        reason: format!("journal entry is not JSON: {e}"),
+                        attempts: entry.attempts,
+                    });
+                    continue;
+                }
+            };
+            let Ok(update) = IncomingUpdate::parse(raw) else {
+                continue;
+            };
+            let job = Job {
+                update: Arc::new(update),
+                attempts: entry.attempts,
+            };
+            if let Ok(Ok(())) = pool.send(Dispatch(job)).await {
+                replayed += 1;
+                Metrics::incr(&metrics.updates_replayed);
+            }
         }
+    }
+    if count == 0 {
+        return Ok(());
     }
     log::info!(
         "replayed {replayed} of {count} journaled updates from the previous run in {} ms",

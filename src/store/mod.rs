@@ -149,12 +149,20 @@ impl Store {
         conn.execute_batch(files::SCHEMA).map_err(err)?;
         conn.execute_batch(days::SCHEMA).map_err(err)?;
         days::migrate(&conn).map_err(err)?;
-        conn.execute(
-            "DELETE FROM done WHERE finished_at < ?1",
-            params![now_secs() - DONE_RETENTION_SECS],
-        )
-        .map_err(err)?;
-        Ok(Self { conn, path: name })
+        let mut store = Self { conn, path: name };
+        store.prune_done()?;
+        Ok(store)
+    }
+
+    /// Forgets finished update ids older than a week (Telegram keeps updates for 24 h); run at
+    /// start-up and every hour, so the table stays the size of a week of traffic.
+    pub fn prune_done(&mut self) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM done WHERE finished_at < ?1",
+                params![now_secs() - DONE_RETENTION_SECS],
+            )
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {
@@ -286,37 +294,58 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// The journal in update order, for the replay at start-up (called once per start). A chat's
-    /// updates are handled one at a time, oldest first, so only the oldest journaled update of
-    /// each chat can have been cut short by the end of the previous run: it alone is charged
-    /// one more attempt. Updates that were only waiting behind it are not, so restarts during
-    /// a backlog poison nothing.
-    pub fn take_for_replay(&mut self) -> Result<Vec<JournalEntry>, StoreError> {
-        let err = error_for(&self.path);
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute(
-            "UPDATE journal SET attempts = attempts + 1 WHERE update_id IN
-             (SELECT MIN(update_id) FROM journal GROUP BY COALESCE(chat_id, 0))",
-            [],
-        )
-        .map_err(err)?;
-        let entries = {
-            let mut stmt = tx
-                .prepare("SELECT update_id, raw, attempts FROM journal ORDER BY update_id")
-                .map_err(err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(JournalEntry {
-                        update_id: r.get(0)?,
-                        raw: r.get(1)?,
-                        attempts: r.get(2)?,
-                    })
+    /// Starts the replay at start-up (called once per start). A chat's updates are handled one
+    /// at a time, oldest first, so only the oldest journaled update of each chat can have been
+    /// cut short by the end of the previous run: it alone is charged one more attempt. Updates
+    /// that were only waiting behind it are not, so restarts during a backlog poison nothing.
+    pub fn charge_replay(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE journal SET attempts = attempts + 1 WHERE update_id IN
+                 (SELECT MIN(update_id) FROM journal GROUP BY COALESCE(chat_id, 0))",
+                [],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Up to `limit` journaled updates after `after`, in update order: the replay reads the
+    /// journal a page at a time, so a long backlog is never in memory at once.
+    pub fn journal_page(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT update_id, raw, attempts FROM journal WHERE update_id > ?1
+                 ORDER BY update_id LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok(JournalEntry {
+                    update_id: r.get(0)?,
+                    raw: r.get(1)?,
+                    attempts: r.get(2)?,
                 })
-                .map_err(err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(err)?
-        };
-        tx.commit().map_err(err)?;
-        Ok(entries)
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The whole journal for a replay: [`Store::charge_replay`], then every page.
+    #[cfg(test)]
+    pub fn take_for_replay(&mut self) -> Result<Vec<JournalEntry>, StoreError> {
+        self.charge_replay()?;
+        let mut all = Vec::new();
+        loop {
+            let page = self.journal_page(
+                all.last().map_or(i64::MIN, |e: &JournalEntry| e.update_id),
+                2,
+            )?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
     }
 
     /// Number of updates in the journal.
