@@ -16,7 +16,10 @@
 //!   once on the service's data directory (the archive's local copies) and once on an empty
 //!   one (every object fetched from S3): rows per second and the process's peak RSS.
 //!
-//! `cargo bench --bench ingest -- text` (or `document`, `recovery`) runs one. `BENCH_UPDATES`
+//! - backlog: the binary starts with 200,000 text updates and 50 documents of 20 MB waiting:
+//!   the time to handle them all and the process's peak RSS (target: 150 MiB or less).
+//!
+//! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`) runs one. `BENCH_UPDATES`
 //! (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
 
 #[path = "../tests/support/mod.rs"]
@@ -55,6 +58,78 @@ fn main() {
     if all || args.iter().any(|a| a == "etl") {
         bench_etl();
     }
+    if all || args.iter().any(|a| a == "backlog") {
+        bench_backlog();
+    }
+}
+
+/// The real binary (default settings, rate limits off) meets a backlog: `BENCH_BACKLOG_UPDATES`
+/// (default 200,000) text updates from 1,000 chats and `BENCH_BACKLOG_DOCS` (default 50)
+/// documents of 20 MB from as many users (first, downloading at about 5 MB/s each), all waiting
+/// when it starts. Prints the time to handle
+/// everything and the process's peak RSS (target: 150 MiB or less).
+fn bench_backlog() {
+    let n = env_or("BENCH_BACKLOG_UPDATES", 200_000) as usize;
+    let docs = env_or("BENCH_BACKLOG_DOCS", 50) as i64;
+    const DOC: u64 = 20_000_000;
+    let tg = FakeTelegram::start(TOKEN);
+    tg.record_calls(false);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let users = 1000;
+    let mut bodies: Vec<_> = (0..n)
+        .map(|i| text(&tg, 10_000 + (i % users) as i64, "hello"))
+        .collect();
+    // The documents come first, all at once, and download at about 5 MB/s each, so they are
+    // all on their way together while the texts pour in behind them.
+    let mut all: Vec<_> = (0..docs)
+        .map(|d| {
+            let id = format!("doc{d}");
+            tg.add_file(&id, FileBody::Pattern(DOC));
+            document(&tg, 50_000 + d, &id, Some(&format!("{id}.bin")), DOC)
+        })
+        .collect();
+    all.append(&mut bodies);
+    tg.set_file_pace(Some(Duration::from_millis(50)));
+    tg.push_many(all);
+    let started = Instant::now();
+    let mut child = Command::new(binary())
+        .env_clear()
+        .envs(service_env(
+            &tg,
+            &s3,
+            data.path(),
+            &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
+        ))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let saved = |tg: &FakeTelegram| {
+        (0..docs)
+            .filter(|d| {
+                tg.texts_to(50_000 + d)
+                    .iter()
+                    .any(|t| t.contains("[document has been saved]"))
+            })
+            .count() as i64
+    };
+    wait_until(Duration::from_secs(1800), "backlog handled", || {
+        tg.pending_updates() == 0 && tg.sent_count() >= n && saved(&tg) == docs
+    });
+    let took = started.elapsed();
+    let rss = peak_rss_kib(child.id()).unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "backlog: {n} text updates from {users} chats and {docs} documents of 20 MB, all waiting at \
+         start, handled in {:.1} s by the binary (default settings, rate limits off); \
+         service peak RSS {:.1} MiB (target <= 150 MiB)",
+        took.as_secs_f64(),
+        rss as f64 / 1024.0
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

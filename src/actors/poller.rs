@@ -274,7 +274,7 @@ impl Handler<Poll> for PollerActor {
                 }
             }
             if act.stopping {
-                ctx.stop();
+                // Idle from now on; the actor ends with the system.
                 return;
             }
             let delay = act.next_delay(&outcome);
@@ -290,11 +290,9 @@ impl Handler<Poll> for PollerActor {
 impl Handler<StopPolling> for PollerActor {
     type Result = ();
 
-    fn handle(&mut self, _: StopPolling, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: StopPolling, _: &mut Context<Self>) {
+        // No poll starts after this one; a poll in flight hands its batch over and ends there.
         self.stopping = true;
-        if !self.polling {
-            ctx.stop();
-        }
         log::info!("polling stops; next offset {}", self.offset);
     }
 }
