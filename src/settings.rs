@@ -680,13 +680,24 @@ mod tests {
             TOKEN,
             ("TG_INGEST__ARCHIVE__CHATS", "-100500"),
             ("TG_INGEST__BUTTON__ADMINS", "42"),
-            ("TG_INGEST__SECURITY__ALLOWED_CHAT_IDS", "1, 2,3"),
+            ("TG_INGEST__SECURITY__ALLOWED_CHAT_IDS", "1, 2,-100500"),
         ])
         .unwrap();
         assert_eq!(s.archive.chats, [-100500]);
         assert_eq!(s.button.admins, [42]);
-        assert_eq!(s.security.allowed_chat_ids, [1, 2, 3]);
+        assert_eq!(s.security.allowed_chat_ids, [1, 2, -100500]);
         assert!(with_vars(&[TOKEN, ("TG_INGEST__BUTTON__ADMINS", "1,x")]).is_err());
+        let err = with_vars(&[
+            TOKEN,
+            ("TG_INGEST__ARCHIVE__CHATS", "-100500"),
+            ("TG_INGEST__SECURITY__ALLOWED_CHAT_IDS", "1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("archive.chats"),
+            "an archived chat must be allowed: {err}"
+        );
     }
 
     #[test]
