@@ -478,5 +478,7 @@ fn a_full_worker_makes_the_poller_wait_and_the_backlog_stays_out_of_memory() {
     wait_until(Duration::from_secs(60), "everything answered", || {
         tg.texts_to(80).len() == 3 + 50
     });
-    assert_eq!(journal_len(data.path()), 0);
+    wait_until(WAIT, "every update finished", || {
+        journal_len(data.path()) == 0
+    });
 }
