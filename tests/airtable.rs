@@ -312,7 +312,7 @@ fn chats_off_the_allowlist_get_no_button_and_no_rows() {
             ("TG_INGEST__BUTTON__ADMINS", "990"),
         ],
     ));
-    let _service = TestService::start(settings.clone());
+    let service = TestService::start(settings.clone());
     // A button posted in an allowed chat and one in a chat that is not (posted before the
     // allowlist was set, say).
     let (allowed, other) = (post(&settings, -6201), post(&settings, -6202));
@@ -341,6 +341,9 @@ fn chats_off_the_allowlist_get_no_button_and_no_rows() {
     };
     tg.push(go(-6202));
     tg.push(go(-6201));
+    wait_until(WAIT, "all four updates handled", || {
+        Metrics::get(&service.metrics.updates_handled) >= 4
+    });
     wait_until(WAIT, "the allowed chat's row and new button", || {
         at.rows().len() == 1 && tg.sent_to(-6201, "sendMessage").len() == 2
     });
