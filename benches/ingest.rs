@@ -93,20 +93,12 @@ fn bench_backlog() {
     tg.set_file_pace(Some(Duration::from_millis(50)));
     tg.push_many(all);
     let started = Instant::now();
-    let mut child = Command::new(binary())
-        .env_clear()
-        .envs(service_env(
-            &tg,
-            &s3,
-            data.path(),
-            &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
-        ))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_service(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
+    ));
     let saved = |tg: &FakeTelegram| {
         (0..docs)
             .filter(|d| {
@@ -274,6 +266,19 @@ fn parallel_multipart(bucket: &s3::Bucket, key: &str, len: u64, part: u64, ways:
     });
 }
 
+/// The service binary as a child process (warnings on this terminal), so its memory can be read.
+fn spawn_service(env: Vec<(String, String)>) -> std::process::Child {
+    Command::new(binary())
+        .env_clear()
+        .envs(env)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -298,20 +303,12 @@ fn bench_document() {
 
     // The service binary, its own process, so its memory can be read.
     tg.add_file("gib", FileBody::Pattern(len));
-    let mut child = Command::new(binary())
-        .env_clear()
-        .envs(service_env(
-            &tg,
-            &s3,
-            data.path(),
-            &[("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true")],
-        ))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_service(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__TELEGRAM__LOCAL_BOT_API", "true")],
+    ));
     tg.push(text(&tg, 77, "hi"));
     wait_until(Duration::from_secs(60), "service up", || {
         tg.texts_to(77).len() == 1
