@@ -127,6 +127,11 @@ pub fn row_fields(
     Value::Object(fields)
 }
 
+/// Whether a press's data belongs to the go button (signed or forged: the check comes later).
+pub fn is_go_data(data: &str) -> bool {
+    data.starts_with("go:")
+}
+
 /// Whether `text` is the /go command for this bot (`/go` or `/go@<bot>`).
 pub fn is_go_command(text: &str, bot_username: Option<&str>) -> bool {
     let first = text.split_whitespace().next().unwrap_or("");

@@ -1,17 +1,18 @@
-//! Naming of S3 objects: a document is stored at the bucket root under the name Telegram gave
-//! it, made safe where that name would be a bad key.
+//! Naming of S3 objects: a document is stored at the bucket root under the name the sender's
+//! app gave it, made safe where that name would be a bad key; a name another person's object
+//! holds is numbered (`name (2).ext`), and a rename keeps the extension when none is given.
 
-use crate::telegram::Document;
+use crate::chat::IncomingDocument;
 
 /// Longest extension kept when a name has to be shortened.
 const MAX_EXTENSION_BYTES: usize = 16;
 
-/// The object key for a document: its `file_name`, sanitised, or a generated name from its
-/// `file_unique_id` and MIME type. The result is never empty, never contains `/`, `\` or
-/// control characters, is not `.` or `..`, and fits in `max_bytes` bytes.
-pub fn document_key(doc: &Document, max_bytes: usize) -> String {
+/// The object key for a document: its file name, sanitised, or a generated name from its
+/// stable id and MIME type. The result is never empty, never contains `/`, `\` or control
+/// characters, is not `.` or `..`, and fits in `max_bytes` bytes.
+pub fn document_key(doc: &IncomingDocument, max_bytes: usize) -> String {
     let generated = || generated_name(doc);
-    let name = match doc.file_name.as_deref() {
+    let name = match doc.name.as_deref() {
         Some(name) => sanitize(name),
         None => String::new(),
     };
@@ -44,10 +45,53 @@ pub fn sanitize(name: &str) -> String {
     format!("{}{}", "_".repeat(dots), &trimmed[dots..])
 }
 
+/// The key a rename asks for: the new name sanitised like a file name, with the old key's
+/// extension when the new name has none. `None` when nothing usable is left.
+pub fn rename_key(new_name: &str, old_key: &str, max_bytes: usize) -> Option<String> {
+    let name = sanitize(new_name);
+    if name.is_empty() || name == "." || name == ".." || name.chars().all(|c| c == '_') {
+        return None;
+    }
+    let name = match (extension(&name), extension(old_key)) {
+        (None, Some(ext)) => format!("{name}{ext}"),
+        _ => name,
+    };
+    Some(truncate_keeping_extension(&name, max_bytes))
+}
+
+/// The `n`th free-name candidate for `key`: `key` itself for 1, then `stem (n).ext`, shortened
+/// to `max_bytes` by cutting the stem.
+pub fn numbered(key: &str, n: u32, max_bytes: usize) -> String {
+    if n <= 1 {
+        return key.to_string();
+    }
+    let ext = extension(key).unwrap_or("");
+    let stem = &key[..key.len() - ext.len()];
+    let suffix = format!(" ({n}){ext}");
+    let mut end = stem.len().min(max_bytes.saturating_sub(suffix.len()));
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &stem[..end])
+}
+
+/// The extension of a name, dot included: a short alphanumeric suffix after a dot that is
+/// not the first character.
+pub fn extension(name: &str) -> Option<&str> {
+    let dot = name.rfind('.').filter(|i| *i > 0)?;
+    let ext = &name[dot..];
+    (ext.len() > 1
+        && ext.len() <= MAX_EXTENSION_BYTES
+        && ext[1..].chars().all(|c| c.is_alphanumeric()))
+    .then_some(ext)
+}
+
 /// A name for a document that came without one.
-fn generated_name(doc: &Document) -> String {
+fn generated_name(doc: &IncomingDocument) -> String {
     let stem: String = doc
-        .file_unique_id
+        .unique_id
+        .as_deref()
+        .unwrap_or_default()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(64)
@@ -111,14 +155,53 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
-    fn doc(name: Option<&str>) -> Document {
-        Document {
-            file_id: "F".into(),
-            file_unique_id: "AgADuniq".into(),
-            file_name: name.map(str::to_string),
+    fn doc(name: Option<&str>) -> IncomingDocument {
+        IncomingDocument {
+            file: "F".into(),
+            unique_id: Some("AgADuniq".into()),
+            name: name.map(str::to_string),
             mime_type: Some("application/pdf".into()),
-            file_size: Some(1),
+            size: Some(1),
         }
+    }
+
+    #[test]
+    fn taken_names_are_numbered_before_the_extension() {
+        assert_eq!(numbered("report.pdf", 1, 1024), "report.pdf");
+        assert_eq!(numbered("report.pdf", 2, 1024), "report (2).pdf");
+        assert_eq!(numbered("archive.tar.gz", 3, 1024), "archive.tar (3).gz");
+        assert_eq!(numbered("README", 2, 1024), "README (2)");
+        assert_eq!(numbered("отчёт.xlsx", 10, 1024), "отчёт (10).xlsx");
+        let long = format!("{}.pdf", "ж".repeat(600));
+        let key = numbered(&long, 2, 1024);
+        assert!(key.len() <= 1024 && key.ends_with(" (2).pdf"), "{key}");
+    }
+
+    #[test]
+    fn a_rename_keeps_the_extension_when_none_is_given() {
+        assert_eq!(
+            rename_key("summary", "a.pdf", 1024).as_deref(),
+            Some("summary.pdf")
+        );
+        assert_eq!(
+            rename_key("summary.txt", "a.pdf", 1024).as_deref(),
+            Some("summary.txt")
+        );
+        assert_eq!(
+            rename_key(" ../x ", "a.pdf", 1024).as_deref(),
+            Some("___x.pdf")
+        );
+        assert_eq!(
+            rename_key("v1.2 final", "a.pdf", 1024).as_deref(),
+            Some("v1.2 final.pdf")
+        );
+        assert_eq!(
+            rename_key("notes", "README", 1024).as_deref(),
+            Some("notes")
+        );
+        assert_eq!(rename_key("   ", "a.pdf", 1024), None);
+        assert_eq!(rename_key("..", "a.pdf", 1024), None);
+        assert_eq!(rename_key("/", "a.pdf", 1024), None);
     }
 
     #[test]
@@ -172,6 +255,9 @@ mod tests {
         );
         let mut d = doc(None);
         d.mime_type = None;
+        d.unique_id = None;
+        assert_eq!(document_key(&d, 1024), "document_unnamed.bin");
+        d.unique_id = Some("AgADuniq".into());
         assert_eq!(document_key(&d, 1024), "document_AgADuniq.bin");
     }
 

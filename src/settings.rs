@@ -294,6 +294,9 @@ pub struct S3Settings {
     pub retry_for_secs: u64,
     /// Documents uploaded at the same time; more wait their turn.
     pub max_concurrent_uploads: usize,
+    /// Largest object a rename copies with one `CopyObject`, in MiB; larger ones are copied
+    /// in parts (`UploadPartCopy`).
+    pub single_copy_max_mib: u64,
     /// The embedded server used when `endpoint` is empty.
     pub embedded: EmbeddedS3Settings,
 }
@@ -476,6 +479,12 @@ impl Settings {
         }
         if !(1..=256).contains(&self.s3.max_concurrent_uploads) {
             return invalid("s3.max_concurrent_uploads", "must be between 1 and 256");
+        }
+        if !(5..=5120).contains(&self.s3.single_copy_max_mib) {
+            return invalid(
+                "s3.single_copy_max_mib",
+                "must be between 5 and 5120 (S3 copies at most 5 GiB in one request)",
+            );
         }
         let token = self.telegram.token.expose();
         if token.is_empty() {

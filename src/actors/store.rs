@@ -46,16 +46,6 @@ pub struct TakeReplay {
     pub limit: usize,
 }
 
-/// Whether a user was greeted.
-#[derive(Message)]
-#[rtype(result = "Result<bool, Arc<StoreError>>")]
-pub struct IsGreeted(pub i64);
-
-/// Remembers that a user was greeted.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetGreeted(pub i64);
-
 /// Sizes of the journal and the poison list.
 #[derive(Message)]
 #[rtype(result = "Result<(u64, u64), Arc<StoreError>>")]
@@ -251,25 +241,6 @@ impl Handler<TakeReplay> for StoreActor {
         self.store
             .journal_page(msg.after.unwrap_or(i64::MIN), msg.limit)
             .map_err(Arc::new)
-    }
-}
-
-impl Handler<IsGreeted> for StoreActor {
-    type Result = Result<bool, Arc<StoreError>>;
-
-    fn handle(&mut self, msg: IsGreeted, _: &mut Context<Self>) -> Self::Result {
-        self.store.is_greeted(msg.0).map_err(Arc::new)
-    }
-}
-
-impl Handler<SetGreeted> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetGreeted, _: &mut Context<Self>) {
-        logged(
-            "cannot remember a greeted user",
-            self.store.set_greeted(msg.0),
-        );
     }
 }
 

@@ -22,9 +22,9 @@ pub struct UploadClosed(pub String);
 #[rtype(result = "Result<Vec<OpenUpload>, Arc<StoreError>>")]
 pub struct OpenUploads;
 
-/// Records a saved document; answered once it is recorded.
+/// Records a saved document; answered with its file id once it is recorded.
 #[derive(Message)]
-#[rtype(result = "Result<(), Arc<StoreError>>")]
+#[rtype(result = "Result<i64, Arc<StoreError>>")]
 pub struct RecordSavedFile(pub SavedFile);
 
 impl Handler<UploadOpened> for StoreActor {
@@ -54,7 +54,7 @@ impl Handler<OpenUploads> for StoreActor {
 }
 
 impl Handler<RecordSavedFile> for StoreActor {
-    type Result = Result<(), Arc<StoreError>>;
+    type Result = Result<i64, Arc<StoreError>>;
 
     fn handle(&mut self, msg: RecordSavedFile, _: &mut Context<Self>) -> Self::Result {
         self.store_mut().record_saved_file(&msg.0).map_err(Arc::new)

@@ -202,6 +202,10 @@ pub struct S3UploaderActor {
     download_retry_for: Duration,
     /// One permit per upload running; `s3.max_concurrent_uploads` of them.
     slots: Rc<tokio::sync::Semaphore>,
+    /// Client of the presigned server-side copy requests.
+    copy_http: reqwest::Client,
+    /// Largest object copied with one `CopyObject`.
+    single_copy_max: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -228,8 +232,35 @@ impl S3UploaderActor {
             slots: Rc::new(tokio::sync::Semaphore::new(
                 s3.max_concurrent_uploads.max(1),
             )),
+            copy_http: reqwest::Client::builder()
+                .timeout(crate::objects::copy_timeout(Duration::from_secs(
+                    s3.request_timeout_secs,
+                )))
+                .build()
+                .unwrap_or_default(),
+            single_copy_max: s3.single_copy_max_mib * 1024 * 1024,
             metrics,
         }
+    }
+
+    /// The documents bucket.
+    pub(super) fn bucket(&self) -> Rc<Bucket> {
+        self.bucket.clone()
+    }
+
+    /// The client of server-side copies.
+    pub(super) fn copy_http(&self) -> reqwest::Client {
+        self.copy_http.clone()
+    }
+
+    /// The store.
+    pub(super) fn store(&self) -> Addr<StoreActor> {
+        self.store.clone()
+    }
+
+    /// The largest single copy and the part size of multipart copies.
+    pub(super) fn copy_limits(&self) -> (u64, u64) {
+        (self.single_copy_max, self.part_size as u64)
     }
 }
 

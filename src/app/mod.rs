@@ -12,6 +12,7 @@ use crate::actors::airtable::AirtableActor;
 use crate::actors::archive::ArchiveActor;
 use crate::actors::etl_scheduler::EtlSchedulerActor;
 use crate::actors::guard;
+use crate::actors::objects::ObjectsPort;
 use crate::actors::poller::{PollerActor, StopPolling};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
@@ -19,7 +20,7 @@ use crate::actors::uploader::S3UploaderActor;
 use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
 use crate::airtable::{AirtableClient, AirtableError};
 use crate::backoff::Backoff;
-use crate::bot::{BotDeps, DocumentBot};
+use crate::bot::{Bot, BotDeps};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -157,6 +158,13 @@ impl Service {
         .await
         .map_err(telegram_error)?;
 
+        // The command menu is a convenience: a failure is logged, not fatal.
+        if let Err(e) = telegram
+            .set_my_commands(crate::conversation::texts::COMMANDS)
+            .await
+        {
+            log::warn!("Telegram setMyCommands failed (the command menu stays as it was): {e}");
+        }
         check_airtable(&settings.airtable).await?;
 
         let metrics = Arc::new(Metrics::default());
@@ -241,6 +249,7 @@ impl Service {
             None
         };
         let deps = BotDeps {
+            objects: ObjectsPort::of(&uploader),
             uploader: uploader.recipient(),
             archive,
             store: store.clone(),
@@ -248,7 +257,7 @@ impl Service {
             airtable: airtable.map(Addr::recipient),
             bot_username: bot.username.clone(),
         };
-        let factory = DocumentBot::factory(settings.clone(), deps);
+        let factory = Bot::factory(settings.clone(), deps);
         let factory = match hook {
             Some(hook) => hook(factory),
             None => factory,

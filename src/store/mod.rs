@@ -16,9 +16,13 @@ mod files;
 mod outbox;
 #[cfg(test)]
 mod powerloss;
+mod renames;
+mod saved;
 
 pub use days::{day_of_key, DayState};
-pub use files::{OpenUpload, SavedFile};
+pub use files::OpenUpload;
+pub use renames::{Move, MoveStart};
+pub use saved::{ClaimedKey, FileEntry, KeyClaim, SavedFile, FOREIGN};
 
 /// How long finished update ids are remembered (Telegram keeps updates for 24 h).
 const DONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
@@ -89,6 +93,23 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Moves an older version's greetings (Telegram users only) into `greeted_people`.
+fn migrate_greeted(conn: &Connection) -> rusqlite::Result<()> {
+    let old = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'greeted'")?
+        .exists([])?;
+    if old {
+        conn.execute_batch(
+            "BEGIN;
+         INSERT OR IGNORE INTO greeted_people (platform, user_id, at)
+             SELECT 'telegram', user_id, at FROM greeted;
+         DROP TABLE greeted;
+         COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -129,9 +150,11 @@ impl Store {
                  reason TEXT NOT NULL,
                  attempts INTEGER NOT NULL,
                  moved_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS greeted (
-                 user_id INTEGER PRIMARY KEY,
-                 at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS greeted_people (
+                 platform TEXT NOT NULL,
+                 user_id INTEGER NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (platform, user_id));
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  kind TEXT NOT NULL,
@@ -147,6 +170,10 @@ impl Store {
         .map_err(err)?;
         conn.execute_batch(outbox::INDEXES).map_err(err)?;
         conn.execute_batch(files::SCHEMA).map_err(err)?;
+        conn.execute_batch(saved::SCHEMA).map_err(err)?;
+        conn.execute_batch(renames::SCHEMA).map_err(err)?;
+        saved::migrate(&conn).map_err(err)?;
+        migrate_greeted(&conn).map_err(err)?;
         conn.execute_batch(days::SCHEMA).map_err(err)?;
         days::migrate(&conn).map_err(err)?;
         let mut store = Self { conn, path: name };
@@ -373,20 +400,20 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
-    /// Whether the user was greeted already.
-    pub fn is_greeted(&self, user_id: i64) -> Result<bool, StoreError> {
+    /// Whether the person (a platform's user) was greeted already.
+    pub fn is_greeted(&self, platform: &str, user_id: i64) -> Result<bool, StoreError> {
         self.conn
-            .prepare_cached("SELECT 1 FROM greeted WHERE user_id = ?1")
-            .and_then(|mut s| s.exists(params![user_id]))
+            .prepare_cached("SELECT 1 FROM greeted_people WHERE platform = ?1 AND user_id = ?2")
+            .and_then(|mut s| s.exists(params![platform, user_id]))
             .map_err(|e| self.err(e))
     }
 
-    /// Remembers that the user was greeted.
-    pub fn set_greeted(&mut self, user_id: i64) -> Result<(), StoreError> {
+    /// Remembers that the person was greeted.
+    pub fn set_greeted(&mut self, platform: &str, user_id: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT OR IGNORE INTO greeted (user_id, at) VALUES (?1, ?2)",
-                params![user_id, now_secs()],
+                "INSERT OR IGNORE INTO greeted_people (platform, user_id, at) VALUES (?1, ?2, ?3)",
+                params![platform, user_id, now_secs()],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -428,10 +455,10 @@ mod tests {
         let (dir, after) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let mut s = Store::open_with_vfs(&dir.path().join("state.db"), Some(super::powerloss::VFS))
             .unwrap();
-        s.set_greeted(1).unwrap();
+        s.set_greeted("telegram", 1).unwrap();
         s.journal_dated(&[(10, "{}", Some(5), Some(1)), (11, "{}", Some(5), Some(1))])
             .unwrap();
-        s.set_greeted(2).unwrap();
+        s.set_greeted("telegram", 2).unwrap();
         // The power goes out: nothing is closed, only what reached the disk is left.
         super::powerloss::survivors(dir.path(), after.path());
         std::mem::forget(s);
@@ -446,11 +473,11 @@ mod tests {
             "the batch confirmed to Telegram next is on disk"
         );
         assert!(
-            s.is_greeted(1).unwrap(),
+            s.is_greeted("telegram", 1).unwrap(),
             "what was committed before the batch is on disk too"
         );
         assert!(
-            !s.is_greeted(2).unwrap(),
+            !s.is_greeted("telegram", 2).unwrap(),
             "a later commit that was never synced is lost (the simulation is real)"
         );
     }
@@ -516,11 +543,41 @@ mod tests {
     #[test]
     fn greeted_users_are_remembered_across_opens() {
         let (mut s, dir) = store();
-        assert!(!s.is_greeted(7).unwrap());
-        s.set_greeted(7).unwrap();
+        assert!(!s.is_greeted("telegram", 7).unwrap());
+        s.set_greeted("telegram", 7).unwrap();
         drop(s);
         let s = Store::open(&dir.path().join("state.db")).unwrap();
-        assert!(s.is_greeted(7).unwrap());
-        assert!(!s.is_greeted(8).unwrap());
+        assert!(s.is_greeted("telegram", 7).unwrap());
+        assert!(!s.is_greeted("telegram", 8).unwrap());
+        assert!(!s.is_greeted("vk", 7).unwrap(), "another platform's user 7");
+    }
+
+    #[test]
+    fn an_older_stores_greetings_and_saved_files_are_carried_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE greeted (user_id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+             INSERT INTO greeted VALUES (7, 1);
+             CREATE TABLE saved_files (key TEXT PRIMARY KEY, platform TEXT NOT NULL,
+                 user_id INTEGER NOT NULL, chat_id INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                 sha256 TEXT NOT NULL, file_id TEXT NOT NULL, file_unique_id TEXT,
+                 saved_at INTEGER NOT NULL);
+             INSERT INTO saved_files VALUES ('a.pdf', 'telegram', 7, 7, 3, 'ab', 'F', NULL, 5);",
+        )
+        .unwrap();
+        drop(old);
+        let s = Store::open(&path).unwrap();
+        assert!(s.is_greeted("telegram", 7).unwrap());
+        let file = s.latest_file("telegram", 7).unwrap().unwrap();
+        assert_eq!(
+            (file.key.as_str(), file.bytes, file.saved_at),
+            ("a.pdf", 3, 5)
+        );
+        drop(s);
+        // Opening again changes nothing.
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.files_page(None, 0, 10).unwrap().1, 1);
     }
 }

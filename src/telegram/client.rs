@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{LocalBoxStream, StreamExt};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use super::error::TelegramError;
 use super::types::{File, SentMessage, User};
@@ -269,13 +269,42 @@ impl TelegramClient {
         text: &str,
         reply_to: Option<i64>,
     ) -> Result<SentMessage, TelegramError> {
+        self.send_message_with(chat_id, text, reply_to, None).await
+    }
+
+    /// `sendMessage` with plain text and, when given, a `reply_markup` (an inline keyboard).
+    pub async fn send_message_with(
+        &self,
+        chat_id: i64,
+        text: &str,
+        reply_to: Option<i64>,
+        reply_markup: Option<Value>,
+    ) -> Result<SentMessage, TelegramError> {
         let mut params = json!({"chat_id": chat_id, "text": text});
         if let Some(id) = reply_to {
             params["reply_parameters"] =
                 json!({"message_id": id, "allow_sending_without_reply": true});
         }
+        if let Some(markup) = reply_markup {
+            params["reply_markup"] = markup;
+        }
         self.send_retrying(chat_id, || self.call_required("sendMessage", &params))
             .await
+    }
+
+    /// `setMyCommands`: the command menu clients show, as `(command, description)` pairs.
+    pub async fn set_my_commands(&self, commands: &[(&str, &str)]) -> Result<(), TelegramError> {
+        let list: Vec<Value> = commands
+            .iter()
+            .map(|(command, description)| json!({"command": command, "description": description}))
+            .collect();
+        self.call::<_, IgnoredAny>(
+            "setMyCommands",
+            &json!({ "commands": list }),
+            self.request_timeout,
+        )
+        .await
+        .map(drop)
     }
 
     /// `sendMessage` with one inline button carrying `callback_data`.
@@ -334,7 +363,22 @@ impl TelegramClient {
         message_id: i64,
         text: &str,
     ) -> Result<(), TelegramError> {
-        let params = json!({"chat_id": chat_id, "message_id": message_id, "text": text});
+        self.edit_message_with(chat_id, message_id, text, None)
+            .await
+    }
+
+    /// `editMessageText` with a `reply_markup` when given (without one, the buttons go).
+    pub async fn edit_message_with(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+        reply_markup: Option<Value>,
+    ) -> Result<(), TelegramError> {
+        let mut params = json!({"chat_id": chat_id, "message_id": message_id, "text": text});
+        if let Some(markup) = reply_markup {
+            params["reply_markup"] = markup;
+        }
         acquire(&self.limiter, chat_id).await;
         let result = self
             .call::<_, IgnoredAny>("editMessageText", &params, self.request_timeout)

@@ -1,5 +1,6 @@
 //! The Telegram Bot API boundary: object types, the HTTP client and its errors.
 
+pub mod chat;
 mod client;
 mod error;
 mod types;

@@ -72,6 +72,34 @@ pub struct Sent {
     pub text: String,
     /// The user message it replies to, if any.
     pub reply_to: Option<i64>,
+    /// The inline keyboard sent with it: rows of `(label, callback_data)`.
+    pub keyboard: Vec<Vec<(String, String)>>,
+}
+
+/// The rows of `(label, callback_data)` of a `reply_markup`.
+fn keyboard_of(markup: &Value) -> Vec<Vec<(String, String)>> {
+    markup["inline_keyboard"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|row| {
+                    row.as_array()
+                        .map(|buttons| {
+                            buttons
+                                .iter()
+                                .map(|b| {
+                                    (
+                                        b["text"].as_str().unwrap_or_default().to_string(),
+                                        b["callback_data"].as_str().unwrap_or_default().to_string(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Default)]
@@ -95,7 +123,9 @@ struct Inner {
     latencies: Vec<Duration>,
     record_calls: bool,
     buttons: HashMap<(i64, i64), String>,
+    keyboards: HashMap<(i64, i64), Vec<Vec<(String, String)>>>,
     answers: Vec<(String, String)>,
+    commands: Vec<String>,
 }
 
 struct State {
@@ -262,6 +292,37 @@ impl FakeTelegram {
         self.with(|i| i.buttons.get(&(chat, message_id)).cloned())
     }
 
+    /// The inline keyboard a message has now: rows of `(label, callback_data)`.
+    pub fn keyboard(&self, chat: i64, message_id: i64) -> Vec<Vec<(String, String)>> {
+        self.with(|i| {
+            i.keyboards
+                .get(&(chat, message_id))
+                .cloned()
+                .unwrap_or_default()
+        })
+    }
+
+    /// The current text of a bot message.
+    pub fn text_of(&self, chat: i64, message_id: i64) -> Option<String> {
+        self.with(|i| i.texts.get(&(chat, message_id)).cloned())
+    }
+
+    /// The commands of the last `setMyCommands`.
+    pub fn commands(&self) -> Vec<String> {
+        self.with(|i| i.commands.clone())
+    }
+
+    /// Messages sent (not edits) to a chat, oldest first.
+    pub fn messages_to(&self, chat: i64) -> Vec<Sent> {
+        self.with(|i| {
+            i.sent
+                .iter()
+                .filter(|s| s.chat_id == chat && s.method == "sendMessage")
+                .cloned()
+                .collect()
+        })
+    }
+
     /// Texts of `answerCallbackQuery` calls, with the query ids.
     pub fn answers(&self) -> Vec<(String, String)> {
         self.with(|i| i.answers.clone())
@@ -365,6 +426,17 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
             json!({"id": 4242, "is_bot": true, "first_name": "Ingest", "username": "ingest_test_bot"}),
         ),
         "deleteWebhook" => ok(json!(true)),
+        "setMyCommands" => {
+            let Some(list) = params["commands"].as_array() else {
+                return api_error(400, "Bad Request: parameter \"commands\" is required");
+            };
+            let names = list
+                .iter()
+                .map(|c| c["command"].as_str().unwrap_or_default().to_string())
+                .collect();
+            state.inner.lock().unwrap().commands = names;
+            ok(json!(true))
+        }
         "getUpdates" => get_updates(params, state).await,
         "sendMessage" => send_message(params, &state),
         "editMessageText" => edit_message(params, &state),
@@ -488,12 +560,15 @@ fn send_message(params: Value, state: &State) -> HttpResponse {
     if let Some(data) = params["reply_markup"]["inline_keyboard"][0][0]["callback_data"].as_str() {
         i.buttons.insert((chat_id, message_id), data.to_string());
     }
+    let keyboard = keyboard_of(&params["reply_markup"]);
+    i.keyboards.insert((chat_id, message_id), keyboard.clone());
     i.sent.push(Sent {
         method: "sendMessage".into(),
         chat_id,
         message_id,
         text: text.clone(),
         reply_to,
+        keyboard,
     });
     ok(
         json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}),
@@ -513,12 +588,16 @@ fn edit_message(params: Value, state: &State) -> HttpResponse {
         Some(_) => {}
     }
     i.texts.insert((chat_id, message_id), text.clone());
+    // Without a reply_markup, an edit removes the inline keyboard.
+    let keyboard = keyboard_of(&params["reply_markup"]);
+    i.keyboards.insert((chat_id, message_id), keyboard.clone());
     i.sent.push(Sent {
         method: "editMessageText".into(),
         chat_id,
         message_id,
         text: text.clone(),
         reply_to: None,
+        keyboard,
     });
     ok(
         json!({"message_id": message_id, "chat": {"id": chat_id, "type": "private"}, "date": 1_700_000_000, "text": text}),

@@ -262,6 +262,12 @@ impl TestS3 {
         String::from_utf8_lossy(&body).matches("<UploadId>").count()
     }
 
+    /// Deletes an object behind the service's back.
+    pub fn delete(&self, key: &str) {
+        let bucket = self.target().bucket().unwrap();
+        block_on(bucket.delete_object(key)).unwrap();
+    }
+
     /// All keys in the bucket.
     pub fn keys(&self) -> Vec<String> {
         self.keys_in(&self.bucket)
@@ -596,4 +602,16 @@ pub fn outbox_max_attempts(data_dir: &Path, kind: &str) -> i64 {
 /// outbox `kind`. Once it holds, no further effect can come from the updates sent so far.
 pub fn settled(data_dir: &Path, kind: &str) -> bool {
     journal_len(data_dir) == 0 && outbox_pending(data_dir, kind) == 0
+}
+
+/// A press in the private chat of `user` on the bot's message `message_id`, with `data`;
+/// `nonce` makes the press id unique.
+pub fn private_press(user: i64, message_id: i64, data: &str, nonce: u64) -> Value {
+    json!({"callback_query": {
+        "id": format!("pq{user}-{message_id}-{nonce}"),
+        "from": {"id": user, "is_bot": false, "first_name": format!("User{user}")},
+        "message": {"message_id": message_id, "chat": {"id": user, "type": "private"}, "date": 1_763_800_000, "text": "saved"},
+        "chat_instance": "7",
+        "data": data
+    }})
 }

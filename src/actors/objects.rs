@@ -1,0 +1,133 @@
+//! Messages of the `S3UploaderActor` about objects already stored: whether keys exist, a
+//! server-side copy, a deletion. The conversation uses them to pick free names, to rename and
+//! to check the file list against the bucket; no byte passes through the service.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::store_files::{UploadClosed, UploadOpened};
+use super::uploader::S3UploaderActor;
+use crate::objects::{self, CopyReport};
+use crate::storage::StorageError;
+use crate::store::OpenUpload;
+
+/// Which of these keys exist in the documents bucket (answers in the same order).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<bool>, Arc<StorageError>>")]
+pub struct ObjectsExist(pub Vec<String>);
+
+/// Copies `from` to `to` server-side, keeping content type and metadata. Answers `None` when
+/// there is no object under `from`.
+#[derive(Message)]
+#[rtype(result = "Result<Option<CopyReport>, Arc<StorageError>>")]
+pub struct CopyObject {
+    /// Source key.
+    pub from: String,
+    /// Destination key.
+    pub to: String,
+}
+
+/// Deletes an object (deleting a missing key succeeds).
+#[derive(Message)]
+#[rtype(result = "Result<(), Arc<StorageError>>")]
+pub struct DeleteObject(pub String);
+
+/// The three object messages, as recipients for whoever needs them.
+#[derive(Clone)]
+pub struct ObjectsPort {
+    /// [`ObjectsExist`].
+    pub exist: Recipient<ObjectsExist>,
+    /// [`CopyObject`].
+    pub copy: Recipient<CopyObject>,
+    /// [`DeleteObject`].
+    pub delete: Recipient<DeleteObject>,
+}
+
+impl ObjectsPort {
+    /// The port of an uploader.
+    pub fn of(uploader: &Addr<S3UploaderActor>) -> Self {
+        Self {
+            exist: uploader.clone().recipient(),
+            copy: uploader.clone().recipient(),
+            delete: uploader.clone().recipient(),
+        }
+    }
+}
+
+impl Handler<ObjectsExist> for S3UploaderActor {
+    type Result = ResponseFuture<Result<Vec<bool>, Arc<StorageError>>>;
+
+    fn handle(&mut self, msg: ObjectsExist, _: &mut Context<Self>) -> Self::Result {
+        let bucket = self.bucket();
+        Box::pin(async move {
+            let checks = msg.0.iter().map(|key| objects::head(&bucket, key));
+            let found = futures_util::future::join_all(checks).await;
+            found
+                .into_iter()
+                .map(|r| r.map(|info| info.is_some()).map_err(Arc::new))
+                .collect()
+        })
+    }
+}
+
+impl Handler<CopyObject> for S3UploaderActor {
+    type Result = ResponseFuture<Result<Option<CopyReport>, Arc<StorageError>>>;
+
+    fn handle(&mut self, msg: CopyObject, _: &mut Context<Self>) -> Self::Result {
+        let (bucket, http, store) = (self.bucket(), self.copy_http(), self.store());
+        let (single_max, part_size) = self.copy_limits();
+        Box::pin(async move {
+            let Some(info) = objects::head(&bucket, &msg.from).await.map_err(Arc::new)? else {
+                return Ok(None);
+            };
+            let copier = objects::Copier {
+                bucket: &bucket,
+                http: &http,
+                single_max,
+                part_size,
+            };
+            let open = |id: &str| OpenUpload {
+                upload_id: id.to_string(),
+                bucket: bucket.name(),
+                key: msg.to.clone(),
+            };
+            let report = copier
+                .copy(
+                    &msg.from,
+                    &msg.to,
+                    &info,
+                    async |id| match store.send(UploadOpened(open(id))).await {
+                        Ok(Ok(())) => Ok(()),
+                        _ => Err(StorageError::Config {
+                            endpoint: String::new(),
+                            detail: "the store did not record the multipart copy".into(),
+                        }),
+                    },
+                    |id| store.do_send(UploadClosed(id.to_string())),
+                )
+                .await
+                .map_err(Arc::new)?;
+            log::info!(
+                "copied {:?} to {:?} server-side: {} bytes{}",
+                msg.from,
+                msg.to,
+                report.bytes,
+                match report.parts {
+                    0 => String::new(),
+                    n => format!(" in {n} parts"),
+                }
+            );
+            Ok(Some(report))
+        })
+    }
+}
+
+impl Handler<DeleteObject> for S3UploaderActor {
+    type Result = ResponseFuture<Result<(), Arc<StorageError>>>;
+
+    fn handle(&mut self, msg: DeleteObject, _: &mut Context<Self>) -> Self::Result {
+        let bucket = self.bucket();
+        Box::pin(async move { objects::delete(&bucket, &msg.0).await.map_err(Arc::new) })
+    }
+}

@@ -1,0 +1,163 @@
+//! Messages of the `StoreActor` for the conversation: greetings, the keys of documents and
+//! their owners, the file lists, and renames (see [`crate::store::KeyClaim`] and
+//! [`crate::store::MoveStart`]). Each answers with the store's result.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::store::StoreActor;
+use crate::chat::Person;
+use crate::store::{ClaimedKey, FileEntry, KeyClaim, Move, MoveStart, Store, StoreError};
+
+/// Declares a request to the store: the message, its answer and the store call answering it.
+macro_rules! store_request {
+    ($(#[$doc:meta])* $name:ident ( $($t:tt)* ) -> $answer:ty, |$store:ident, $msg:ident| $call:expr) => {
+        $(#[$doc])*
+        pub struct $name($($t)*);
+        store_request!(@impl $name, $answer, |$store, $msg| $call);
+    };
+    ($(#[$doc:meta])* $name:ident { $($t:tt)* } -> $answer:ty, |$store:ident, $msg:ident| $call:expr) => {
+        $(#[$doc])*
+        pub struct $name { $($t)* }
+        store_request!(@impl $name, $answer, |$store, $msg| $call);
+    };
+    (@impl $name:ident, $answer:ty, |$store:ident, $msg:ident| $call:expr) => {
+        impl Message for $name {
+            type Result = Result<$answer, Arc<StoreError>>;
+        }
+
+        impl Handler<$name> for StoreActor {
+            type Result = Result<$answer, Arc<StoreError>>;
+
+            fn handle(&mut self, $msg: $name, _: &mut Context<Self>) -> Self::Result {
+                let $store: &mut Store = self.store_mut();
+                $call.map_err(Arc::new)
+            }
+        }
+    };
+}
+
+store_request!(
+    /// Whether a person was greeted.
+    IsGreeted(pub Person) -> bool,
+    |s, m| s.is_greeted(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// Remembers that a person was greeted.
+    SetGreeted(pub Person) -> (),
+    |s, m| s.set_greeted(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// Gives a document its key.
+    ClaimKey(pub KeyClaim) -> ClaimedKey,
+    |s, m| s.claim_key(&m.0)
+);
+
+store_request!(
+    /// The bucket holds an object under a key this event claimed as unknown.
+    MarkForeign {
+        /// The key.
+        pub key: String,
+        /// The event that claimed it.
+        pub event: String,
+    } -> (),
+    |s, m| s.mark_foreign(&m.key, &m.event)
+);
+
+store_request!(
+    /// An event's document was not stored: its claimed key is free again.
+    ReleaseClaim(pub String) -> (),
+    |s, m| s.release_claim(&m.0)
+);
+
+store_request!(
+    /// A page of saved files, newest first: a person's, or everyone's for `None`.
+    FilesPage {
+        /// Whose files.
+        pub owner: Option<Person>,
+        /// Files skipped.
+        pub offset: u64,
+        /// Files in the page.
+        pub limit: u64,
+    } -> (Vec<FileEntry>, u64),
+    |s, m| s.files_page(m.owner.as_ref().map(|p| (p.platform.as_str(), p.user)), m.offset, m.limit)
+);
+
+store_request!(
+    /// A saved file by id.
+    FileById(pub i64) -> Option<FileEntry>,
+    |s, m| s.file_by_id(m.0)
+);
+
+store_request!(
+    /// A person's most recently saved file.
+    LatestFile(pub Person) -> Option<FileEntry>,
+    |s, m| s.latest_file(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// Forgets a file whose object is gone from the bucket.
+    ForgetFile(pub i64) -> (),
+    |s, m| s.forget_file(m.0)
+);
+
+store_request!(
+    /// Whether anything holds a key.
+    KeyIsTaken(pub String) -> bool,
+    |s, m| s.key_is_taken(&m.0)
+);
+
+store_request!(
+    /// Remembers that a person wants to rename a file (their next text is its name).
+    SetPendingRename {
+        /// Who.
+        pub person: Person,
+        /// Which file.
+        pub file: i64,
+        /// In which chat.
+        pub chat: i64,
+    } -> (),
+    |s, m| s.set_pending_rename(m.person.platform.as_str(), m.person.user, m.file, m.chat)
+);
+
+store_request!(
+    /// The file whose new name the bot waits for from a person.
+    PendingRename(pub Person) -> Option<FileEntry>,
+    |s, m| s.pending_rename(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// Ends a person's pending rename; answers whether there was one.
+    ClearPendingRename(pub Person) -> bool,
+    |s, m| s.clear_pending_rename(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// The move an event began, if any.
+    MoveOf(pub String) -> Option<Move>,
+    |s, m| s.move_of(&m.0)
+);
+
+store_request!(
+    /// Begins moving a person's file to a new key.
+    BeginMove {
+        /// The event asking for it.
+        pub event: String,
+        /// The person.
+        pub person: Person,
+        /// The file.
+        pub file: i64,
+        /// The new key.
+        pub to: String,
+    } -> MoveStart,
+    |s, m| s.begin_move(&m.event, (m.person.platform.as_str(), m.person.user), m.file, &m.to)
+);
+
+store_request!(
+    /// The object is under its new key and gone from the old one.
+    FinishMove(pub String) -> (),
+    |s, m| s.finish_move(&m.0)
+);

@@ -1,0 +1,43 @@
+//! Archiving (capability C, intake side): every message of an archived chat is queued, as the
+//! raw update, for the raw bucket.
+
+use actix::prelude::*;
+
+use crate::actors::archive::FlushArchive;
+use crate::actors::store::{PutOutbox, StoreActor};
+use crate::actors::worker::HandlerError;
+use crate::archive::{archive_key, ARCHIVE_OUTBOX};
+use crate::settings::ArchiveSettings;
+use crate::telegram::IncomingUpdate;
+
+/// The archive's side of the bot.
+pub struct Archiver {
+    /// The durable store (the outbox of raw objects).
+    pub store: Addr<StoreActor>,
+    /// Which chats are archived, and how.
+    pub settings: ArchiveSettings,
+    /// The raw-bucket writer, when archiving is on.
+    pub flush: Option<Recipient<FlushArchive>>,
+}
+
+impl Archiver {
+    /// Queues the raw update for the raw bucket when its chat is archived; returns its key.
+    pub async fn archive(&self, update: &IncomingUpdate) -> Result<Option<String>, HandlerError> {
+        let Some(key) = archive_key(&self.settings, update) else {
+            return Ok(None);
+        };
+        self.store
+            .send(PutOutbox {
+                kind: ARCHIVE_OUTBOX,
+                key: key.clone(),
+                payload: update.raw.get().to_string(),
+            })
+            .await
+            .map_err(|e| HandlerError::retryable(format!("store unavailable: {e}")))?
+            .map_err(|e| HandlerError::retryable(e.to_string()))?;
+        if let Some(flush) = &self.flush {
+            flush.do_send(FlushArchive);
+        }
+        Ok(Some(key))
+    }
+}

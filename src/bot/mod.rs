@@ -1,0 +1,305 @@
+//! The Telegram bot: a router that hands each update to its capability. Private messages and
+//! presses on the conversation's buttons go to the documents [`Conversation`] (through the
+//! Telegram adapter of the neutral chat interface); `/go` and presses on the go button to
+//! [`go::GoButton`]; messages of archived chats to [`archive::Archiver`]. Updates from people
+//! or chats the allowlists refuse are answered politely and nothing of them is kept.
+
+pub mod archive;
+pub mod go;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::{FutureExt, LocalBoxFuture};
+
+use crate::actors::airtable::FlushOutbox;
+use crate::actors::archive::FlushArchive;
+use crate::actors::objects::ObjectsPort;
+use crate::actors::store::StoreActor;
+use crate::actors::uploader::{Upload, UploadProgress};
+use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
+use crate::button::{self, ButtonKey};
+use crate::conversation::{Conversation, ConversationDeps};
+use crate::ratelimit::SharedLimiter;
+use crate::settings::{SecuritySettings, Settings};
+use crate::telegram::chat::{message_event, press_event, TelegramChat};
+use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError};
+
+pub use crate::conversation::texts;
+
+/// The bot of one worker.
+pub struct Bot {
+    telegram: Rc<TelegramClient>,
+    security: SecuritySettings,
+    bot_username: Option<String>,
+    conversation: Rc<Conversation>,
+    go: go::GoButton,
+    archiver: archive::Archiver,
+}
+
+/// Everything a bot shares with the other workers' bots.
+#[derive(Clone)]
+pub struct BotDeps {
+    /// The uploader.
+    pub uploader: Recipient<Upload>,
+    /// Object operations on the documents bucket (the uploader's too).
+    pub objects: ObjectsPort,
+    /// The durable store.
+    pub store: Addr<StoreActor>,
+    /// The process-wide outgoing rate limiter.
+    pub limiter: SharedLimiter,
+    /// The raw-bucket writer, when archiving is on.
+    pub archive: Option<Recipient<FlushArchive>>,
+    /// The Airtable writer, when Airtable is configured.
+    pub airtable: Option<Recipient<FlushOutbox>>,
+    /// The bot's own username, to recognise `/go@<bot>` and `/files@<bot>`.
+    pub bot_username: Option<String>,
+}
+
+impl Bot {
+    /// A bot using its own Telegram client and the shared uploader, store and rate limiter.
+    pub fn new(settings: &Settings, deps: BotDeps) -> Self {
+        let max_file = settings.security.max_file_bytes;
+        let download_limit = match (settings.telegram.download_limit(), max_file) {
+            (limit, 0) => limit,
+            (Some(limit), max) => Some(limit.min(max)),
+            (None, max) => Some(max),
+        };
+        let telegram = Rc::new(TelegramClient::new(&settings.telegram).with_limiter(deps.limiter));
+        let conversation = Conversation::new(ConversationDeps {
+            chat: Rc::new(TelegramChat::new(telegram.clone())),
+            uploader: deps.uploader,
+            objects: deps.objects,
+            store: deps.store.clone(),
+            admins: settings.button.admins.clone(),
+            download_limit,
+            max_key_bytes: settings.s3.max_key_bytes,
+            progress_interval: Duration::from_millis(settings.telegram.progress_interval_ms),
+        });
+        Self {
+            go: go::GoButton {
+                telegram: telegram.clone(),
+                store: deps.store.clone(),
+                settings: settings.button.clone(),
+                airtable: settings.airtable.clone(),
+                button_key: ButtonKey::from_token(settings.telegram.token.expose()),
+                airtable_flush: deps.airtable,
+                archived_chats: settings.archive.chats.clone(),
+            },
+            archiver: archive::Archiver {
+                store: deps.store,
+                settings: settings.archive.clone(),
+                flush: deps.archive,
+            },
+            telegram,
+            security: settings.security.clone(),
+            bot_username: deps.bot_username,
+            conversation: Rc::new(conversation),
+        }
+    }
+
+    /// A factory building one bot per worker.
+    pub fn factory(settings: Arc<Settings>, deps: BotDeps) -> HandlerFactory {
+        Arc::new(move |_worker| Rc::new(Bot::new(&settings, deps.clone())) as Rc<dyn UpdateHandler>)
+    }
+
+    /// Routes one update to its capability.
+    async fn route(
+        self: Rc<Self>,
+        update: Arc<IncomingUpdate>,
+        progress: Recipient<UploadProgress>,
+    ) -> Outcome {
+        let u = &update.update;
+        if let Some(reason) = &u.malformed {
+            return Ok(format!("skipped: malformed update ({reason})"));
+        }
+        if !admitted(&self.security, &update) {
+            return self.turn_away(&update).await;
+        }
+        if let Some(query) = &u.callback_query {
+            let go =
+                query.message.is_none() || query.data.as_deref().is_some_and(button::is_go_data);
+            if go {
+                return self.go.press(query).await;
+            }
+            let event = press_event(&update, query);
+            return self.conversation.clone().handle(event, progress).await;
+        }
+        let archived = self.archiver.archive(&update).await?;
+        let Some(msg) = &u.message else {
+            if let Some(key) = archived {
+                return Ok(format!("archived as {key}"));
+            }
+            return Ok(match update.kind() {
+                "unknown" => format!("skipped: unknown update kind {:?}", update.raw_fields()),
+                kind => format!("skipped: {kind} is not handled by the bot"),
+            });
+        };
+        if let Some(event) = message_event(&update, msg, self.bot_username.as_deref()) {
+            return self.conversation.clone().handle(event, progress).await;
+        }
+        let go = msg
+            .text
+            .as_deref()
+            .is_some_and(|t| button::is_go_command(t, self.bot_username.as_deref()));
+        if go {
+            return self.go.command(msg).await;
+        }
+        Ok(match archived {
+            Some(key) => format!("archived as {key}"),
+            None => format!("skipped: message in a {} chat", msg.chat.kind),
+        })
+    }
+
+    /// Answers an update [`admitted`] refuses: a private message gets the polite refusal, a
+    /// press its answer, anything else nothing. None of it was journaled, and nothing is kept.
+    async fn turn_away(&self, update: &IncomingUpdate) -> Outcome {
+        let u = &update.update;
+        let chat = update.chat_id();
+        if let Some(q) = &u.callback_query {
+            let chat = chat.unwrap_or(q.from.id);
+            if let Err(e) = self
+                .telegram
+                .answer_callback_query(chat, &q.id, texts::NOT_ALLOWED)
+                .await
+            {
+                log::warn!("chat_id={chat}: answerCallbackQuery failed: {e}");
+            }
+            return Ok(format!(
+                "refused: press by user {} in chat {chat}",
+                q.from.id
+            ));
+        }
+        match &u.message {
+            Some(msg) if msg.chat.is_private() => {
+                let from = msg.from.as_ref().map(|f| f.id);
+                self.telegram
+                    .send_message(msg.chat.id, texts::NOT_ALLOWED, Some(msg.message_id))
+                    .await
+                    .map_err(|e| reply_error(&e))?;
+                Ok(format!("refused: user {from:?} is not on the allowlist"))
+            }
+            _ => Ok(format!("refused: chat {chat:?} is not on the allowlist")),
+        }
+    }
+}
+
+/// Whether the service may serve an update and keep anything of it: its chat is allowed (for
+/// every kind of update), and a private message or a button press comes from an allowed user.
+/// Messages in allowed groups are archived whoever wrote them.
+pub fn admitted(security: &SecuritySettings, update: &IncomingUpdate) -> bool {
+    let (users, chats) = (&security.allowed_user_ids, &security.allowed_chat_ids);
+    if !chats.is_empty() && !update.chat_id().is_some_and(|c| chats.contains(&c)) {
+        return false;
+    }
+    if users.is_empty() {
+        return true;
+    }
+    let u = &update.update;
+    let user = match (&u.callback_query, u.any_message()) {
+        (Some(q), _) => Some(q.from.id),
+        (None, Some(m)) if m.chat.is_private() => m.from.as_ref().map(|f| f.id),
+        _ => return true,
+    };
+    user.is_some_and(|id| users.contains(&id))
+}
+
+/// A failed reply: worth retrying when Telegram was unavailable, final when it refused.
+pub(crate) fn reply_error(e: &TelegramError) -> HandlerError {
+    let message = format!("reply failed: {e}");
+    if e.is_retryable() {
+        HandlerError::retryable(message)
+    } else {
+        HandlerError::permanent(message)
+    }
+}
+
+impl UpdateHandler for Bot {
+    fn handle(
+        self: Rc<Self>,
+        update: Arc<IncomingUpdate>,
+        progress: Recipient<UploadProgress>,
+    ) -> LocalBoxFuture<'static, Outcome> {
+        self.route(update, progress).boxed_local()
+    }
+
+    fn on_progress(self: Rc<Self>, p: UploadProgress) -> LocalBoxFuture<'static, ()> {
+        self.conversation.clone().on_progress(p).boxed_local()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(json: serde_json::Value) -> IncomingUpdate {
+        IncomingUpdate::parse(serde_json::value::RawValue::from_string(json.to_string()).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn the_allowlists_apply_to_every_kind_of_update() {
+        let private = |user: i64| {
+            update(
+                serde_json::json!({"update_id": 1, "message": {"message_id": 1, "date": 0,
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+                "chat": {"id": user, "type": "private"}, "text": "hi"}}),
+            )
+        };
+        let group = |chat: i64, user: i64| {
+            update(
+                serde_json::json!({"update_id": 2, "message": {"message_id": 1, "date": 0,
+                "from": {"id": user, "is_bot": false, "first_name": "U"},
+                "chat": {"id": chat, "type": "supergroup"}, "text": "/go"}}),
+            )
+        };
+        let edited = |chat: i64| {
+            update(
+                serde_json::json!({"update_id": 3, "edited_message": {"message_id": 1,
+                "date": 0, "chat": {"id": chat, "type": "group"}, "text": "x"}}),
+            )
+        };
+        let post = |chat: i64| {
+            update(
+                serde_json::json!({"update_id": 4, "channel_post": {"message_id": 1,
+                "date": 0, "chat": {"id": chat, "type": "channel"}, "text": "x"}}),
+            )
+        };
+        let press = |chat: i64, user: i64| {
+            update(
+                serde_json::json!({"update_id": 5, "callback_query": {"id": "q",
+                "from": {"id": user, "is_bot": false, "first_name": "U"}, "chat_instance": "c",
+                "data": "go:1", "message": {"message_id": 9, "date": 0,
+                "chat": {"id": chat, "type": "supergroup"}}}}),
+            )
+        };
+        let open = SecuritySettings {
+            allowed_user_ids: vec![],
+            allowed_chat_ids: vec![],
+            max_file_bytes: 0,
+        };
+        assert!(admitted(&open, &private(7)) && admitted(&open, &press(-5, 7)));
+        let chats = SecuritySettings {
+            allowed_chat_ids: vec![-5, 7],
+            ..open.clone()
+        };
+        assert!(admitted(&chats, &private(7)));
+        assert!(!admitted(&chats, &private(8)));
+        assert!(admitted(&chats, &group(-5, 1)));
+        for refused in [group(-6, 1), edited(-6), post(-6), press(-6, 7)] {
+            assert!(!admitted(&chats, &refused), "{}", refused.kind());
+        }
+        let users = SecuritySettings {
+            allowed_user_ids: vec![7],
+            ..open
+        };
+        assert!(admitted(&users, &private(7)) && admitted(&users, &press(-5, 7)));
+        assert!(!admitted(&users, &private(8)) && !admitted(&users, &press(-5, 8)));
+        assert!(
+            admitted(&users, &group(-5, 8)),
+            "a group is archived whoever writes in it"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Server-side operations on stored objects: whether a key exists, a copy that never moves the
+//! bytes through the service (`CopyObject`, or `UploadPartCopy` parts above the single-copy
+//! limit of 5 GiB), and deletion.
+//!
+//! Copies are sent as presigned SigV4 requests, so the copy source header can carry any UTF-8
+//! key percent-encoded, as S3 expects (names with spaces and Cyrillic letters are common).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use s3::error::S3Error;
+use s3::serde_types::Part;
+use s3::Bucket;
+
+use crate::storage::StorageError;
+
+/// How long a presigned copy request stays valid.
+const PRESIGN_SECS: u32 = 3600;
+/// S3's bounds on multipart parts.
+const MIN_PART: u64 = 5 * 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
+
+/// An object as HEAD describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type.
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`, names without the prefix).
+    pub metadata: HashMap<String, String>,
+}
+
+/// The object under `key`, or `None` when there is none.
+pub async fn head(bucket: &Bucket, key: &str) -> Result<Option<ObjectInfo>, StorageError> {
+    match bucket.head_object(key).await {
+        Ok((info, status)) if (200..300).contains(&status) => Ok(Some(ObjectInfo {
+            size: info.content_length.unwrap_or(0).max(0) as u64,
+            content_type: info.content_type,
+            metadata: info.metadata.unwrap_or_default(),
+        })),
+        Ok((_, 404)) | Err(S3Error::HttpFailWithBody(404, _)) => Ok(None),
+        Ok((_, status)) => Err(StorageError::Request {
+            op: "head object",
+            key: key.to_string(),
+            status: Some(status),
+            transport: false,
+            detail: format!("HTTP {status}"),
+        }),
+        Err(e) => Err(StorageError::from_s3("head object", key, e)),
+    }
+}
+
+/// Deletes `key`; deleting a key that is not there succeeds.
+pub async fn delete(bucket: &Bucket, key: &str) -> Result<(), StorageError> {
+    match bucket.delete_object(key).await {
+        Ok(_) | Err(S3Error::HttpFailWithBody(404, _)) => Ok(()),
+        Err(e) => Err(StorageError::from_s3("delete object", key, e)),
+    }
+}
+
+/// How a copy was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyReport {
+    /// Bytes copied (server-side).
+    pub bytes: u64,
+    /// `UploadPartCopy` parts used; 0 for a single `CopyObject`.
+    pub parts: u32,
+}
+
+/// Copies server-side, keeping content type and metadata.
+pub struct Copier<'a> {
+    /// The bucket (source and destination).
+    pub bucket: &'a Bucket,
+    /// HTTP client for the presigned requests.
+    pub http: &'a reqwest::Client,
+    /// Largest object copied with one `CopyObject`; larger ones are copied in parts.
+    pub single_max: u64,
+    /// Preferred part size of a multipart copy.
+    pub part_size: u64,
+}
+
+impl Copier<'_> {
+    /// Copies `from` (described by `info`) to `to`. A multipart copy that fails is aborted;
+    /// `on_open` and `on_close` let the caller record the open upload meanwhile.
+    pub async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        info: &ObjectInfo,
+        on_open: impl AsyncFnOnce(&str) -> Result<(), StorageError>,
+        on_close: impl FnOnce(&str),
+    ) -> Result<CopyReport, StorageError> {
+        if info.size <= self.single_max {
+            self.copy_request(to, from, None).await?;
+            return Ok(CopyReport {
+                bytes: info.size,
+                parts: 0,
+            });
+        }
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in &info.metadata {
+            let name = http::HeaderName::try_from(format!("x-amz-meta-{name}"));
+            if let (Ok(name), Ok(value)) = (name, http::HeaderValue::from_str(value)) {
+                headers.insert(name, value);
+            }
+        }
+        let content_type = info
+            .content_type
+            .as_deref()
+            .unwrap_or("application/octet-stream");
+        let bucket = self
+            .bucket
+            .with_extra_headers(headers)
+            .map_err(|e| StorageError::from_s3("initiate multipart copy", to, e))?;
+        let upload = bucket
+            .initiate_multipart_upload(to, content_type)
+            .await
+            .map_err(|e| StorageError::from_s3("initiate multipart copy", to, e))?;
+        let id = upload.upload_id;
+        let result = match on_open(&id).await {
+            Ok(()) => self.copy_parts(from, to, &id, info.size).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(parts) => {
+                let count = parts.len() as u32;
+                let done = self
+                    .bucket
+                    .complete_multipart_upload(to, &id, parts)
+                    .await
+                    .map_err(|e| StorageError::from_s3("complete multipart copy", to, e));
+                if done.is_err() {
+                    let _ = self.bucket.abort_upload(to, &id).await;
+                }
+                on_close(&id);
+                done.map(|_| CopyReport {
+                    bytes: info.size,
+                    parts: count,
+                })
+            }
+            Err(e) => {
+                if let Err(abort) = self.bucket.abort_upload(to, &id).await {
+                    log::warn!("could not abort the multipart copy to {to:?}: {abort}");
+                } else {
+                    on_close(&id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn copy_parts(
+        &self,
+        from: &str,
+        to: &str,
+        upload_id: &str,
+        size: u64,
+    ) -> Result<Vec<Part>, StorageError> {
+        let part = self.part_size.max(MIN_PART).max(size.div_ceil(MAX_PARTS));
+        let mut parts = Vec::new();
+        let mut start = 0u64;
+        while start < size {
+            let end = (start + part).min(size) - 1;
+            let number = parts.len() as u32 + 1;
+            let etag = self
+                .copy_request(to, from, Some((upload_id, number, start, end)))
+                .await?;
+            parts.push(Part {
+                part_number: number,
+                etag,
+            });
+            start = end + 1;
+        }
+        Ok(parts)
+    }
+
+    /// One `CopyObject` (no part) or `UploadPartCopy`; returns the ETag it reports.
+    async fn copy_request(
+        &self,
+        to: &str,
+        from: &str,
+        part: Option<(&str, u32, u64, u64)>,
+    ) -> Result<String, StorageError> {
+        let op = if part.is_some() {
+            "upload part copy"
+        } else {
+            "copy object"
+        };
+        let fail = |status: Option<u16>, transport: bool, detail: String| StorageError::Request {
+            op,
+            key: to.to_string(),
+            status,
+            transport,
+            detail,
+        };
+        let source = format!("/{}/{}", self.bucket.name(), encode_key(from));
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-amz-copy-source",
+            http::HeaderValue::from_str(&source).map_err(|e| fail(None, false, e.to_string()))?,
+        );
+        let mut queries = HashMap::new();
+        if let Some((upload_id, number, start, end)) = part {
+            headers.insert(
+                "x-amz-copy-source-range",
+                http::HeaderValue::from_str(&format!("bytes={start}-{end}"))
+                    .map_err(|e| fail(None, false, e.to_string()))?,
+            );
+            queries.insert("partNumber".to_string(), number.to_string());
+            queries.insert("uploadId".to_string(), upload_id.to_string());
+        }
+        let url = self
+            .bucket
+            .presign_put(to, PRESIGN_SECS, Some(headers.clone()), Some(queries))
+            .await
+            .map_err(|e| StorageError::from_s3(op, to, e))?;
+        let response = self
+            .http
+            .put(url)
+            .headers(headers)
+            .send()
+            .await
+            // The URL carries a signature: report the failure without it.
+            .map_err(|e| fail(None, true, e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| fail(Some(status), true, e.without_url().to_string()))?;
+        // A copy can fail after S3 answered 200: the error is then in the body.
+        if !(200..300).contains(&status) || body.contains("<Error>") {
+            let status = if (200..300).contains(&status) {
+                500
+            } else {
+                status
+            };
+            return Err(fail(Some(status), false, error_code(&body)));
+        }
+        Ok(xml_value(&body, "ETag").unwrap_or_default())
+    }
+}
+
+/// The `Code` and `Message` of an S3 error body, or its start.
+fn error_code(body: &str) -> String {
+    match (xml_value(body, "Code"), xml_value(body, "Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => body.chars().take(200).collect(),
+    }
+}
+
+/// The text of the first `<tag>` element, entities for quotes resolved.
+fn xml_value(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = body.find(&open)? + open.len();
+    let end = body[start..].find(&format!("</{tag}>"))? + start;
+    Some(
+        body[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#34;", "\"")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// Percent-encodes a key for `x-amz-copy-source`, keeping `/` and the unreserved characters.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Timeout of copy requests: a server-side copy of gigabytes takes a while.
+pub fn copy_timeout(request_timeout: Duration) -> Duration {
+    request_timeout.max(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_sources_are_percent_encoded() {
+        assert_eq!(encode_key("a b (2).pdf"), "a%20b%20%282%29.pdf");
+        assert_eq!(encode_key("я.txt"), "%D1%8F.txt");
+        assert_eq!(encode_key("x/y~z"), "x/y~z");
+    }
+
+    #[test]
+    fn etags_and_errors_are_read_from_the_xml() {
+        let ok = "<CopyPartResult><ETag>&quot;abc&quot;</ETag></CopyPartResult>";
+        assert_eq!(xml_value(ok, "ETag").as_deref(), Some("\"abc\""));
+        let err = "<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>";
+        assert_eq!(error_code(err), "NoSuchKey: gone");
+    }
+}

@@ -1,0 +1,463 @@
+//! Who owns which object: every document saved through the service is recorded with its
+//! owner (platform and user), size, SHA-256 and the platform's file id. A key is claimed for a
+//! document before its upload starts, so two people sending the same name at once get two
+//! objects; the claim names the event, so a replayed event lands on the same key.
+
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{now_secs, Store, StoreError};
+use crate::keys::numbered;
+
+/// The tables of this module.
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        platform TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        chat_id INTEGER NOT NULL,
+        bytes INTEGER,
+        sha256 TEXT,
+        file_id TEXT,
+        file_unique_id TEXT,
+        saved_at INTEGER,
+        claimed_by TEXT,
+        claimed_at INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS files_by_owner
+        ON files (platform, user_id, saved_at DESC, id DESC) WHERE saved_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS files_by_claim ON files (claimed_by) WHERE claimed_by IS NOT NULL;";
+
+/// The owner recorded for an object found in the bucket that no one sent through the service.
+pub const FOREIGN: &str = "bucket";
+
+/// Most numbered candidates tried for one name.
+const MAX_CANDIDATES: u32 = 10_000;
+
+/// Moves the records of an older version's `saved_files` table into `files`.
+pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let old = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'saved_files'")?
+        .exists([])?;
+    if old {
+        conn.execute_batch(
+            "BEGIN;
+             INSERT OR IGNORE INTO files (key, platform, user_id, chat_id, bytes, sha256,
+                 file_id, file_unique_id, saved_at, claimed_at)
+                 SELECT key, platform, user_id, chat_id, bytes, sha256, file_id, file_unique_id,
+                     saved_at, saved_at
+                 FROM saved_files;
+             DROP TABLE saved_files;
+             COMMIT;",
+        )?;
+    }
+    Ok(())
+}
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFile {
+    /// Object key in the documents bucket.
+    pub key: String,
+    /// Chat platform, e.g. `telegram`.
+    pub platform: String,
+    /// Who sent it.
+    pub user_id: i64,
+    /// Where it was sent.
+    pub chat_id: i64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// The platform's file id.
+    pub file_id: String,
+    /// The platform's stable file id, if it has one.
+    pub file_unique_id: Option<String>,
+}
+
+/// One saved file, as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Row id (stable across renames).
+    pub id: i64,
+    /// Current object key.
+    pub key: String,
+    /// Owner's platform.
+    pub platform: String,
+    /// Owner.
+    pub user_id: i64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Unix time it was saved.
+    pub saved_at: i64,
+}
+
+/// A request for a key for one document.
+#[derive(Debug, Clone)]
+pub struct KeyClaim {
+    /// The event the document came with (stable across replays).
+    pub event: String,
+    /// Sender's platform.
+    pub platform: String,
+    /// Sender.
+    pub user_id: i64,
+    /// Chat it was sent in.
+    pub chat_id: i64,
+    /// The key its name asks for.
+    pub wanted: String,
+    /// Longest key allowed.
+    pub max_bytes: usize,
+}
+
+/// The key given to a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedKey {
+    /// The key.
+    pub key: String,
+    /// The store knew nothing under this key: the bucket may still hold an object someone
+    /// else put there, which the caller checks (and reports with [`Store::mark_foreign`]).
+    pub unknown: bool,
+}
+
+const ENTRY_COLUMNS: &str = "id, key, platform, user_id, COALESCE(bytes, 0), COALESCE(saved_at, 0)";
+
+fn entry(r: &Row<'_>) -> rusqlite::Result<FileEntry> {
+    Ok(FileEntry {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        platform: r.get(2)?,
+        user_id: r.get(3)?,
+        bytes: r.get::<_, i64>(4)? as u64,
+        saved_at: r.get(5)?,
+    })
+}
+
+impl Store {
+    /// Whether `key` is held: by a file record or as the target of a rename under way.
+    fn key_holder(&self, key: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let held = self
+            .conn
+            .query_row(
+                "SELECT platform, user_id FROM files WHERE key = ?1
+                 UNION ALL
+                 SELECT f.platform, f.user_id FROM moves m JOIN files f ON f.id = m.file
+                 WHERE m.to_key = ?1 AND m.done_at IS NULL
+                 LIMIT 1",
+                params![key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(held)
+    }
+
+    /// Whether anything holds `key` (for a rename's target).
+    pub fn key_is_taken(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.key_holder(key)?.is_some())
+    }
+
+    /// Gives a document its key: the one this event was given before (a replay), else the
+    /// wanted key when it is free or the sender's own, else the first free `name (n).ext`.
+    pub fn claim_key(&mut self, claim: &KeyClaim) -> Result<ClaimedKey, StoreError> {
+        let before = self
+            .conn
+            .query_row(
+                "SELECT key FROM files WHERE claimed_by = ?1",
+                params![claim.event],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if let Some(key) = before {
+            return Ok(ClaimedKey {
+                key,
+                unknown: false,
+            });
+        }
+        for n in 1..=MAX_CANDIDATES {
+            let key = numbered(&claim.wanted, n, claim.max_bytes);
+            match self.key_holder(&key)? {
+                None => {
+                    self.conn
+                        .execute(
+                            "INSERT INTO files (key, platform, user_id, chat_id, claimed_by, claimed_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![key, claim.platform, claim.user_id, claim.chat_id, claim.event, now_secs()],
+                        )
+                        .map_err(|e| self.err(e))?;
+                    return Ok(ClaimedKey { key, unknown: true });
+                }
+                Some((platform, user)) if platform == claim.platform && user == claim.user_id => {
+                    self.conn
+                        .execute(
+                            "UPDATE files SET claimed_by = ?2, claimed_at = ?3 WHERE key = ?1",
+                            params![key, claim.event, now_secs()],
+                        )
+                        .map_err(|e| self.err(e))?;
+                    return Ok(ClaimedKey {
+                        key,
+                        unknown: false,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Err(self.err(rusqlite::Error::InvalidParameterName(format!(
+            "no free key for {:?} among {MAX_CANDIDATES} numbered names",
+            claim.wanted
+        ))))
+    }
+
+    /// Records that the bucket already holds an object under a key this event claimed as
+    /// unknown: the key becomes someone else's, and the next claim moves on.
+    pub fn mark_foreign(&mut self, key: &str, event: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE files SET platform = ?3, user_id = 0, claimed_by = NULL
+                 WHERE key = ?1 AND claimed_by = ?2 AND saved_at IS NULL",
+                params![key, event, FOREIGN],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Gives up the key an event claimed for a document that was not stored.
+    pub fn release_claim(&mut self, event: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM files WHERE claimed_by = ?1 AND saved_at IS NULL",
+                params![event],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records a saved document under its key (replacing the record of an earlier object
+    /// there, which was the same owner's); answers the file's id.
+    pub fn record_saved_file(&mut self, file: &SavedFile) -> Result<i64, StoreError> {
+        let now = now_secs();
+        self.conn
+            .query_row(
+                "INSERT INTO files (key, platform, user_id, chat_id, bytes, sha256, file_id,
+                     file_unique_id, saved_at, claimed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                 ON CONFLICT (key) DO UPDATE SET platform = ?2, user_id = ?3, chat_id = ?4,
+                     bytes = ?5, sha256 = ?6, file_id = ?7, file_unique_id = ?8, saved_at = ?9
+                 RETURNING id",
+                params![
+                    file.key,
+                    file.platform,
+                    file.user_id,
+                    file.chat_id,
+                    file.bytes as i64,
+                    file.sha256,
+                    file.file_id,
+                    file.file_unique_id,
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// The record of the document stored under `key`, if any.
+    pub fn saved_file(&self, key: &str) -> Result<Option<SavedFile>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT key, platform, user_id, chat_id, bytes, sha256, file_id, file_unique_id
+                 FROM files WHERE key = ?1 AND saved_at IS NOT NULL",
+                params![key],
+                |r| {
+                    Ok(SavedFile {
+                        key: r.get(0)?,
+                        platform: r.get(1)?,
+                        user_id: r.get(2)?,
+                        chat_id: r.get(3)?,
+                        bytes: r.get::<_, i64>(4)? as u64,
+                        sha256: r.get(5)?,
+                        file_id: r.get(6)?,
+                        file_unique_id: r.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// A saved file by its id.
+    pub fn file_by_id(&self, id: i64) -> Result<Option<FileEntry>, StoreError> {
+        let sql =
+            format!("SELECT {ENTRY_COLUMNS} FROM files WHERE id = ?1 AND saved_at IS NOT NULL");
+        self.conn
+            .query_row(&sql, params![id], entry)
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The owner's most recently saved file.
+    pub fn latest_file(&self, platform: &str, user: i64) -> Result<Option<FileEntry>, StoreError> {
+        Ok(self.files_page(Some((platform, user)), 0, 1)?.0.pop())
+    }
+
+    /// A page of saved files, newest first: the owner's, or everyone's for `None`; with the
+    /// number of files in all pages.
+    pub fn files_page(
+        &self,
+        owner: Option<(&str, i64)>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<FileEntry>, u64), StoreError> {
+        let (filter, platform, user) = match owner {
+            Some((p, u)) => ("platform = ?1 AND user_id = ?2 AND", p, u),
+            None => ("?1 = ?1 AND ?2 = ?2 AND platform != 'bucket' AND", "", 0),
+        };
+        let page_sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM files WHERE {filter} saved_at IS NOT NULL
+             ORDER BY saved_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM files WHERE {filter} saved_at IS NOT NULL");
+        let total: i64 = self
+            .conn
+            .query_row(&count_sql, params![platform, user], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&page_sql)
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![platform, user, limit as i64, offset as i64], entry)
+            .map_err(|e| self.err(e))?;
+        let page = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok((page, total as u64))
+    }
+
+    /// Forgets a file whose object is no longer in the bucket.
+    pub fn forget_file(&mut self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM files WHERE id = ?1", params![id])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_store as store;
+    use super::*;
+
+    fn claim(event: &str, user: i64, wanted: &str) -> KeyClaim {
+        KeyClaim {
+            event: event.into(),
+            platform: "telegram".into(),
+            user_id: user,
+            chat_id: user,
+            wanted: wanted.into(),
+            max_bytes: 1024,
+        }
+    }
+
+    fn saved(key: &str, user: i64) -> SavedFile {
+        SavedFile {
+            key: key.into(),
+            platform: "telegram".into(),
+            user_id: user,
+            chat_id: user,
+            bytes: 5_000_000_000,
+            sha256: "ab".repeat(32),
+            file_id: "F1".into(),
+            file_unique_id: Some("U1".into()),
+        }
+    }
+
+    #[test]
+    fn saved_files_are_recorded_by_key() {
+        let (mut s, _d) = store();
+        let mut f = saved("a.pdf", 7);
+        s.record_saved_file(&f).unwrap();
+        assert_eq!(s.saved_file("a.pdf").unwrap(), Some(f.clone()));
+        f.bytes = 3;
+        s.record_saved_file(&f).unwrap();
+        assert_eq!(s.saved_file("a.pdf").unwrap().unwrap().bytes, 3);
+        assert_eq!(s.saved_file("b.pdf").unwrap(), None);
+    }
+
+    #[test]
+    fn another_persons_name_is_numbered_and_ones_own_is_replaced() {
+        let (mut s, _d) = store();
+        let a = s.claim_key(&claim("t:1", 1, "r.pdf")).unwrap();
+        assert_eq!(
+            a,
+            ClaimedKey {
+                key: "r.pdf".into(),
+                unknown: true
+            }
+        );
+        // Before the first upload finished, another person sends the same name.
+        let b = s.claim_key(&claim("t:2", 2, "r.pdf")).unwrap();
+        assert_eq!(b.key, "r (2).pdf");
+        s.record_saved_file(&saved("r.pdf", 1)).unwrap();
+        s.record_saved_file(&saved("r (2).pdf", 2)).unwrap();
+        // The owner sends the same name again: their own file is replaced.
+        let again = s.claim_key(&claim("t:3", 1, "r.pdf")).unwrap();
+        assert_eq!(
+            again,
+            ClaimedKey {
+                key: "r.pdf".into(),
+                unknown: false
+            }
+        );
+        // A third person gets the next free number; a replay gets the same key.
+        assert_eq!(
+            s.claim_key(&claim("t:4", 3, "r.pdf")).unwrap().key,
+            "r (3).pdf"
+        );
+        assert_eq!(
+            s.claim_key(&claim("t:4", 3, "r.pdf")).unwrap().key,
+            "r (3).pdf"
+        );
+        assert_eq!(
+            s.claim_key(&claim("t:2", 2, "r.pdf")).unwrap().key,
+            "r (2).pdf"
+        );
+    }
+
+    #[test]
+    fn a_foreign_object_and_a_failed_upload_change_the_claims() {
+        let (mut s, _d) = store();
+        let first = s.claim_key(&claim("t:1", 1, "x.bin")).unwrap();
+        s.mark_foreign(&first.key, "t:1").unwrap();
+        assert_eq!(
+            s.claim_key(&claim("t:1", 1, "x.bin")).unwrap().key,
+            "x (2).bin"
+        );
+        s.release_claim("t:1").unwrap();
+        assert_eq!(
+            s.claim_key(&claim("t:9", 1, "x.bin")).unwrap().key,
+            "x (2).bin"
+        );
+        assert!(s.key_is_taken("x.bin").unwrap());
+        assert_eq!(
+            s.files_page(None, 0, 10).unwrap().1,
+            0,
+            "unsaved claims are not listed"
+        );
+    }
+
+    #[test]
+    fn pages_are_newest_first_per_owner() {
+        let (mut s, _d) = store();
+        for i in 0..5 {
+            s.record_saved_file(&saved(&format!("{i}.txt"), 1)).unwrap();
+        }
+        s.record_saved_file(&saved("other.txt", 2)).unwrap();
+        let (page, total) = s.files_page(Some(("telegram", 1)), 1, 2).unwrap();
+        assert_eq!(total, 5);
+        let keys: Vec<_> = page.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["3.txt", "2.txt"]);
+        assert_eq!(s.latest_file("telegram", 1).unwrap().unwrap().key, "4.txt");
+        assert_eq!(s.files_page(None, 0, 100).unwrap().1, 6);
+        s.forget_file(page[0].id).unwrap();
+        assert_eq!(s.files_page(Some(("telegram", 1)), 0, 10).unwrap().1, 4);
+    }
+}
