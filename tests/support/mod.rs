@@ -19,7 +19,7 @@ use tg_ingest::storage::S3Target;
 use tg_ingest::Secret;
 
 #[allow(unused_imports)]
-pub use fake_telegram::{FakeTelegram, Fault, FileBody};
+pub use fake_telegram::{FakeTelegram, Fault, FileBody, Sent};
 
 /// An actix-web server on 127.0.0.1 (a free port) in its own thread, sharing `state` with its
 /// handlers; stopped when dropped.
@@ -614,4 +614,13 @@ pub fn private_press(user: i64, message_id: i64, data: &str, nonce: u64) -> Valu
         "chat_instance": "7",
         "data": data
     }})
+}
+
+/// SHA-256 of `bytes`, lowercase hex (as the service stores it).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
