@@ -39,6 +39,10 @@ pub struct Metrics {
     pub airtable_rows: AtomicU64,
     /// Rows moved to the Airtable dead letters.
     pub airtable_dead_letters: AtomicU64,
+    /// Server-side copies made (renames).
+    pub objects_copied: AtomicU64,
+    /// `UploadPartCopy` parts of multipart copies.
+    pub copy_parts: AtomicU64,
 }
 
 impl Metrics {

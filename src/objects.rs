@@ -2,8 +2,9 @@
 //! bytes through the service (`CopyObject`, or `UploadPartCopy` parts above the single-copy
 //! limit of 5 GiB), and deletion.
 //!
-//! Copies are sent as presigned SigV4 requests, so the copy source header can carry any UTF-8
-//! key percent-encoded, as S3 expects (names with spaces and Cyrillic letters are common).
+//! Copies are signed here (SigV4 in the headers) rather than by rust-s3, whose copy sends the
+//! source key unencoded: S3 expects `x-amz-copy-source` percent-encoded, and names with spaces
+//! and Cyrillic letters are common.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,8 +15,6 @@ use s3::Bucket;
 
 use crate::storage::StorageError;
 
-/// How long a presigned copy request stays valid.
-const PRESIGN_SECS: u32 = 3600;
 /// S3's bounds on multipart parts.
 const MIN_PART: u64 = 5 * 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
@@ -72,7 +71,7 @@ pub struct CopyReport {
 pub struct Copier<'a> {
     /// The bucket (source and destination).
     pub bucket: &'a Bucket,
-    /// HTTP client for the presigned requests.
+    /// HTTP client of the copy requests.
     pub http: &'a reqwest::Client,
     /// Largest object copied with one `CopyObject`; larger ones are copied in parts.
     pub single_max: u64,
@@ -195,33 +194,46 @@ impl Copier<'_> {
             detail,
         };
         let source = format!("/{}/{}", self.bucket.name(), encode_key(from));
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            "x-amz-copy-source",
-            http::HeaderValue::from_str(&source).map_err(|e| fail(None, false, e.to_string()))?,
-        );
-        let mut queries = HashMap::new();
+        let mut headers = vec![("x-amz-copy-source".to_string(), source)];
+        let mut query = Vec::new();
         if let Some((upload_id, number, start, end)) = part {
-            headers.insert(
-                "x-amz-copy-source-range",
-                http::HeaderValue::from_str(&format!("bytes={start}-{end}"))
-                    .map_err(|e| fail(None, false, e.to_string()))?,
-            );
-            queries.insert("partNumber".to_string(), number.to_string());
-            queries.insert("uploadId".to_string(), upload_id.to_string());
+            headers.push((
+                "x-amz-copy-source-range".to_string(),
+                format!("bytes={start}-{end}"),
+            ));
+            query.push(("partNumber".to_string(), number.to_string()));
+            query.push(("uploadId".to_string(), upload_id.to_string()));
         }
-        let url = self
+        let access = self
             .bucket
-            .presign_put(to, PRESIGN_SECS, Some(headers.clone()), Some(queries))
+            .access_key()
             .await
-            .map_err(|e| StorageError::from_s3(op, to, e))?;
-        let response = self
-            .http
-            .put(url)
-            .headers(headers)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let secret = self
+            .bucket
+            .secret_key()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let request = SignedPut {
+            base_url: self.bucket.url(),
+            host: self.bucket.host(),
+            region: self.bucket.region().to_string(),
+            key: to.to_string(),
+            query,
+            headers,
+        };
+        let (url, headers) = request.sign(&access, &secret, crate::clock::now_millis() / 1000);
+        let mut builder = self.http.put(url);
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder
             .send()
             .await
-            // The URL carries a signature: report the failure without it.
             .map_err(|e| fail(None, true, e.without_url().to_string()))?;
         let status = response.status().as_u16();
         let body = response
@@ -239,6 +251,125 @@ impl Copier<'_> {
         }
         Ok(xml_value(&body, "ETag").unwrap_or_default())
     }
+}
+
+/// A `PUT` without a body, signed with AWS Signature Version 4 in its headers.
+struct SignedPut {
+    /// The bucket's URL (`scheme://host/bucket` path-style, `scheme://bucket.host` otherwise).
+    base_url: String,
+    /// The `Host` header.
+    host: String,
+    /// Signing region.
+    region: String,
+    /// Object key.
+    key: String,
+    /// Query parameters.
+    query: Vec<(String, String)>,
+    /// Headers to sign besides `host`, `x-amz-date` and `x-amz-content-sha256`.
+    headers: Vec<(String, String)>,
+}
+
+impl SignedPut {
+    /// The URL and the headers to send, signed at Unix time `now`.
+    fn sign(self, access_key: &str, secret_key: &str, now: i64) -> (String, Vec<(String, String)>) {
+        use hmac::{Hmac, Mac};
+        use sha2::{Digest, Sha256};
+        const PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+        let (y, m, d) = crate::clock::civil_from_days(now.div_euclid(86_400));
+        let sod = now.rem_euclid(86_400);
+        let date = format!("{y:04}{m:02}{d:02}");
+        let stamp = format!(
+            "{date}T{:02}{:02}{:02}Z",
+            sod / 3600,
+            sod % 3600 / 60,
+            sod % 60
+        );
+        let mut headers = self.headers;
+        headers.push(("host".into(), self.host));
+        headers.push(("x-amz-content-sha256".into(), PAYLOAD.into()));
+        headers.push(("x-amz-date".into(), stamp.clone()));
+        headers.sort();
+        let mut query: Vec<(String, String)> = self
+            .query
+            .iter()
+            .map(|(k, v)| (aws_encode(k, true), aws_encode(v, true)))
+            .collect();
+        query.sort();
+        let query = query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        let base_path = match self.base_url.find("://").map(|i| i + 3) {
+            Some(start) => self.base_url[start..]
+                .find('/')
+                .map_or(String::new(), |i| self.base_url[start + i..].to_string()),
+            None => String::new(),
+        };
+        let path = format!(
+            "{}/{}",
+            base_path.trim_end_matches('/'),
+            encode_key(&self.key)
+        );
+        let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+        let signed = signed.join(";");
+        let canonical_headers: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{}\n", v.trim()))
+            .collect();
+        let canonical = format!("PUT\n{path}\n{query}\n{canonical_headers}\n{signed}\n{PAYLOAD}");
+        let scope = format!("{date}/{}/s3/aws4_request", self.region);
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
+            crate::transfer::hex(&Sha256::digest(canonical.as_bytes()))
+        );
+        let hmac = |key: &[u8], data: &str| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(data.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        };
+        let mut key = hmac(format!("AWS4{secret_key}").as_bytes(), &date);
+        for part in [self.region.as_str(), "s3", "aws4_request"] {
+            key = hmac(&key, part);
+        }
+        let signature = crate::transfer::hex(&hmac(&key, &to_sign));
+        headers.push((
+            "authorization".into(),
+            format!(
+                "AWS4-HMAC-SHA256 Credential={access_key}/{scope},SignedHeaders={signed},Signature={signature}"
+            ),
+        ));
+        headers.retain(|(k, _)| k != "host");
+        let origin = match self.base_url.find("://").map(|i| i + 3) {
+            Some(start) => match self.base_url[start..].find('/') {
+                Some(i) => &self.base_url[..start + i],
+                None => self.base_url.as_str(),
+            },
+            None => self.base_url.as_str(),
+        };
+        let url = if query.is_empty() {
+            format!("{origin}{path}")
+        } else {
+            format!("{origin}{path}?{query}")
+        };
+        (url, headers)
+    }
+}
+
+/// AWS's URI encoding: everything but the unreserved characters (and `/` unless
+/// `encode_slash`) is percent-encoded.
+fn aws_encode(s: &str, encode_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            b'/' if !encode_slash => out.push('/'),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The `Code` and `Message` of an S3 error body, or its start.
@@ -263,18 +394,10 @@ fn xml_value(body: &str, tag: &str) -> Option<String> {
     )
 }
 
-/// Percent-encodes a key for `x-amz-copy-source`, keeping `/` and the unreserved characters.
+/// Percent-encodes a key for `x-amz-copy-source` and request paths, keeping `/` and the
+/// unreserved characters.
 pub fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                out.push(b as char)
-            }
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    aws_encode(key, false)
 }
 
 /// Timeout of copy requests: a server-side copy of gigabytes takes a while.

@@ -2,12 +2,14 @@
 //! server-side copy, a deletion. The conversation uses them to pick free names, to rename and
 //! to check the file list against the bucket; no byte passes through the service.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use super::store_files::{UploadClosed, UploadOpened};
 use super::uploader::S3UploaderActor;
+use crate::metrics::Metrics;
 use crate::objects::{self, CopyReport};
 use crate::storage::StorageError;
 use crate::store::OpenUpload;
@@ -76,6 +78,7 @@ impl Handler<CopyObject> for S3UploaderActor {
 
     fn handle(&mut self, msg: CopyObject, _: &mut Context<Self>) -> Self::Result {
         let (bucket, http, store) = (self.bucket(), self.copy_http(), self.store());
+        let metrics = self.metrics();
         let (single_max, part_size) = self.copy_limits();
         Box::pin(async move {
             let Some(info) = objects::head(&bucket, &msg.from).await.map_err(Arc::new)? else {
@@ -108,6 +111,10 @@ impl Handler<CopyObject> for S3UploaderActor {
                 )
                 .await
                 .map_err(Arc::new)?;
+            Metrics::incr(&metrics.objects_copied);
+            metrics
+                .copy_parts
+                .fetch_add(u64::from(report.parts), Ordering::Relaxed);
             log::info!(
                 "copied {:?} to {:?} server-side: {} bytes{}",
                 msg.from,

@@ -253,6 +253,11 @@ impl S3UploaderActor {
         self.copy_http.clone()
     }
 
+    /// Counters.
+    pub(super) fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The store.
     pub(super) fn store(&self) -> Addr<StoreActor> {
         self.store.clone()

@@ -19,7 +19,7 @@ use tg_ingest::storage::S3Target;
 use tg_ingest::Secret;
 
 #[allow(unused_imports)]
-pub use fake_telegram::{FakeTelegram, Fault, FileBody, Sent};
+pub use fake_telegram::{pattern_byte, FakeTelegram, Fault, FileBody, Sent};
 
 /// An actix-web server on 127.0.0.1 (a free port) in its own thread, sharing `state` with its
 /// handlers; stopped when dropped.
