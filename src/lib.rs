@@ -17,12 +17,20 @@
 //!   - `WorkerPool` routes each update by chat to one of its supervised `WorkerActor`s
 //!     (`HandleUpdate`); one chat's updates are handled in order, chats in parallel;
 //!   - `WorkerActor` runs the business logic (an [`actors::worker::UpdateHandler`], here the
-//!     [`bot::DocumentBot`]); for a document it sends `Upload` to the `S3UploaderActor`;
+//!     [`bot::Bot`] router); for a document the conversation sends `Upload` to the
+//!     `S3UploaderActor`, and for a rename or a file list `CopyObject`, `DeleteObject` and
+//!     `ObjectsExist` (`actors::objects`);
 //!   - `S3UploaderActor` streams the file from Telegram into S3 (each attempt a
 //!     [`transfer::Transfer`]: byte counts verified, SHA-256 stored, open multipart uploads
 //!     recorded in the store) and sends `UploadProgress` (bytes, or a retry notice) back to the
 //!     worker's `Recipient`, which edits the user's progress message.
-//! - [`bot`]: the bot's behaviour and texts: documents, the go button, archiving.
+//! - [`bot`]: the router that hands each Telegram update to its capability: the documents
+//!   conversation, the go button (`bot::go`), archiving (`bot::archive`).
+//! - [`chat`]: the neutral chat vocabulary (events, buttons, the `ChatPort` the conversation
+//!   answers through); [`telegram::chat`] is the Telegram adapter.
+//! - [`conversation`]: the documents conversation, written once for every platform: greeting,
+//!   documents with numbered names when a name is someone else's, rename, `/files`, `/help`.
+//! - [`objects`]: server-side object operations (HEAD, copy in one request or in parts, delete).
 //! - [`button`], [`airtable`]: the go button and the Airtable client (`AirtableActor` drains
 //!   the durable outbox of rows).
 //! - [`archive`], [`etl`]: raw JSON per archived message (`ArchiveActor` drains its outbox into
@@ -32,7 +40,7 @@
 //!   archive reports the days it stored objects for (`DaysTouched`); the scheduler compacts a
 //!   day only when nothing for it is on its way (`DayPending`) and again when it is stale.
 //! - [`store`]: the durable store (journal, state, outboxes, open multipart uploads, saved
-//!   files, archive days), owned by `StoreActor`.
+//!   files and their owners, pending renames and moves, archive days), owned by `StoreActor`.
 //! - [`ratelimit`]: the process-wide limiter of outgoing Telegram calls (rates per chat, group
 //!   and overall, and the holds Telegram asks for with `retry_after`).
 //! - [`logging`]: the log scrubber and the text or JSON line format.

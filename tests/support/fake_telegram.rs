@@ -73,11 +73,14 @@ pub struct Sent {
     /// The user message it replies to, if any.
     pub reply_to: Option<i64>,
     /// The inline keyboard sent with it: rows of `(label, callback_data)`.
-    pub keyboard: Vec<Vec<(String, String)>>,
+    pub keyboard: Keyboard,
 }
 
+/// Rows of `(label, callback_data)`.
+pub type Keyboard = Vec<Vec<(String, String)>>;
+
 /// The rows of `(label, callback_data)` of a `reply_markup`.
-fn keyboard_of(markup: &Value) -> Vec<Vec<(String, String)>> {
+fn keyboard_of(markup: &Value) -> Keyboard {
     markup["inline_keyboard"]
         .as_array()
         .map(|rows| {
@@ -123,7 +126,7 @@ struct Inner {
     latencies: Vec<Duration>,
     record_calls: bool,
     buttons: HashMap<(i64, i64), String>,
-    keyboards: HashMap<(i64, i64), Vec<Vec<(String, String)>>>,
+    keyboards: HashMap<(i64, i64), Keyboard>,
     answers: Vec<(String, String)>,
     commands: Vec<String>,
 }
@@ -293,7 +296,7 @@ impl FakeTelegram {
     }
 
     /// The inline keyboard a message has now: rows of `(label, callback_data)`.
-    pub fn keyboard(&self, chat: i64, message_id: i64) -> Vec<Vec<(String, String)>> {
+    pub fn keyboard(&self, chat: i64, message_id: i64) -> Keyboard {
         self.with(|i| {
             i.keyboards
                 .get(&(chat, message_id))
