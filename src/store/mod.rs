@@ -184,12 +184,15 @@ impl Store {
     /// Forgets finished update ids older than a week (Telegram keeps updates for 24 h); run at
     /// start-up and every hour, so the table stays the size of a week of traffic.
     pub fn prune_done(&mut self) -> Result<usize, StoreError> {
-        self.conn
+        let pruned = self
+            .conn
             .execute(
                 "DELETE FROM done WHERE finished_at < ?1",
                 params![now_secs() - DONE_RETENTION_SECS],
             )
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.prune_stale_claims(now_secs() - DONE_RETENTION_SECS)?;
+        Ok(pruned)
     }
 
     fn err(&self, source: rusqlite::Error) -> StoreError {

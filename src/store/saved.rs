@@ -332,6 +332,17 @@ impl Store {
         Ok((page, total as u64))
     }
 
+    /// Frees the keys of documents whose updates never finished (moved to the poison list) by
+    /// `before`: claims without a stored file, and renames that never completed.
+    pub fn prune_stale_claims(&mut self, before: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!(
+                "DELETE FROM files WHERE saved_at IS NULL AND claimed_by IS NOT NULL AND claimed_at < {before};
+                 DELETE FROM moves WHERE done_at IS NULL AND started_at < {before};"
+            ))
+            .map_err(|e| self.err(e))
+    }
+
     /// Forgets a file whose object is no longer in the bucket.
     pub fn forget_file(&mut self, id: i64) -> Result<(), StoreError> {
         self.conn
