@@ -208,12 +208,7 @@ pub fn admitted(security: &SecuritySettings, update: &IncomingUpdate) -> bool {
 
 /// A failed reply: worth retrying when Telegram was unavailable, final when it refused.
 pub(crate) fn reply_error(e: &TelegramError) -> HandlerError {
-    let message = format!("reply failed: {e}");
-    if e.is_retryable() {
-        HandlerError::retryable(message)
-    } else {
-        HandlerError::permanent(message)
-    }
+    crate::conversation::reply_error(crate::telegram::chat::chat_error(e))
 }
 
 impl UpdateHandler for Bot {

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::{ask, texts, Conversation};
-use crate::actors::objects::ObjectsExist;
 use crate::actors::store_chat::{ClaimKey, MarkForeign, ReleaseClaim};
 use crate::actors::store_files::RecordSavedFile;
 use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress};
@@ -51,17 +50,7 @@ impl Conversation {
                 return Ok(claimed.key);
             }
             // New to the store: the bucket may still hold someone else's object there.
-            let exists = self
-                .deps
-                .objects
-                .exist
-                .send(ObjectsExist(vec![claimed.key.clone()]))
-                .await
-                .map_err(|e| HandlerError::retryable(format!("uploader unavailable: {e}")))?
-                .map_err(|e| {
-                    HandlerError::retryable(format!("cannot check {:?}: {e}", claimed.key))
-                })?;
-            if !exists.first().copied().unwrap_or(false) {
+            if !self.object_exists(&claimed.key).await? {
                 return Ok(claimed.key);
             }
             log::info!(

@@ -4,7 +4,6 @@
 //! with `/files all`.
 
 use super::{ask, texts, Conversation};
-use crate::actors::objects::ObjectsExist;
 use crate::actors::store_chat::{FilesPage, ForgetFile};
 use crate::actors::worker::Outcome;
 use crate::chat::{Button, Event, Keyboard, Press};
@@ -121,17 +120,12 @@ impl Conversation {
                 continue;
             }
             let keys = files.iter().map(|f| f.key.clone()).collect();
-            let found = match self.deps.objects.exist.send(ObjectsExist(keys)).await {
-                Ok(Ok(found)) => found,
-                failed => {
+            let found = match self.objects_exist(keys).await {
+                Ok(found) => found,
+                Err(e) => {
                     log::warn!(
-                        "chat_id={} /files: the bucket could not be checked ({}); listing unchecked",
-                        ev.chat,
-                        match failed {
-                            Ok(Err(e)) => e.to_string(),
-                            Err(e) => e.to_string(),
-                            Ok(Ok(_)) => String::new(),
-                        }
+                        "chat_id={} /files: the bucket could not be checked ({e}); listing unchecked",
+                        ev.chat
                     );
                     unchecked = true;
                     break;

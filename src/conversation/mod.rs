@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::actors::objects::ObjectsPort;
+use crate::actors::objects::{ObjectsExist, ObjectsPort};
 use crate::actors::store::StoreActor;
 use crate::actors::store_chat::{ClearPendingRename, IsGreeted, PendingRename, SetGreeted};
 use crate::actors::uploader::{Upload, UploadProgress};
@@ -83,7 +83,7 @@ where
 }
 
 /// A failed reply: worth retrying when the platform was unavailable, final when it refused.
-fn reply_error(e: ChatError) -> HandlerError {
+pub(crate) fn reply_error(e: ChatError) -> HandlerError {
     let message = format!("reply failed: {e}");
     if e.retryable {
         HandlerError::retryable(message)
@@ -110,6 +110,25 @@ impl Conversation {
             .send(ev.chat, text, ev.message_id, None)
             .await
             .map_err(reply_error)
+    }
+
+    /// Which of `keys` exist in the bucket.
+    async fn objects_exist(&self, keys: Vec<String>) -> Result<Vec<bool>, HandlerError> {
+        let found = self
+            .deps
+            .objects
+            .exist
+            .send(ObjectsExist(keys))
+            .await
+            .map_err(|e| HandlerError::retryable(format!("uploader unavailable: {e}")))?
+            .map_err(|e| HandlerError::retryable(format!("cannot check the bucket: {e}")))?;
+        Ok(found)
+    }
+
+    /// Whether an object exists under `key`.
+    async fn object_exists(&self, key: &str) -> Result<bool, HandlerError> {
+        let found = self.objects_exist(vec![key.to_string()]).await?;
+        Ok(found.first().copied().unwrap_or(false))
     }
 
     fn is_admin(&self, person: Person) -> bool {

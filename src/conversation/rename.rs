@@ -7,7 +7,7 @@
 //! replay, leaving neither a lost object nor a stray copy.
 
 use super::{ask, texts, Conversation};
-use crate::actors::objects::{CopyObject, DeleteObject, ObjectsExist};
+use crate::actors::objects::{CopyObject, DeleteObject};
 use crate::actors::store_chat::{
     BeginMove, ClearPendingRename, FileById, FinishMove, ForgetFile, KeyIsTaken, LatestFile,
     MoveOf, PendingRename, SetPendingRename,
@@ -123,7 +123,7 @@ impl Conversation {
         if to == entry.key {
             return refuse(to, "is the name it has").await;
         }
-        if ask(&self.deps.store, KeyIsTaken(to.clone())).await? || self.exists(&to).await? {
+        if ask(&self.deps.store, KeyIsTaken(to.clone())).await? || self.object_exists(&to).await? {
             return refuse(to, "is taken by another file").await;
         }
         let begin = BeginMove {
@@ -143,18 +143,6 @@ impl Conversation {
         }
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, HandlerError> {
-        let found = self
-            .deps
-            .objects
-            .exist
-            .send(ObjectsExist(vec![key.to_string()]))
-            .await
-            .map_err(uploader_down)?
-            .map_err(|e| storage_failure("checking the new name", &e, true))?;
-        Ok(found.first().copied().unwrap_or(false))
-    }
-
     /// Copies, deletes the old key, records the new one and tells the person. Each step may
     /// be repeated: a replay after any crash ends in the same state.
     async fn complete_move(&self, ev: &Event, m: Move) -> Outcome {
@@ -171,7 +159,7 @@ impl Conversation {
                 .await
                 .map_err(uploader_down)?
                 .map_err(|e| storage_failure("copy", &e, e.is_retryable() || e.is_denied()))?;
-            if copied.is_none() && !self.exists(&m.to_key).await? {
+            if copied.is_none() && !self.object_exists(&m.to_key).await? {
                 // Neither key holds the object: it was deleted behind the service's back.
                 ask(&self.deps.store, ForgetFile(m.file)).await?;
                 ask(&self.deps.store, ClearPendingRename(ev.person)).await?;
