@@ -43,6 +43,8 @@ pub struct Metrics {
     pub objects_copied: AtomicU64,
     /// `UploadPartCopy` parts of multipart copies.
     pub copy_parts: AtomicU64,
+    /// Object checks, copies and deletions tried again after an S3 failure.
+    pub object_retries: AtomicU64,
 }
 
 impl Metrics {

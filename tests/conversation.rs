@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use support::*;
 use tg_ingest::bot::texts;
+use tg_ingest::metrics::Metrics;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -340,4 +341,27 @@ fn help_lists_the_commands_and_the_menu_is_set_at_start() {
     }
     let help = h.say(43, "/start", "/files");
     assert_eq!(help, texts::HELP);
+}
+
+#[test]
+fn a_rename_waits_out_an_s3_outage() {
+    let mut h = Harness::start(&[]);
+    if !h.s3.is_embedded() {
+        return;
+    }
+    h.say(33, "hi", "[greeting]");
+    h.send_doc(33, "o-1", "up.txt", b"kept");
+    h.say(33, "/rename", "[rename]");
+    h.s3.stop();
+    let before = h.tg.texts_to(33).len();
+    h.tg.push(support::text(&h.tg, 33, "down"));
+    let metrics = h.service.as_ref().unwrap().metrics.clone();
+    wait_until(WAIT, "S3 tried during the outage", || {
+        Metrics::get(&metrics.object_retries) >= 2
+    });
+    h.s3.restart();
+    let done = h.reply_after(33, before, "[document has been renamed]");
+    assert!(done.contains("«down.txt»"), "{done}");
+    assert_eq!(h.s3.keys(), ["down.txt"]);
+    assert_eq!(h.s3.get("down.txt").unwrap(), b"kept");
 }

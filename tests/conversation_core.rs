@@ -116,7 +116,7 @@ impl Handler<ObjectsExist> for MemoryBucket {
 
     fn handle(&mut self, msg: ObjectsExist, _: &mut Context<Self>) -> Self::Result {
         let objects = self.objects.lock().unwrap();
-        Ok(msg.0.iter().map(|k| objects.contains_key(k)).collect())
+        Ok(msg.keys.iter().map(|k| objects.contains_key(k)).collect())
     }
 }
 

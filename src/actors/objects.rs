@@ -1,14 +1,20 @@
 //! Messages of the `S3UploaderActor` about objects already stored: whether keys exist, a
 //! server-side copy, a deletion. The conversation uses them to pick free names, to rename and
 //! to check the file list against the bucket; no byte passes through the service.
+//!
+//! Like uploads, these ride out an S3 outage: a retryable failure (network, 5xx, throttling)
+//! or a refusal of the credentials is tried again with a capped backoff for up to
+//! `s3.retry_for_secs` before it is reported. A quick check (`patient: false`) is tried once.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use super::store_files::{UploadClosed, UploadOpened};
 use super::uploader::S3UploaderActor;
+use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::objects::{self, CopyReport};
 use crate::storage::StorageError;
@@ -17,7 +23,12 @@ use crate::store::OpenUpload;
 /// Which of these keys exist in the documents bucket (answers in the same order).
 #[derive(Message)]
 #[rtype(result = "Result<Vec<bool>, Arc<StorageError>>")]
-pub struct ObjectsExist(pub Vec<String>);
+pub struct ObjectsExist {
+    /// The keys.
+    pub keys: Vec<String>,
+    /// Whether to wait out an S3 outage (`s3.retry_for_secs`) or answer after one try.
+    pub patient: bool,
+}
 
 /// Copies `from` to `to` server-side, keeping content type and metadata. Answers `None` when
 /// there is no object under `from`.
@@ -61,14 +72,25 @@ impl Handler<ObjectsExist> for S3UploaderActor {
     type Result = ResponseFuture<Result<Vec<bool>, Arc<StorageError>>>;
 
     fn handle(&mut self, msg: ObjectsExist, _: &mut Context<Self>) -> Self::Result {
-        let bucket = self.bucket();
+        let (bucket, metrics) = (self.bucket(), self.metrics());
+        let budget = if msg.patient {
+            self.storage_retry_for()
+        } else {
+            Duration::ZERO
+        };
         Box::pin(async move {
-            let checks = msg.0.iter().map(|key| objects::head(&bucket, key));
-            let found = futures_util::future::join_all(checks).await;
-            found
-                .into_iter()
-                .map(|r| r.map(|info| info.is_some()).map_err(Arc::new))
-                .collect()
+            let keys = &msg.keys;
+            let check = || async {
+                let checks = keys.iter().map(|key| objects::head(&bucket, key));
+                let found = futures_util::future::join_all(checks).await;
+                found
+                    .into_iter()
+                    .map(|r| r.map(|info| info.is_some()))
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            patiently("checking keys", (budget, &metrics), check)
+                .await
+                .map_err(Arc::new)
         })
     }
 }
@@ -80,8 +102,13 @@ impl Handler<CopyObject> for S3UploaderActor {
         let (bucket, http, store) = (self.bucket(), self.copy_http(), self.store());
         let metrics = self.metrics();
         let (single_max, part_size) = self.copy_limits();
+        let budget = self.storage_retry_for();
         Box::pin(async move {
-            let Some(info) = objects::head(&bucket, &msg.from).await.map_err(Arc::new)? else {
+            let head = || objects::head(&bucket, &msg.from);
+            let Some(info) = patiently("reading the source", (budget, &metrics), head)
+                .await
+                .map_err(Arc::new)?
+            else {
                 return Ok(None);
             };
             let copier = objects::Copier {
@@ -95,8 +122,8 @@ impl Handler<CopyObject> for S3UploaderActor {
                 bucket: bucket.name(),
                 key: msg.to.clone(),
             };
-            let report = copier
-                .copy(
+            let copy = || {
+                copier.copy(
                     &msg.from,
                     &msg.to,
                     &info,
@@ -109,6 +136,8 @@ impl Handler<CopyObject> for S3UploaderActor {
                     },
                     |id| store.do_send(UploadClosed(id.to_string())),
                 )
+            };
+            let report = patiently("copy", (budget, &metrics), copy)
                 .await
                 .map_err(Arc::new)?;
             Metrics::incr(&metrics.objects_copied);
@@ -134,7 +163,44 @@ impl Handler<DeleteObject> for S3UploaderActor {
     type Result = ResponseFuture<Result<(), Arc<StorageError>>>;
 
     fn handle(&mut self, msg: DeleteObject, _: &mut Context<Self>) -> Self::Result {
-        let bucket = self.bucket();
-        Box::pin(async move { objects::delete(&bucket, &msg.0).await.map_err(Arc::new) })
+        let (bucket, metrics) = (self.bucket(), self.metrics());
+        let budget = self.storage_retry_for();
+        Box::pin(async move {
+            patiently("delete", (budget, &metrics), || {
+                objects::delete(&bucket, &msg.0)
+            })
+            .await
+            .map_err(Arc::new)
+        })
+    }
+}
+
+/// Runs `op` until it succeeds, fails for good, or `budget` is spent on retryable failures
+/// (network, 5xx, throttling, refused credentials), waiting a capped backoff between tries.
+async fn patiently<T, F, Fut>(
+    what: &str,
+    (budget, metrics): (Duration, &Metrics),
+    mut op: F,
+) -> Result<T, StorageError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StorageError>>,
+{
+    let deadline = Instant::now() + budget;
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if (e.is_retryable() || e.is_denied()) && Instant::now() < deadline => {
+                let wait = backoff.next_delay();
+                Metrics::incr(&metrics.object_retries);
+                log::warn!(
+                    "S3 {what}: {e}; trying again in {:.1} s",
+                    wait.as_secs_f64()
+                );
+                actix_rt::time::sleep(wait).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

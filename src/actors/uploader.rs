@@ -263,6 +263,11 @@ impl S3UploaderActor {
         self.store.clone()
     }
 
+    /// How long S3 failures are retried.
+    pub(super) fn storage_retry_for(&self) -> Duration {
+        self.storage_retry_for
+    }
+
     /// The largest single copy and the part size of multipart copies.
     pub(super) fn copy_limits(&self) -> (u64, u64) {
         (self.single_copy_max, self.part_size as u64)

@@ -120,7 +120,7 @@ impl Conversation {
                 continue;
             }
             let keys = files.iter().map(|f| f.key.clone()).collect();
-            let found = match self.objects_exist(keys).await {
+            let found = match self.objects_exist(keys, false).await {
                 Ok(found) => found,
                 Err(e) => {
                     log::warn!(

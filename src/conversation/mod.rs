@@ -112,13 +112,17 @@ impl Conversation {
             .map_err(reply_error)
     }
 
-    /// Which of `keys` exist in the bucket.
-    async fn objects_exist(&self, keys: Vec<String>) -> Result<Vec<bool>, HandlerError> {
+    /// Which of `keys` exist in the bucket; `patient` waits out an S3 outage.
+    async fn objects_exist(
+        &self,
+        keys: Vec<String>,
+        patient: bool,
+    ) -> Result<Vec<bool>, HandlerError> {
         let found = self
             .deps
             .objects
             .exist
-            .send(ObjectsExist(keys))
+            .send(ObjectsExist { keys, patient })
             .await
             .map_err(|e| HandlerError::retryable(format!("uploader unavailable: {e}")))?
             .map_err(|e| HandlerError::retryable(format!("cannot check the bucket: {e}")))?;
@@ -127,7 +131,7 @@ impl Conversation {
 
     /// Whether an object exists under `key`.
     async fn object_exists(&self, key: &str) -> Result<bool, HandlerError> {
-        let found = self.objects_exist(vec![key.to_string()]).await?;
+        let found = self.objects_exist(vec![key.to_string()], true).await?;
         Ok(found.first().copied().unwrap_or(false))
     }
 
