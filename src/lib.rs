@@ -46,6 +46,8 @@
 //! - [`logging`]: the log scrubber and the text or JSON line format.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
+//! - [`vk`]: the VK API client (Bots Long Poll sessions, `messages.send` with `random_id`,
+//!   edits, press answers, document downloads) under one shared pace of 20 calls per second.
 //! - [`backoff`], [`metrics`]: retry delays and counters.
 
 pub mod actors;
@@ -71,6 +73,7 @@ pub mod storage;
 pub mod store;
 pub mod telegram;
 pub mod transfer;
+pub mod vk;
 
 pub use settings::{Secret, Settings};
 
