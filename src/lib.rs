@@ -63,6 +63,7 @@ pub mod conversation;
 pub mod embedded_fs;
 pub mod embedded_s3;
 pub mod etl;
+pub mod inbound;
 pub mod keys;
 pub mod logging;
 pub mod metrics;

@@ -18,6 +18,7 @@ mod outbox;
 mod powerloss;
 mod renames;
 mod saved;
+mod vk;
 
 pub use days::{day_of_key, DayState};
 pub use files::OpenUpload;
@@ -172,6 +173,7 @@ impl Store {
         conn.execute_batch(files::SCHEMA).map_err(err)?;
         conn.execute_batch(saved::SCHEMA).map_err(err)?;
         conn.execute_batch(renames::SCHEMA).map_err(err)?;
+        conn.execute_batch(vk::SCHEMA).map_err(err)?;
         saved::migrate(&conn).map_err(err)?;
         migrate_greeted(&conn).map_err(err)?;
         conn.execute_batch(days::SCHEMA).map_err(err)?;
@@ -192,6 +194,7 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         self.prune_stale_claims(now_secs() - DONE_RETENTION_SECS)?;
+        self.prune_vk_events(now_secs() - DONE_RETENTION_SECS)?;
         Ok(pruned)
     }
 

@@ -7,6 +7,5 @@ mod types;
 
 pub use client::{parse_envelope, ByteStream, Download, TelegramClient};
 pub use error::TelegramError;
-pub use types::{
-    CallbackQuery, Chat, Document, File, IncomingUpdate, Message, SentMessage, Update, User,
-};
+pub use crate::inbound::IncomingUpdate;
+pub use types::{CallbackQuery, Chat, Document, File, Message, SentMessage, Update, User};

@@ -2,88 +2,6 @@
 //! Bot API versions do not break parsing; the raw JSON of every update is kept beside it.
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
-
-/// One update as fetched: its id, the raw JSON exactly as Telegram sent it, and the parsed form.
-#[derive(Debug)]
-pub struct IncomingUpdate {
-    /// `update_id`, increasing per bot.
-    pub update_id: i64,
-    /// The update exactly as Telegram sent it.
-    pub raw: Box<RawValue>,
-    /// The parsed update.
-    pub update: Update,
-}
-
-impl IncomingUpdate {
-    /// Parses one element of a `getUpdates` result. An element whose `update_id` cannot be read
-    /// is an error; one whose body does not fit the known types is kept as [`UpdateKind::Malformed`].
-    pub fn parse(raw: Box<RawValue>) -> Result<Self, serde_json::Error> {
-        #[derive(Deserialize)]
-        struct IdOnly {
-            update_id: i64,
-        }
-        let IdOnly { update_id } = serde_json::from_str(raw.get())?;
-        let update = match serde_json::from_str::<Update>(raw.get()) {
-            Ok(update) => update,
-            Err(err) => Update {
-                update_id,
-                message: None,
-                edited_message: None,
-                channel_post: None,
-                edited_channel_post: None,
-                callback_query: None,
-                malformed: Some(err.to_string()),
-            },
-        };
-        Ok(Self {
-            update_id,
-            raw,
-            update,
-        })
-    }
-
-    /// The chat the update belongs to, used to keep one chat's updates in order.
-    pub fn chat_id(&self) -> Option<i64> {
-        let u = &self.update;
-        u.any_message()
-            .map(|m| m.chat.id)
-            .or_else(|| {
-                u.callback_query
-                    .as_ref()
-                    .and_then(|q| q.message.as_ref())
-                    .map(|m| m.chat.id)
-            })
-            .or_else(|| u.callback_query.as_ref().map(|q| q.from.id))
-    }
-
-    /// A short name of the update's kind, for logs.
-    pub fn kind(&self) -> &'static str {
-        let u = &self.update;
-        if u.malformed.is_some() {
-            "malformed"
-        } else if u.message.is_some() {
-            "message"
-        } else if u.edited_message.is_some() {
-            "edited_message"
-        } else if u.channel_post.is_some() {
-            "channel_post"
-        } else if u.edited_channel_post.is_some() {
-            "edited_channel_post"
-        } else if u.callback_query.is_some() {
-            "callback_query"
-        } else {
-            "unknown"
-        }
-    }
-
-    /// The top-level field names of the raw update other than `update_id`, for logging unknown kinds.
-    pub fn raw_fields(&self) -> Vec<String> {
-        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(self.raw.get())
-            .map(|m| m.keys().filter(|k| *k != "update_id").cloned().collect())
-            .unwrap_or_default()
-    }
-}
 
 /// An incoming update.
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +24,19 @@ pub struct Update {
 }
 
 impl Update {
+    /// An update with no content: a VK event's Telegram side, or one that did not parse.
+    pub fn empty(update_id: i64, malformed: Option<String>) -> Self {
+        Self {
+            update_id,
+            message: None,
+            edited_message: None,
+            channel_post: None,
+            edited_channel_post: None,
+            callback_query: None,
+            malformed,
+        }
+    }
+
     /// The message of any message-like kind.
     pub fn any_message(&self) -> Option<&Message> {
         self.message
@@ -218,7 +149,10 @@ pub struct SentMessage {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::value::RawValue;
+
     use super::*;
+    use crate::inbound::IncomingUpdate;
 
     fn parse(json: &str) -> IncomingUpdate {
         IncomingUpdate::parse(RawValue::from_string(json.to_string()).unwrap()).unwrap()

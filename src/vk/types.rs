@@ -73,6 +73,16 @@ pub struct VkEvent {
     pub object: Value,
 }
 
+impl VkEvent {
+    /// The dialog the event belongs to: `object.message.peer_id` for messages,
+    /// `object.peer_id` for presses.
+    pub fn peer_id(&self) -> Option<i64> {
+        self.object["message"]["peer_id"]
+            .as_i64()
+            .or_else(|| self.object["peer_id"].as_i64())
+    }
+}
+
 /// `message_new`'s object.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MessageNew {
