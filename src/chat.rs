@@ -129,15 +129,27 @@ pub struct ChatError {
     pub not_modified: bool,
 }
 
+/// How a message answers an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    /// The event answered (its reference).
+    pub event: &'a str,
+    /// The person's message to quote, if any.
+    pub quote: Option<i64>,
+    /// Buttons under the message.
+    pub keyboard: Option<&'a Keyboard>,
+}
+
 /// The platform-neutral way to talk back to a person.
 pub trait ChatPort {
-    /// Sends a message (quoting `reply_to` when given), returns its id.
+    /// Sends a message (quoting `reply_to` when given), returns its id. `event` is the
+    /// reference of the event being answered: a platform that de-duplicates sends (VK's
+    /// `random_id`) derives its key from it and the text, so a replayed reply arrives once.
     fn send<'a>(
         &'a self,
         chat: i64,
         text: &'a str,
-        reply_to: Option<i64>,
-        keyboard: Option<&'a Keyboard>,
+        reply: Reply<'a>,
     ) -> LocalBoxFuture<'a, Result<i64, ChatError>>;
 
     /// Replaces a message's text and buttons (no keyboard: no buttons). Tried once.

@@ -133,7 +133,6 @@ impl IncomingUpdate {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,9 +149,14 @@ mod tests {
         assert_eq!(u.chat_id(), Some(VK_CHATS + 7));
         assert!(u.update.message.is_none() && u.update.malformed.is_none());
         // The journal keeps the envelope; reading it back gives the same event.
-        let again = IncomingUpdate::parse(RawValue::from_string(u.raw.get().into()).unwrap()).unwrap();
+        let again =
+            IncomingUpdate::parse(RawValue::from_string(u.raw.get().into()).unwrap()).unwrap();
         assert_eq!(again.vk.unwrap().event_id, "e1");
-        let broken = RawValue::from_string(format!(r#"{{"update_id":{},"vk":{{"object":1}}}}"#, VK_IDS + 6)).unwrap();
+        let broken = RawValue::from_string(format!(
+            r#"{{"update_id":{},"vk":{{"object":1}}}}"#,
+            VK_IDS + 6
+        ))
+        .unwrap();
         let broken = IncomingUpdate::parse(broken).unwrap();
         assert!(broken.vk.is_none() && broken.update.malformed.is_some());
         assert_eq!(broken.kind(), "malformed");

@@ -15,6 +15,7 @@ use tg_ingest::actors::store::StoreActor;
 use tg_ingest::actors::uploader::{Upload, UploadError, UploadProgress, UploadReport};
 use tg_ingest::chat::{
     ChatError, ChatPort, Event, EventKind, IncomingDocument, Keyboard, Person, Platform, Press,
+    Reply,
 };
 use tg_ingest::conversation::{texts, Conversation, ConversationDeps};
 use tg_ingest::objects::CopyReport;
@@ -41,9 +42,9 @@ impl ChatPort for RecordingChat {
         &'a self,
         chat: i64,
         text: &'a str,
-        _reply_to: Option<i64>,
-        keyboard: Option<&'a Keyboard>,
+        reply: Reply<'a>,
     ) -> LocalBoxFuture<'a, Result<i64, ChatError>> {
+        let keyboard = reply.keyboard;
         let mut said = self.said.borrow_mut();
         let message_id = said.len() as i64 + 1;
         said.push(Said {

@@ -1,4 +1,4 @@
-//! Messages of the `StoreActor` for the conversation: greetings, the keys of documents and
+//! Messages of the `StoreActor` for the conversation and the VK intake: greetings, the keys of documents and
 //! their owners, the file lists, and renames (see [`crate::store::KeyClaim`] and
 //! [`crate::store::MoveStart`]). Each answers with the store's result.
 
@@ -160,4 +160,22 @@ store_request!(
     /// The object is under its new key and gone from the old one.
     FinishMove(pub String) -> (),
     |s, m| s.finish_move(&m.0)
+);
+
+store_request!(
+    /// The journal ids of VK events, by `event_id` (the VK intake).
+    VkIds(pub Vec<String>) -> Vec<i64>,
+    |s, m| s.vk_ids(&m.0)
+);
+
+store_request!(
+    /// The long-poll `ts` the VK intake resumes from.
+    VkTs() -> Option<String>,
+    |s, _m| s.vk_ts()
+);
+
+store_request!(
+    /// Saves the long-poll `ts` after a journaled batch.
+    SetVkTs(pub String) -> (),
+    |s, m| s.set_vk_ts(&m.0)
 );

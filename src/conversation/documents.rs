@@ -167,11 +167,7 @@ impl Conversation {
         let keyboard = id.map(|id| vec![vec![Button::new(texts::RENAME_BUTTON, rename_data(id))]]);
         // Best effort too: the file is stored, so a failed confirmation never repeats the
         // download and upload.
-        let sent = self
-            .deps
-            .chat
-            .send(ev.chat, &text, ev.message_id, keyboard.as_ref())
-            .await;
+        let sent = self.send(ev, &text, keyboard.as_ref()).await;
         let told = match sent {
             Ok(_) => "",
             Err(e) => {

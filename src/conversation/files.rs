@@ -47,14 +47,7 @@ impl Conversation {
             return Ok("/files all refused: not an admin".into());
         }
         let (text, keyboard, shown) = self.files_page(ev, all, 0).await?;
-        self.deps
-            .chat
-            .send(
-                ev.chat,
-                &text,
-                ev.message_id,
-                (!keyboard.is_empty()).then_some(&keyboard),
-            )
+        self.send(ev, &text, (!keyboard.is_empty()).then_some(&keyboard))
             .await
             .map_err(super::reply_error)?;
         Ok(format!("/files: page 1 with {shown} files"))

@@ -27,7 +27,7 @@ use crate::actors::store::StoreActor;
 use crate::actors::store_chat::{ClearPendingRename, IsGreeted, PendingRename, SetGreeted};
 use crate::actors::uploader::{Upload, UploadProgress};
 use crate::actors::worker::{HandlerError, Outcome};
-use crate::chat::{ChatError, ChatPort, Event, EventKind, Person, Press};
+use crate::chat::{ChatError, ChatPort, Event, EventKind, Keyboard, Person, Press, Reply};
 use crate::store::StoreError;
 use documents::ProgressView;
 
@@ -103,13 +103,24 @@ impl Conversation {
         }
     }
 
+    /// Sends a message answering `ev` (quoting its message), with buttons when given.
+    async fn send(
+        &self,
+        ev: &Event,
+        text: &str,
+        keyboard: Option<&Keyboard>,
+    ) -> Result<i64, ChatError> {
+        let reply = Reply {
+            event: &ev.reference,
+            quote: ev.message_id,
+            keyboard,
+        };
+        self.deps.chat.send(ev.chat, text, reply).await
+    }
+
     /// Replies to the event's message.
     async fn reply(&self, ev: &Event, text: &str) -> Result<i64, HandlerError> {
-        self.deps
-            .chat
-            .send(ev.chat, text, ev.message_id, None)
-            .await
-            .map_err(reply_error)
+        self.send(ev, text, None).await.map_err(reply_error)
     }
 
     /// Which of `keys` exist in the bucket; `patient` waits out an S3 outage.

@@ -38,7 +38,9 @@ impl Store {
                 .map_err(&err)?;
             for event in event_ids {
                 insert.execute(params![event, now]).map_err(&err)?;
-                let seq: i64 = select.query_row(params![event], |r| r.get(0)).map_err(&err)?;
+                let seq: i64 = select
+                    .query_row(params![event], |r| r.get(0))
+                    .map_err(&err)?;
                 ids.push(VK_IDS + seq);
             }
         }
@@ -49,7 +51,9 @@ impl Store {
     /// The long-poll `ts` saved after the last journaled batch.
     pub fn vk_ts(&self) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row("SELECT value FROM vk_state WHERE key = 'ts'", [], |r| r.get(0))
+            .query_row("SELECT value FROM vk_state WHERE key = 'ts'", [], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.err(e))
     }

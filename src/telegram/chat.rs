@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{CallbackQuery, IncomingUpdate, Message, TelegramClient, TelegramError};
 use crate::chat::{
     parse_command, ChatError, ChatPort, Event, EventKind, IncomingDocument, Keyboard, Person,
-    Platform, Press,
+    Platform, Press, Reply,
 };
 
 /// [`ChatPort`] over the Bot API.
@@ -51,12 +51,11 @@ impl ChatPort for TelegramChat {
         &'a self,
         chat: i64,
         text: &'a str,
-        reply_to: Option<i64>,
-        keyboard: Option<&'a Keyboard>,
+        reply: Reply<'a>,
     ) -> LocalBoxFuture<'a, Result<i64, ChatError>> {
         async move {
             self.client
-                .send_message_with(chat, text, reply_to, keyboard.map(markup))
+                .send_message_with(chat, text, reply.quote, reply.keyboard.map(markup))
                 .await
                 .map(|m| m.message_id)
                 .map_err(|e| chat_error(&e))

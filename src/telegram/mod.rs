@@ -5,7 +5,7 @@ mod client;
 mod error;
 mod types;
 
+pub use crate::inbound::IncomingUpdate;
 pub use client::{parse_envelope, ByteStream, Download, TelegramClient};
 pub use error::TelegramError;
-pub use crate::inbound::IncomingUpdate;
 pub use types::{CallbackQuery, Chat, Document, File, Message, SentMessage, Update, User};

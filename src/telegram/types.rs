@@ -151,7 +151,6 @@ pub struct SentMessage {
 mod tests {
     use serde_json::value::RawValue;
 
-    use super::*;
     use crate::inbound::IncomingUpdate;
 
     fn parse(json: &str) -> IncomingUpdate {

@@ -86,7 +86,8 @@ fn response(value: Value) -> HttpResponse {
 }
 
 fn vk_error(code: i64, message: &str) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"error": {"error_code": code, "error_msg": message, "request_params": []}}))
+    HttpResponse::Ok()
+        .json(json!({"error": {"error_code": code, "error_msg": message, "request_params": []}}))
 }
 
 impl FakeVk {
@@ -186,7 +187,11 @@ impl FakeVk {
     }
 
     /// Makes the next calls of `method` fail with these VK errors.
-    pub fn inject_errors(&self, method: &str, errors: impl IntoIterator<Item = (i64, &'static str)>) {
+    pub fn inject_errors(
+        &self,
+        method: &str,
+        errors: impl IntoIterator<Item = (i64, &'static str)>,
+    ) {
         self.with(|i| {
             i.method_errors
                 .entry(method.to_string())
@@ -202,7 +207,13 @@ impl FakeVk {
 
     /// Messages sent to a dialog, in order, as they are now.
     pub fn sent_to(&self, peer: i64) -> Vec<VkSent> {
-        self.with(|i| i.sent.iter().filter(|m| m.peer_id == peer).cloned().collect())
+        self.with(|i| {
+            i.sent
+                .iter()
+                .filter(|m| m.peer_id == peer)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Texts sent to a dialog, in order.
@@ -248,9 +259,10 @@ impl FakeVk {
 }
 
 fn params(req: &HttpRequest, body: &Bytes) -> HashMap<String, String> {
-    let mut all: HashMap<String, String> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
+    let mut all: HashMap<String, String> =
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .into_owned()
+            .collect();
     all.extend(url::form_urlencoded::parse(body).into_owned());
     all
 }
@@ -275,14 +287,18 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
             if !group_ok {
                 return vk_error(15, "Access denied: no access to this group");
             }
-            response(json!({"groups": [{"id": VK_GROUP, "name": "Test community", "screen_name": "club77", "type": "group"}], "profiles": []}))
+            response(
+                json!({"groups": [{"id": VK_GROUP, "name": "Test community", "screen_name": "club77", "type": "group"}], "profiles": []}),
+            )
         }
         "groups.getLongPollSettings" => {
             if !group_ok {
                 return vk_error(15, "Access denied: no access to this group");
             }
-            response(json!({"is_enabled": i.long_poll_enabled, "api_version": "5.199",
-                "events": {"message_new": i32::from(i.message_new_on), "message_event": 1}}))
+            response(
+                json!({"is_enabled": i.long_poll_enabled, "api_version": "5.199",
+                "events": {"message_new": i32::from(i.message_new_on), "message_event": 1}}),
+            )
         }
         "groups.getLongPollServer" => {
             if !group_ok {
@@ -294,7 +310,9 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
             i.keys_issued += 1;
             i.key = format!("key{}", i.keys_issued);
             let base = state.base.lock().unwrap().clone();
-            response(json!({"key": i.key, "server": format!("{base}/lp"), "ts": (i.events.len() + 1).to_string()}))
+            response(
+                json!({"key": i.key, "server": format!("{base}/lp"), "ts": (i.events.len() + 1).to_string()}),
+            )
         }
         "messages.send" => {
             let Some(peer) = p
@@ -302,14 +320,20 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
                 .or(p.get("peer_ids"))
                 .and_then(|v| v.parse::<i64>().ok())
             else {
-                return vk_error(100, "One of the parameters specified was missing or invalid: peer_id");
+                return vk_error(
+                    100,
+                    "One of the parameters specified was missing or invalid: peer_id",
+                );
             };
             let Some(random_id) = p.get("random_id").and_then(|v| v.parse::<i64>().ok()) else {
                 return vk_error(100, "One of the parameters specified was missing or invalid: random_id is a required parameter");
             };
             let text = p.get("message").cloned().unwrap_or_default();
             if text.is_empty() {
-                return vk_error(100, "One of the parameters specified was missing or invalid: message is empty");
+                return vk_error(
+                    100,
+                    "One of the parameters specified was missing or invalid: message is empty",
+                );
             }
             let keyboard = match p.get("keyboard").map(|k| serde_json::from_str::<Value>(k)) {
                 Some(Ok(k)) => Some(k),
@@ -346,13 +370,18 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
                 .find(|m| m.message_id == message_id)
                 .map_or(0, |m| m.cmid);
             if p.contains_key("peer_ids") {
-                response(json!([{"peer_id": peer, "message_id": message_id, "conversation_message_id": cmid}]))
+                response(
+                    json!([{"peer_id": peer, "message_id": message_id, "conversation_message_id": cmid}]),
+                )
             } else {
                 response(json!(message_id))
             }
         }
         "messages.edit" => {
-            let peer = p.get("peer_id").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            let peer = p
+                .get("peer_id")
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0);
             let by_id = p.get("message_id").and_then(|v| v.parse::<i64>().ok());
             let by_cmid = p
                 .get("conversation_message_id")
@@ -360,8 +389,7 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
             let text = p.get("message").cloned().unwrap_or_default();
             let keyboard = p.get("keyboard").and_then(|k| serde_json::from_str(k).ok());
             let found = i.sent.iter_mut().find(|m| {
-                m.peer_id == peer
-                    && (by_id == Some(m.message_id) || by_cmid == Some(m.cmid))
+                m.peer_id == peer && (by_id == Some(m.message_id) || by_cmid == Some(m.cmid))
             });
             match found {
                 Some(m) => {
@@ -370,7 +398,10 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
                     m.edits += 1;
                     response(json!(1))
                 }
-                None => vk_error(100, "One of the parameters specified was missing or invalid: message not found"),
+                None => vk_error(
+                    100,
+                    "One of the parameters specified was missing or invalid: message not found",
+                ),
             }
         }
         "messages.sendMessageEventAnswer" => {
@@ -407,7 +438,8 @@ async fn long_poll(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
             return HttpResponse::Ok().json(json!({"failed": 2}));
         }
         if ts == 0 || ts < i.first_kept + 1 {
-            return HttpResponse::Ok().json(json!({"failed": 1, "ts": (i.events.len() + 1).to_string()}));
+            return HttpResponse::Ok()
+                .json(json!({"failed": 1, "ts": (i.events.len() + 1).to_string()}));
         }
         i.polls_in_flight += 1;
         i.max_polls_in_flight = i.max_polls_in_flight.max(i.polls_in_flight);
@@ -422,14 +454,19 @@ async fn long_poll(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                 break json!({"ts": (ts + ready.len()).to_string(), "updates": ready});
             }
         }
-        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified).await;
+        let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), notified)
+            .await;
     };
     state.inner.lock().unwrap().polls_in_flight -= 1;
     HttpResponse::Ok().json(answer)
 }
 
 async fn doc(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
-    let id: i64 = req.match_info().get("id").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let id: i64 = req
+        .match_info()
+        .get("id")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let p = params(&req, &Bytes::new());
     let mut i = state.inner.lock().unwrap();
     i.calls.push(("download".into(), Instant::now()));
