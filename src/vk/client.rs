@@ -284,7 +284,8 @@ impl VkClient {
         })
     }
 
-    /// `messages.send` to a dialog; answers the new message's id. `random_id` makes a repeated
+    /// `messages.send` to a dialog; answers the message's number in the dialog
+    /// (`conversation_message_id`, which edits and presses use). `random_id` makes a repeated
     /// send a no-op on VK's side; `keyboard` is VK's keyboard JSON.
     pub async fn send(
         &self,
@@ -295,7 +296,7 @@ impl VkClient {
         reply_to: Option<i64>,
     ) -> Result<i64, VkError> {
         let mut params = vec![
-            ("peer_id", peer_id.to_string()),
+            ("peer_ids", peer_id.to_string()),
             ("random_id", random_id.to_string()),
             ("message", text.to_string()),
         ];
@@ -306,15 +307,17 @@ impl VkClient {
             params.push(("reply_to", id.to_string()));
         }
         let response = self.call_retrying("messages.send", &params).await?;
-        response.as_i64().ok_or_else(|| VkError::InvalidJson {
-            method: "messages.send",
-            detail: "the answer is not a message id".into(),
-            raw: response.to_string(),
-        })
+        response[0]["conversation_message_id"]
+            .as_i64()
+            .ok_or_else(|| VkError::InvalidJson {
+                method: "messages.send",
+                detail: "no conversation_message_id in the answer".into(),
+                raw: response.to_string().chars().take(200).collect(),
+            })
     }
 
-    /// `messages.edit` of one of the community's messages (tried once: edits are best
-    /// effort).
+    /// `messages.edit` of one of the community's messages, by its number in the dialog (tried
+    /// once: edits are best effort).
     pub async fn edit(
         &self,
         peer_id: i64,
@@ -324,7 +327,7 @@ impl VkClient {
     ) -> Result<(), VkError> {
         let mut params = vec![
             ("peer_id", peer_id.to_string()),
-            ("message_id", message_id.to_string()),
+            ("conversation_message_id", message_id.to_string()),
             ("message", text.to_string()),
         ];
         if let Some(keyboard) = keyboard {

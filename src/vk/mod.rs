@@ -1,6 +1,7 @@
 //! The VK boundary (a community's Bots Long Poll API): object types, the HTTP client and its
 //! errors. The client reads nothing from the environment: it is built from a [`VkConfig`].
 
+pub mod chat;
 mod client;
 mod error;
 mod types;
