@@ -74,6 +74,46 @@ pub struct Settings {
     pub telegram: TelegramSettings,
     /// S3 storage settings.
     pub s3: S3Settings,
+    /// The same bot on VK.
+    pub vk: VkSettings,
+}
+
+/// The bot on VK: a community's Bots Long Poll API.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VkSettings {
+    /// Whether the VK bot runs.
+    pub enabled: bool,
+    /// Community access token (with `messages` and `docs` access).
+    pub token: Secret,
+    /// The community's id.
+    pub group_id: i64,
+    /// Base URL of the API methods, without a trailing slash.
+    pub api_url: String,
+    /// API version sent with every call.
+    pub api_version: String,
+    /// Long-poll wait, in seconds (at most 90).
+    pub wait: u64,
+    /// Timeout of ordinary requests, in seconds.
+    pub request_timeout_secs: u64,
+    /// VK user ids allowed to use `/files all`.
+    pub admins: Vec<i64>,
+    /// Attempts of the start-up check while VK is unreachable.
+    pub startup_attempts: u32,
+}
+
+impl VkSettings {
+    /// The client settings; sends are retried as long as Telegram's (`send_retry_for_secs`).
+    pub fn client(&self, send_retry_for_secs: u64) -> crate::vk::VkConfig {
+        crate::vk::VkConfig {
+            token: self.token.clone(),
+            group_id: self.group_id,
+            api_url: self.api_url.clone(),
+            api_version: self.api_version.clone(),
+            wait: std::time::Duration::from_secs(self.wait),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs),
+            send_retry_for: std::time::Duration::from_secs(send_retry_for_secs),
+        }
+    }
 }
 
 /// Log output.
@@ -389,6 +429,7 @@ impl Settings {
                 .with_list_parse_key("security.allowed_user_ids")
                 .with_list_parse_key("security.allowed_chat_ids")
                 .with_list_parse_key("button.admins")
+                .with_list_parse_key("vk.admins")
                 .with_list_parse_key("archive.chats")
                 .with_list_parse_key("airtable.merge_fields")
                 .try_parsing(true)
@@ -397,6 +438,11 @@ impl Settings {
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Whether the Telegram bot runs (a token is set; a VK-only deployment has none).
+    pub fn telegram_enabled(&self) -> bool {
+        !self.telegram.token.is_empty()
     }
 
     /// Checks ranges and required values, naming the offending key.
@@ -486,14 +532,37 @@ impl Settings {
                 "must be between 5 and 5120 (S3 copies at most 5 GiB in one request)",
             );
         }
+        let vk = &self.vk;
+        if vk.enabled {
+            if vk.token.is_empty() {
+                return invalid(
+                    "vk.token",
+                    "is required when vk.enabled is true (a community token with messages and docs access)",
+                );
+            }
+            if vk.group_id <= 0 {
+                return invalid(
+                    "vk.group_id",
+                    "must be the community's id (a positive number)",
+                );
+            }
+            if !(1..=90).contains(&vk.wait) {
+                return invalid("vk.wait", "must be between 1 and 90");
+            }
+            if vk.request_timeout_secs == 0 {
+                return invalid("vk.request_timeout_secs", "must be at least 1");
+            }
+        }
         let token = self.telegram.token.expose();
-        if token.is_empty() {
+        if token.is_empty() && !vk.enabled {
             return invalid(
                 "telegram.token",
-                "is required (set TG_INGEST__TELEGRAM__TOKEN to the token from @BotFather)",
+                "is required (set TG_INGEST__TELEGRAM__TOKEN to the token from @BotFather, or enable vk)",
             );
         }
-        if !token.contains(':') || token.chars().any(|c| c.is_whitespace() || c == '/') {
+        if !token.is_empty()
+            && (!token.contains(':') || token.chars().any(|c| c.is_whitespace() || c == '/'))
+        {
             return invalid(
                 "telegram.token",
                 "does not look like a bot token (expected <bot id>:<secret>)",
@@ -554,6 +623,7 @@ impl Settings {
             &self.s3.access_key,
             &self.s3.embedded.secret_key,
             &self.airtable.token,
+            &self.vk.token,
         ] {
             crate::logging::redact(secret.expose());
         }
@@ -654,6 +724,25 @@ mod tests {
         assert_eq!(s.telegram.token.expose(), "123:secret-token");
         assert!(s.s3.endpoint.is_empty());
         assert_eq!(s.telegram.download_limit(), Some(20 * 1024 * 1024));
+    }
+
+    #[test]
+    fn a_vk_only_deployment_needs_no_telegram_token() {
+        let vk = [
+            ("TG_INGEST__VK__ENABLED", "true"),
+            ("TG_INGEST__VK__TOKEN", "vk1.a.community"),
+            ("TG_INGEST__VK__GROUP_ID", "42"),
+        ];
+        let s = with_vars(&vk).unwrap();
+        assert!(!s.telegram_enabled() && s.vk.enabled);
+        assert_eq!(s.vk.api_url, "https://api.vk.com/method");
+        assert_eq!((s.vk.api_version.as_str(), s.vk.wait), ("5.199", 25));
+        let err = with_vars(&[vk[0], vk[1]]).unwrap_err().to_string();
+        assert!(err.contains("vk.group_id"), "{err}");
+        let err = with_vars(&[vk[0]]).unwrap_err().to_string();
+        assert!(err.contains("vk.token"), "{err}");
+        let both = with_vars(&[vk[0], vk[1], vk[2], TOKEN]).unwrap();
+        assert!(both.telegram_enabled() && both.vk.enabled);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One attempt at storing one file: download from Telegram, verify, upload to S3.
+//! One attempt at storing one file: download from Telegram or VK, verify, upload to S3.
 //!
 //! The download is cut into parts of `s3.part_size_mib`; up to `s3.parts_in_flight` parts are
 //! sent to S3 while the next one is read, so memory stays at about
@@ -24,9 +24,11 @@ use crate::actors::store::StoreActor;
 use crate::actors::store_files::{OpenUploads, UploadClosed, UploadOpened};
 use crate::actors::uploader::{Upload, UploadError, UploadProgress, UploadReport};
 use crate::backoff::Backoff;
+use crate::chat::Platform;
 use crate::storage::StorageError;
 use crate::store::OpenUpload;
-use crate::telegram::{ByteStream, TelegramClient, TelegramError};
+use crate::telegram::{ByteStream, Download, TelegramClient, TelegramError};
+use crate::vk::{VkClient, VkError};
 
 /// Metadata header holding the SHA-256 of the whole object, lowercase hex.
 pub const SHA256_META: &str = "x-amz-meta-sha256";
@@ -35,6 +37,10 @@ pub const SHA256_META: &str = "x-amz-meta-sha256";
 pub struct Transfer {
     /// Telegram client of the uploader.
     pub telegram: Rc<TelegramClient>,
+    /// VK client of the uploader, when the VK bot runs.
+    pub vk: Option<Rc<VkClient>>,
+    /// Timeout of a whole download from VK.
+    pub download_timeout: Duration,
     /// The documents bucket.
     pub bucket: Rc<Bucket>,
     /// Where open multipart uploads are recorded.
@@ -55,27 +61,10 @@ struct Tally {
 impl Transfer {
     /// One attempt at storing `msg`'s file.
     pub async fn run(&self, msg: &Upload, started: Instant) -> Result<UploadReport, UploadError> {
-        let file = self
-            .telegram
-            .get_file(msg.chat_id, &msg.file_id)
-            .await
-            .map_err(|e| match &e {
-                TelegramError::Api { description, .. }
-                    if description.contains("file is too big") =>
-                {
-                    UploadError::TooBig
-                }
-                _ => UploadError::Telegram(e),
-            })?;
-        let path = file.file_path.ok_or_else(|| {
-            UploadError::Telegram(TelegramError::Api {
-                method: "getFile",
-                code: 400,
-                description: "no file_path in the answer".into(),
-            })
-        })?;
-        let size = file.file_size.or(msg.expected_size);
-        let download = self.telegram.download(msg.chat_id, &path).await?;
+        let (download, size) = match msg.platform {
+            Platform::Telegram => self.download_telegram(msg).await?,
+            Platform::Vk => self.download_vk(msg).await?,
+        };
         let mut expected = Vec::new();
         if let Some(n) = download.length {
             expected.push((n, "Content-Length"));
@@ -121,6 +110,60 @@ impl Transfer {
             sha256,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The download of a Telegram file and the size Telegram announced.
+    async fn download_telegram(
+        &self,
+        msg: &Upload,
+    ) -> Result<(Download, Option<u64>), UploadError> {
+        let file = self
+            .telegram
+            .get_file(msg.chat_id, &msg.file_id)
+            .await
+            .map_err(|e| match &e {
+                TelegramError::Api { description, .. }
+                    if description.contains("file is too big") =>
+                {
+                    UploadError::TooBig
+                }
+                _ => UploadError::Telegram(e),
+            })?;
+        let path = file.file_path.ok_or_else(|| {
+            UploadError::Telegram(TelegramError::Api {
+                method: "getFile",
+                code: 400,
+                description: "no file_path in the answer".into(),
+            })
+        })?;
+        let size = file.file_size.or(msg.expected_size);
+        let download = self.telegram.download(msg.chat_id, &path).await?;
+        Ok((download, size))
+    }
+
+    /// The download of a VK document from its URL; the size is the one its message gave.
+    async fn download_vk(&self, msg: &Upload) -> Result<(Download, Option<u64>), UploadError> {
+        let Some(vk) = &self.vk else {
+            return Err(UploadError::Vk(VkError::Network {
+                method: "download",
+                detail: "the VK client is not configured".into(),
+            }));
+        };
+        let (bytes, length) = vk
+            .download(&msg.file_id, self.download_timeout)
+            .await
+            .map_err(UploadError::Vk)?;
+        // The pipeline counts and verifies bytes as one stream type; a break on the way is a
+        // network failure of the download, retried like Telegram's.
+        let bytes = bytes
+            .map(|chunk| {
+                chunk.map_err(|e| TelegramError::Network {
+                    method: "download",
+                    detail: e.to_string(),
+                })
+            })
+            .boxed_local();
+        Ok((Download { bytes, length }, msg.expected_size))
     }
 
     async fn multipart(

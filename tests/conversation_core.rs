@@ -183,6 +183,7 @@ impl Core {
             download_limit: None,
             max_key_bytes: 1024,
             progress_interval: Duration::from_millis(0),
+            first_ticket: 1,
         });
         Self {
             conversation: Rc::new(conversation),

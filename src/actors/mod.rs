@@ -12,4 +12,5 @@ pub mod store_chat;
 pub mod store_days;
 pub mod store_files;
 pub mod uploader;
+pub mod vk_poller;
 pub mod worker;

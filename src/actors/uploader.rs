@@ -17,11 +17,13 @@ use s3::Bucket;
 
 use super::store::StoreActor;
 use crate::backoff::Backoff;
+use crate::chat::Platform;
 use crate::metrics::Metrics;
 use crate::settings::{S3Settings, TelegramSettings};
 use crate::storage::{S3Target, StorageError};
 use crate::telegram::{TelegramClient, TelegramError};
 use crate::transfer::Transfer;
+use crate::vk::{VkClient, VkError};
 
 /// Asks for one file to be stored; answered when it is stored or has failed.
 #[derive(Message)]
@@ -29,7 +31,10 @@ use crate::transfer::Transfer;
 pub struct Upload {
     /// The chat the file was sent in (Telegram's holds apply per chat).
     pub chat_id: i64,
-    /// Telegram `file_id` to download.
+    /// Where the file comes from: Telegram (`file_id` is its `file_id`) or VK (`file_id` is
+    /// the document's URL).
+    pub platform: Platform,
+    /// The platform's reference to download the file by.
     pub file_id: String,
     /// Object key in the bucket.
     pub key: String,
@@ -107,6 +112,9 @@ pub enum UploadError {
     /// Telegram would not hand the file over or the download broke.
     #[error(transparent)]
     Telegram(#[from] TelegramError),
+    /// VK would not hand the document over.
+    #[error(transparent)]
+    Vk(VkError),
     /// S3 refused or failed.
     #[error("{0}")]
     Storage(Arc<StorageError>),
@@ -131,6 +139,7 @@ impl UploadError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Telegram(e) => e.is_retryable(),
+            Self::Vk(e) => e.is_retryable(),
             Self::Storage(e) => e.is_retryable() || e.is_denied(),
             Self::Unavailable => true,
             Self::TooBig => false,
@@ -147,6 +156,7 @@ impl UploadError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Telegram(e) => e.retry_after(),
+            Self::Vk(e) => e.rate_limited_for(),
             _ => None,
         }
     }
@@ -157,10 +167,10 @@ impl UploadError {
             Self::Telegram(TelegramError::Incomplete {
                 received, expected, ..
             }) if received < expected => {
-                format!("the download from Telegram ended early ({received} of {expected} bytes)")
+                format!("the download ended early ({received} of {expected} bytes)")
             }
             Self::Telegram(TelegramError::Incomplete { expected, .. }) => {
-                format!("Telegram sent more than the announced {expected} bytes")
+                format!("more than the announced {expected} bytes arrived")
             }
             Self::Telegram(TelegramError::RetryAfter { seconds, .. }) => {
                 format!("Telegram asked to wait {seconds} s")
@@ -171,7 +181,11 @@ impl UploadError {
             Self::Telegram(TelegramError::LocalFileRefused { .. }) => {
                 "the Bot API server named a file the bot may not read".into()
             }
-            Self::Telegram(_) => "the download from Telegram broke off".into(),
+            Self::Telegram(_) => "the download broke off".into(),
+            Self::Vk(VkError::Http { status, .. }) => {
+                format!("VK did not hand the document over (HTTP {status})")
+            }
+            Self::Vk(_) => "the download from VK broke off".into(),
             Self::Storage(e) => match &**e {
                 StorageError::Request {
                     status: Some(s @ (401 | 403)),
@@ -193,6 +207,8 @@ impl UploadError {
 /// The uploader; one per service, running uploads concurrently.
 pub struct S3UploaderActor {
     telegram: Rc<TelegramClient>,
+    /// The VK client, when the VK bot runs.
+    vk: Option<Rc<VkClient>>,
     bucket: Rc<Bucket>,
     store: Addr<StoreActor>,
     target: S3Target,
@@ -202,6 +218,8 @@ pub struct S3UploaderActor {
     download_retry_for: Duration,
     /// One permit per upload running; `s3.max_concurrent_uploads` of them.
     slots: Rc<tokio::sync::Semaphore>,
+    /// Timeout of a whole download from VK.
+    download_timeout: Duration,
     /// Client of the presigned server-side copy requests.
     copy_http: reqwest::Client,
     /// Largest object copied with one `CopyObject`.
@@ -222,6 +240,7 @@ impl S3UploaderActor {
         let (tg, s3) = settings;
         Self {
             telegram: Rc::new(telegram),
+            vk: None,
             bucket: Rc::from(bucket),
             target,
             store,
@@ -239,8 +258,15 @@ impl S3UploaderActor {
                 .build()
                 .unwrap_or_default(),
             single_copy_max: s3.single_copy_max_mib * 1024 * 1024,
+            download_timeout: Duration::from_secs(tg.download_timeout_secs),
             metrics,
         }
+    }
+
+    /// Downloads VK documents with `vk` too.
+    pub fn with_vk(mut self, vk: VkClient) -> Self {
+        self.vk = Some(Rc::new(vk));
+        self
     }
 
     /// The documents bucket.
@@ -310,7 +336,7 @@ impl Budgets {
             return true;
         }
         let (since, budget) = match e {
-            UploadError::Telegram(_) => (&mut self.telegram, telegram),
+            UploadError::Telegram(_) | UploadError::Vk(_) => (&mut self.telegram, telegram),
             _ => (&mut self.storage, storage),
         };
         e.is_retryable() && since.get_or_insert_with(Instant::now).elapsed() < budget
@@ -324,6 +350,8 @@ impl Handler<Upload> for S3UploaderActor {
         fail::fail_point!("uploader.upload");
         let transfer = Transfer {
             telegram: self.telegram.clone(),
+            vk: self.vk.clone(),
+            download_timeout: self.download_timeout,
             bucket: self.bucket.clone(),
             store: self.store.clone(),
             part_size: self.part_size,

@@ -1,6 +1,7 @@
 //! Wiring: start-up checks, then the actors, in one place that the binary and the tests share.
 
 mod etl;
+mod vk;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::settings::{AirtableSettings, Settings};
 use crate::storage::{S3Target, StorageError};
 use crate::store::{Store, StoreError};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
+use crate::vk::{Pace, VkClient, VkError};
 
 use self::etl::etl_target;
 pub use self::etl::run_etl;
@@ -68,6 +70,36 @@ pub enum StartupError {
     /// The ETL failed.
     #[error("ETL failed: {0}")]
     Etl(String),
+    /// VK refused the community token.
+    #[error("start-up check failed: VK rejected the community token ({detail}); check vk.token")]
+    VkToken {
+        /// VK's message.
+        detail: String,
+    },
+    /// The token does not serve the community.
+    #[error("start-up check failed: VK community {group} is not usable with this token ({detail}); check vk.group_id and vk.token")]
+    VkGroup {
+        /// The configured community.
+        group: i64,
+        /// VK's error.
+        detail: String,
+    },
+    /// The community's Bots Long Poll API is off.
+    #[error("start-up check failed: the Bots Long Poll API of VK community {group} cannot be used: {missing}; turn it on in Manage community → API usage → Bots Long Poll API, with the event type message_new")]
+    VkLongPoll {
+        /// The configured community.
+        group: i64,
+        /// What is off.
+        missing: &'static str,
+    },
+    /// VK could not be reached or answered an error.
+    #[error("start-up check failed: VK API at {api_url} is not usable: {source}")]
+    Vk {
+        /// Base URL from settings.
+        api_url: String,
+        /// The last error.
+        source: VkError,
+    },
     /// Telegram could not be reached or answered an error.
     #[error("start-up check failed: Telegram Bot API at {api_url} is not usable: {source}")]
     Telegram {
@@ -84,9 +116,10 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     /// The endpoint the service stores into.
     pub s3_endpoint: String,
-    /// The bot's own user, from `getMe`.
-    pub bot: User,
-    poller: Addr<PollerActor>,
+    /// The Telegram bot's own user, from `getMe` (none in a VK-only deployment).
+    pub bot: Option<User>,
+    poller: Option<Addr<PollerActor>>,
+    vk_poller: Option<Addr<crate::actors::vk_poller::VkPollerActor>>,
     pool: Addr<WorkerPool>,
     store: Addr<StoreActor>,
     shutdown_deadline: Duration,
@@ -127,43 +160,21 @@ impl Service {
             archive_buckets(&target, &settings, embedded.is_some()).await?;
         }
 
-        let telegram = TelegramClient::new(&settings.telegram);
-        let attempts = settings.telegram.startup_attempts.max(1);
-        let api_url = settings.telegram.api_url.clone();
-        let telegram_error = |source: TelegramError| match source {
-            TelegramError::Api {
-                code: code @ (401 | 404),
-                description,
-                ..
-            } => StartupError::InvalidToken { code, description },
-            source => StartupError::Telegram {
-                api_url: api_url.clone(),
-                source,
-            },
+        let bot = if settings.telegram_enabled() {
+            Some(check_telegram(&settings).await?)
+        } else {
+            log::info!("telegram.token is empty: the Telegram bot does not run");
+            None
         };
-        let bot = retry(
-            "Telegram getMe",
-            attempts,
-            TelegramError::is_retryable,
-            || telegram.get_me(),
-        )
-        .await
-        .map_err(telegram_error)?;
-        retry(
-            "Telegram deleteWebhook",
-            attempts,
-            TelegramError::is_retryable,
-            || telegram.delete_webhook(),
-        )
-        .await
-        .map_err(telegram_error)?;
-
-        // The command menu is a convenience: a failure is logged, not fatal.
-        if let Err(e) = telegram
-            .set_my_commands(crate::conversation::texts::COMMANDS)
-            .await
-        {
-            log::warn!("Telegram setMyCommands failed (the command menu stays as it was): {e}");
+        let vk_pace = Pace::per_sec(vk::VK_CALLS_PER_SEC);
+        if settings.vk.enabled {
+            let name = vk::check(&settings, &vk_pace).await?;
+            log::info!(
+                "VK bot on for community {} «{name}» (API {} v{})",
+                settings.vk.group_id,
+                settings.vk.api_url,
+                settings.vk.api_version
+            );
         }
         check_airtable(&settings.airtable).await?;
 
@@ -188,6 +199,10 @@ impl Service {
                 metrics.clone(),
             );
             let (store, limiter, target) = (store.clone(), limiter.clone(), target.clone());
+            let vk = settings
+                .vk
+                .enabled
+                .then(|| (vk::client_config(&settings), vk_pace.clone()));
             let m = metrics.clone();
             guard::start(
                 &uploader_arbiter.handle(),
@@ -195,7 +210,17 @@ impl Service {
                 m,
                 move |_| {
                     let telegram = TelegramClient::new(&tg).with_limiter(limiter);
-                    S3UploaderActor::new(telegram, (target, bucket), store, (&tg, &s3), metrics)
+                    let uploader = S3UploaderActor::new(
+                        telegram,
+                        (target, bucket),
+                        store,
+                        (&tg, &s3),
+                        metrics,
+                    );
+                    match vk.clone() {
+                        Some((config, pace)) => uploader.with_vk(VkClient::new(config, pace)),
+                        None => uploader,
+                    }
                 },
             )
         };
@@ -255,7 +280,11 @@ impl Service {
             store: store.clone(),
             limiter,
             airtable: airtable.map(Addr::recipient),
-            bot_username: bot.username.clone(),
+            bot_username: bot.as_ref().and_then(|b| b.username.clone()),
+            vk: settings
+                .vk
+                .enabled
+                .then(|| (vk::client_config(&settings), vk_pace.clone())),
         };
         let factory = Bot::factory(settings.clone(), deps);
         let factory = match hook {
@@ -270,21 +299,32 @@ impl Service {
         };
         let pool = WorkerPool::start(settings.workers, factory, worker_deps);
         replay(&store, &pool, settings.max_attempts, &metrics).await?;
+        let telegram_line = match &bot {
+            Some(bot) => format!(
+                "Telegram bot @{} (id {}) via {}{}",
+                bot.username.as_deref().unwrap_or("?"),
+                bot.id,
+                settings.telegram.api_url,
+                match settings.telegram.download_limit() {
+                    Some(limit) => format!(" (cloud mode: documents up to {limit} bytes)"),
+                    None => " (local Bot API server: no download limit)".to_string(),
+                }
+            ),
+            None => "no Telegram bot".to_string(),
+        };
         log::info!(
-            "tg-ingest started: bot @{} (id {}), workers={}, S3 endpoint {} bucket `{}`, Bot API {}{}, store {}",
-            bot.username.as_deref().unwrap_or("?"),
-            bot.id,
+            "tg-ingest started: {telegram_line}, {}, workers={}, S3 endpoint {} bucket `{}`, store {}",
+            if settings.vk.enabled {
+                format!("VK community {}", settings.vk.group_id)
+            } else {
+                "no VK bot".to_string()
+            },
             settings.workers,
             target.endpoint,
             target.bucket,
-            settings.telegram.api_url,
-            match settings.telegram.download_limit() {
-                Some(limit) => format!(" (cloud mode: documents up to {limit} bytes)"),
-                None => " (local Bot API server: no download limit)".to_string(),
-            },
             settings.store_path().display()
         );
-        let poller = {
+        let poller = bot.is_some().then(|| {
             let (tg, pool, store, m) = (
                 (settings.telegram.clone(), settings.security.clone()),
                 pool.clone().recipient(),
@@ -297,13 +337,21 @@ impl Service {
                 metrics.clone(),
                 move |_| PollerActor::new(tg, pool, store, m),
             )
-        };
+        });
+        let vk_poller = settings.vk.enabled.then(|| {
+            vk::start_poller(
+                &settings,
+                &vk_pace,
+                (pool.clone(), store.clone(), metrics.clone()),
+            )
+        });
         Ok(Self {
             metrics,
             s3_endpoint: target.endpoint.clone(),
             target,
             bot,
             poller,
+            vk_poller,
             pool,
             store,
             shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
@@ -327,7 +375,12 @@ impl Service {
     /// Stops polling, lets in-flight work finish within the shutdown deadline, then stops the
     /// actors. Unfinished updates stay in the journal for the next start.
     pub async fn stop(self) {
-        let _ = self.poller.send(StopPolling).await;
+        if let Some(poller) = &self.poller {
+            let _ = poller.send(StopPolling).await;
+        }
+        if let Some(poller) = &self.vk_poller {
+            let _ = poller.send(StopPolling).await;
+        }
         let drained =
             actix_rt::time::timeout(self.shutdown_deadline, self.pool.send(DrainPool)).await;
         if drained.is_err() {
@@ -360,6 +413,49 @@ impl Service {
         log::info!("shutdown requested");
         self.stop().await;
     }
+}
+
+/// Checks the bot token (`getMe`), removes any webhook so polling works, and sets the command
+/// menu; answers the bot's own user.
+async fn check_telegram(settings: &Settings) -> Result<User, StartupError> {
+    let telegram = TelegramClient::new(&settings.telegram);
+    let attempts = settings.telegram.startup_attempts.max(1);
+    let api_url = settings.telegram.api_url.clone();
+    let telegram_error = |source: TelegramError| match source {
+        TelegramError::Api {
+            code: code @ (401 | 404),
+            description,
+            ..
+        } => StartupError::InvalidToken { code, description },
+        source => StartupError::Telegram {
+            api_url: api_url.clone(),
+            source,
+        },
+    };
+    let bot = retry(
+        "Telegram getMe",
+        attempts,
+        TelegramError::is_retryable,
+        || telegram.get_me(),
+    )
+    .await
+    .map_err(telegram_error)?;
+    retry(
+        "Telegram deleteWebhook",
+        attempts,
+        TelegramError::is_retryable,
+        || telegram.delete_webhook(),
+    )
+    .await
+    .map_err(telegram_error)?;
+    // The command menu is a convenience: a failure is logged, not fatal.
+    if let Err(e) = telegram
+        .set_my_commands(crate::conversation::texts::COMMANDS)
+        .await
+    {
+        log::warn!("Telegram setMyCommands failed (the command menu stays as it was): {e}");
+    }
+    Ok(bot)
 }
 
 /// Aborts the multipart uploads recorded as open (left by a crash or a shutdown deadline).

@@ -26,6 +26,8 @@ use crate::ratelimit::SharedLimiter;
 use crate::settings::{SecuritySettings, Settings};
 use crate::telegram::chat::{message_event, press_event, TelegramChat};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError};
+use crate::vk::chat::{vk_event, VkChat};
+use crate::vk::{Pace, VkClient, VkConfig};
 
 pub use crate::conversation::texts;
 
@@ -35,6 +37,8 @@ pub struct Bot {
     security: SecuritySettings,
     bot_username: Option<String>,
     conversation: Rc<Conversation>,
+    /// The same conversation on VK, when the VK bot runs.
+    vk: Option<Rc<Conversation>>,
     go: go::GoButton,
     archiver: archive::Archiver,
 }
@@ -56,7 +60,12 @@ pub struct BotDeps {
     pub airtable: Option<Recipient<FlushOutbox>>,
     /// The bot's own username, to recognise `/go@<bot>` and `/files@<bot>`.
     pub bot_username: Option<String>,
+    /// The VK client's settings and the token's shared pace, when the VK bot runs.
+    pub vk: Option<(VkConfig, Pace)>,
 }
+
+/// Progress tickets of the VK conversation start here, apart from Telegram's.
+const VK_TICKETS: u64 = 1 << 40;
 
 impl Bot {
     /// A bot using its own Telegram client and the shared uploader, store and rate limiter.
@@ -68,7 +77,7 @@ impl Bot {
             (None, max) => Some(max),
         };
         let telegram = Rc::new(TelegramClient::new(&settings.telegram).with_limiter(deps.limiter));
-        let conversation = Conversation::new(ConversationDeps {
+        let conversation_deps = ConversationDeps {
             chat: Rc::new(TelegramChat::new(telegram.clone())),
             uploader: deps.uploader,
             objects: deps.objects,
@@ -77,7 +86,21 @@ impl Bot {
             download_limit,
             max_key_bytes: settings.s3.max_key_bytes,
             progress_interval: Duration::from_millis(settings.telegram.progress_interval_ms),
+            first_ticket: 1,
+        };
+        let vk = deps.vk.map(|(config, pace)| {
+            let client = Rc::new(VkClient::new(config, pace));
+            Rc::new(Conversation::new(ConversationDeps {
+                chat: Rc::new(VkChat::new(client)),
+                admins: settings.vk.admins.clone(),
+                // VK serves documents of any size the community accepts.
+                download_limit: (settings.security.max_file_bytes > 0)
+                    .then_some(settings.security.max_file_bytes),
+                first_ticket: VK_TICKETS,
+                ..conversation_deps.clone()
+            }))
         });
+        let conversation = Conversation::new(conversation_deps);
         Self {
             go: go::GoButton {
                 telegram: telegram.clone(),
@@ -97,6 +120,7 @@ impl Bot {
             security: settings.security.clone(),
             bot_username: deps.bot_username,
             conversation: Rc::new(conversation),
+            vk,
         }
     }
 
@@ -114,6 +138,9 @@ impl Bot {
         let u = &update.update;
         if let Some(reason) = &u.malformed {
             return Ok(format!("skipped: malformed update ({reason})"));
+        }
+        if update.vk.is_some() {
+            return self.route_vk(update, progress).await;
         }
         if !admitted(&self.security, &update) {
             return self.turn_away(&update).await;
@@ -211,6 +238,26 @@ pub(crate) fn reply_error(e: &TelegramError) -> HandlerError {
     crate::conversation::reply_error(crate::telegram::chat::chat_error(e))
 }
 
+impl Bot {
+    /// A VK event: private messages and presses go to the VK conversation.
+    async fn route_vk(
+        self: Rc<Self>,
+        update: Arc<IncomingUpdate>,
+        progress: Recipient<UploadProgress>,
+    ) -> Outcome {
+        let Some(conversation) = self.vk.clone() else {
+            return Ok("skipped: a VK event, and the VK bot is not running".into());
+        };
+        match vk_event(&update, None) {
+            Some(event) => conversation.handle(event, progress).await,
+            None => Ok(format!(
+                "skipped: VK {} is not handled by the bot",
+                update.vk.as_ref().map_or("event", |v| v.kind.as_str())
+            )),
+        }
+    }
+}
+
 impl UpdateHandler for Bot {
     fn handle(
         self: Rc<Self>,
@@ -221,7 +268,12 @@ impl UpdateHandler for Bot {
     }
 
     fn on_progress(self: Rc<Self>, p: UploadProgress) -> LocalBoxFuture<'static, ()> {
-        self.conversation.clone().on_progress(p).boxed_local()
+        // Each conversation knows its own tickets (they start apart).
+        let conversation = match &self.vk {
+            Some(vk) if p.ticket >= VK_TICKETS => vk.clone(),
+            _ => self.conversation.clone(),
+        };
+        conversation.on_progress(p).boxed_local()
     }
 }
 

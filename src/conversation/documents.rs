@@ -111,6 +111,7 @@ impl Conversation {
         }
         let upload = Upload {
             chat_id: ev.chat,
+            platform: ev.person.platform,
             file_id: doc.file.clone(),
             key: key.clone(),
             content_type: doc.mime_type.clone(),

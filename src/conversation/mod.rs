@@ -53,6 +53,8 @@ pub struct ConversationDeps {
     pub max_key_bytes: usize,
     /// Least time between two progress edits.
     pub progress_interval: Duration,
+    /// The first progress ticket (conversations sharing a worker count from apart).
+    pub first_ticket: u64,
 }
 
 /// The conversation of one worker on one platform.
@@ -96,10 +98,10 @@ impl Conversation {
     /// A conversation with its dependencies.
     pub fn new(deps: ConversationDeps) -> Self {
         Self {
+            next_ticket: Cell::new(deps.first_ticket.max(1)),
             deps,
             greeted: RefCell::new(HashSet::new()),
             progress: RefCell::new(HashMap::new()),
-            next_ticket: Cell::new(1),
         }
     }
 

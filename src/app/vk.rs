@@ -1,0 +1,96 @@
+//! Start-up of the VK bot: the check of the token, the community and its Bots Long Poll API,
+//! and the intake actor.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{retry, StartupError};
+use crate::actors::guard;
+use crate::actors::pool::WorkerPool;
+use crate::actors::store::StoreActor;
+use crate::actors::vk_poller::{VkPollerActor, VkSinks};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::vk::{codes, Pace, VkClient, VkConfig, VkError};
+
+/// VK's limit of API calls per second per community token, shared by all VK calls.
+pub const VK_CALLS_PER_SEC: u32 = 20;
+
+/// Checks that the token works for the community and that the community sends its messages
+/// to the Bots Long Poll API; answers the community's name.
+pub async fn check(settings: &Settings, pace: &Pace) -> Result<String, StartupError> {
+    let vk = &settings.vk;
+    let client = VkClient::new(client_config(settings), pace.clone());
+    let attempts = vk.startup_attempts.max(1);
+    let refused = |source: VkError| match &source {
+        VkError::Api { code, message, .. } if *code == codes::AUTHORIZATION => {
+            StartupError::VkToken {
+                detail: message.clone(),
+            }
+        }
+        VkError::Api { code, message, .. }
+            if *code == codes::ACCESS_DENIED || *code == codes::INVALID_PARAMETER =>
+        {
+            StartupError::VkGroup {
+                group: vk.group_id,
+                detail: format!("error {code}: {message}"),
+            }
+        }
+        _ => StartupError::Vk {
+            api_url: vk.api_url.clone(),
+            source,
+        },
+    };
+    let name = retry("VK groups.getById", attempts, VkError::is_retryable, || {
+        client.community_name()
+    })
+    .await
+    .map_err(refused)?;
+    let (enabled, message_new) = retry(
+        "VK groups.getLongPollSettings",
+        attempts,
+        VkError::is_retryable,
+        || client.long_poll_ready(),
+    )
+    .await
+    .map_err(refused)?;
+    if !enabled || !message_new {
+        return Err(StartupError::VkLongPoll {
+            group: vk.group_id,
+            missing: if enabled {
+                "its event type message_new is off"
+            } else {
+                "it is off"
+            },
+        });
+    }
+    Ok(name)
+}
+
+/// The VK client settings of these settings.
+pub fn client_config(settings: &Settings) -> VkConfig {
+    settings.vk.client(settings.telegram.send_retry_for_secs)
+}
+
+/// Starts the VK intake, supervised, on the current arbiter.
+pub fn start_poller(
+    settings: &Settings,
+    pace: &Pace,
+    (pool, store, metrics): (Addr<WorkerPool>, Addr<StoreActor>, Arc<Metrics>),
+) -> Addr<VkPollerActor> {
+    let (config, pace) = (client_config(settings), pace.clone());
+    guard::start(
+        &Arbiter::current(),
+        "VkPollerActor",
+        metrics.clone(),
+        move |_| {
+            let sinks = VkSinks {
+                target: pool.clone().recipient(),
+                store: store.clone(),
+                metrics: metrics.clone(),
+            };
+            VkPollerActor::new(VkClient::new(config.clone(), pace.clone()), sinks)
+        },
+    )
+}
