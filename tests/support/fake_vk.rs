@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 /// The community's id.
@@ -60,6 +61,7 @@ struct Inner {
     answers: Vec<(String, String)>,
     docs: HashMap<i64, Vec<u8>>,
     doc_faults: VecDeque<u16>,
+    doc_pace: Option<Duration>,
     next_message_id: i64,
     next_user_message: i64,
     calls: Vec<(String, Instant)>,
@@ -186,6 +188,11 @@ impl FakeVk {
         self.state.notify.notify_waiters();
     }
 
+    /// Injected long-poll failures not answered yet.
+    pub fn pending_poll_failures(&self) -> usize {
+        self.with(|i| i.poll_failures.len())
+    }
+
     /// Makes the next calls of `method` fail with these VK errors.
     pub fn inject_errors(
         &self,
@@ -203,6 +210,11 @@ impl FakeVk {
     /// Makes the next document downloads answer these HTTP statuses.
     pub fn inject_doc_faults(&self, statuses: impl IntoIterator<Item = u16>) {
         self.with(|i| i.doc_faults.extend(statuses));
+    }
+
+    /// Serves documents in chunks of 64 KiB, one every `pace`.
+    pub fn set_doc_pace(&self, pace: Option<Duration>) {
+        self.with(|i| i.doc_pace = pace);
     }
 
     /// Messages sent to a dialog, in order, as they are now.
@@ -477,8 +489,23 @@ async fn doc(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         let status = actix_web::http::StatusCode::from_u16(status).unwrap();
         return HttpResponse::build(status).body("injected");
     }
-    match i.docs.get(&id) {
-        Some(bytes) => HttpResponse::Ok().body(bytes.clone()),
+    let pace = i.doc_pace;
+    match i.docs.get(&id).cloned() {
+        Some(bytes) => match pace {
+            None => HttpResponse::Ok().body(bytes),
+            Some(pace) => {
+                let len = bytes.len() as u64;
+                let chunks: Vec<Bytes> = bytes
+                    .chunks(64 * 1024)
+                    .map(Bytes::copy_from_slice)
+                    .collect();
+                let stream = futures_util::stream::iter(chunks).then(move |c| async move {
+                    tokio::time::sleep(pace).await;
+                    Ok::<_, actix_web::Error>(c)
+                });
+                HttpResponse::Ok().no_chunking(len).streaming(stream)
+            }
+        },
         None => HttpResponse::NotFound().body("no such document"),
     }
 }
