@@ -14,6 +14,9 @@
 //!   also contains panics; actix's `Supervisor` for the workers, which catch their own):
 //!   - `PollerActor` calls `getUpdates` (the only caller) and sends each update as
 //!     `Dispatch` to the `WorkerPool`, moving its offset only after the pool accepted it;
+//!   - `VkPollerActor` is the VK intake (Bots Long Poll API): it journals each batch of
+//!     events (as [`inbound::IncomingUpdate`]s under ids of their own) before it saves the
+//!     long-poll `ts`, then dispatches them to the same pool;
 //!   - `WorkerPool` routes each update by chat to one of its supervised `WorkerActor`s
 //!     (`HandleUpdate`); one chat's updates are handled in order, chats in parallel;
 //!   - `WorkerActor` runs the business logic (an [`actors::worker::UpdateHandler`], here the
@@ -46,6 +49,7 @@
 //! - [`logging`]: the log scrubber and the text or JSON line format.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
+//! - [`inbound`]: what the journal holds, an update of either platform.
 //! - [`vk`]: the VK API client (Bots Long Poll sessions, `messages.send` with `random_id`,
 //!   edits, press answers, document downloads) under one shared pace of 20 calls per second.
 //! - [`backoff`], [`metrics`]: retry delays and counters.

@@ -48,7 +48,7 @@ pub async fn check(settings: &Settings, pace: &Pace) -> Result<String, StartupEr
     })
     .await
     .map_err(refused)?;
-    let (enabled, message_new) = retry(
+    let (enabled, message_new, message_event) = retry(
         "VK groups.getLongPollSettings",
         attempts,
         VkError::is_retryable,
@@ -65,6 +65,12 @@ pub async fn check(settings: &Settings, pace: &Pace) -> Result<String, StartupEr
                 "it is off"
             },
         });
+    }
+    if !message_event {
+        log::warn!(
+            "VK community {}: the Bots Long Poll API does not send message_event, so presses of the Rename and page buttons will not arrive (/rename and /files still work); tick it under event types",
+            vk.group_id
+        );
     }
     Ok(name)
 }

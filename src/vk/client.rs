@@ -213,17 +213,19 @@ impl VkClient {
         Ok(first["name"].as_str().unwrap_or_default().to_string())
     }
 
-    /// `groups.getLongPollSettings`: whether the Bots Long Poll API is on and sends
-    /// `message_new`.
-    pub async fn long_poll_ready(&self) -> Result<(bool, bool), VkError> {
+    /// `groups.getLongPollSettings`: whether the Bots Long Poll API is on, sends `message_new`
+    /// and sends `message_event` (button presses).
+    pub async fn long_poll_ready(&self) -> Result<(bool, bool, bool), VkError> {
         let group = self.config.group_id.to_string();
         let response = self
             .call("groups.getLongPollSettings", &[("group_id", group)])
             .await?;
         let enabled = response["is_enabled"].as_bool().unwrap_or(false);
-        let message_new = response["events"]["message_new"].as_i64() == Some(1)
-            || response["events"]["message_new"].as_bool() == Some(true);
-        Ok((enabled, message_new))
+        let on = |event: &str| {
+            let flag = &response["events"][event];
+            flag.as_i64() == Some(1) || flag.as_bool() == Some(true)
+        };
+        Ok((enabled, on("message_new"), on("message_event")))
     }
 
     /// `groups.getLongPollServer`: a new session (server, key, ts).
