@@ -383,3 +383,59 @@ fn kill_9_mid_document_replays_without_a_second_delivered_reply() {
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
 }
+
+#[test]
+fn a_document_download_that_fails_is_retried_and_flood_control_waits() {
+    let h = harness();
+    h.say(109, "hi", "[greeting]");
+    // Two failed downloads (VK's file servers answer 5xx now and then), then the file.
+    h.vk.inject_doc_faults([500, 502]);
+    // And flood control on the next two sends: VK asks to slow down; the replies still go.
+    h.vk.inject_errors(
+        "messages.send",
+        [(9, "Flood control"), (6, "Too many requests per second")],
+    );
+    let bytes = random_bytes(50_000, 3);
+    let saved = h.send_doc(109, "retried.bin", &bytes);
+    assert!(saved.text.contains("«retried.bin»"), "{}", saved.text);
+    assert_eq!(h.s3.get("retried.bin").unwrap(), bytes);
+    // One acknowledgement (edited to show the retries and the end), one confirmation.
+    let texts = h.vk.texts_to(109);
+    let acks = texts
+        .iter()
+        .filter(|t| t.starts_with("[document] Rece"))
+        .count();
+    assert_eq!(acks, 1, "{texts:?}");
+    let ack =
+        h.vk.sent_to(109)
+            .into_iter()
+            .find(|m| m.text.starts_with("[document] Rece"))
+            .unwrap();
+    assert!(
+        ack.edits >= 2,
+        "the retries were shown: {} edits",
+        ack.edits
+    );
+}
+
+#[test]
+fn a_document_vk_will_not_hand_over_is_reported() {
+    let h = harness();
+    h.say(110, "hi", "[greeting]");
+    h.vk.inject_doc_faults([404]);
+    let attachment = h.vk.doc_attachment(110, "gone.pdf", b"never");
+    h.vk.push_message(110, "", attachment);
+    let sorry = h.reply_after(110, 1, "could not be saved");
+    assert!(
+        sorry.contains("«gone.pdf»") && sorry.contains("HTTP 404"),
+        "{sorry}"
+    );
+    assert!(h.s3.keys().is_empty());
+    // The name was given back: the next document of that name takes it.
+    let saved = h.send_doc(110, "gone.pdf", b"now");
+    assert!(
+        saved.text.contains("«gone.pdf»") && !saved.text.contains("(2)"),
+        "{}",
+        saved.text
+    );
+}
