@@ -439,3 +439,36 @@ fn a_document_vk_will_not_hand_over_is_reported() {
         saved.text
     );
 }
+
+#[test]
+fn a_token_refused_while_polling_is_logged_as_an_error_and_polling_goes_on() {
+    let vk = FakeVk::start();
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let log = data.path().join("service.log");
+    vk.inject_errors(
+        "groups.getLongPollServer",
+        [
+            (
+                5,
+                "User authorization failed: access_token was given to another ip address.",
+            ),
+            (9, "Flood control"),
+        ],
+    );
+    let vars = vk_env(&vk, &s3, data.path(), &[]);
+    let mut child = spawn_binary(&vars, &log);
+    polling(&vk);
+    vk.push_message(111, "hi", json!([]));
+    wait_until(WAIT, "greeting", || vk.texts_to(111).len() == 1);
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let refused = text
+        .lines()
+        .find(|l| l.contains("VK refuses the community token"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(refused.contains("ERROR"), "{refused}");
+    assert!(text.contains("Flood control"), "{text}");
+    assert!(!text.contains(VK_TOKEN), "the token is never logged");
+}

@@ -39,7 +39,39 @@ enum Outcome {
     /// The session must be renewed, going on from `Resume`.
     Renew(Resume),
     /// A failure; the session (if any) is kept.
-    Failed(Option<LongPollServer>, String, Option<Duration>),
+    Failed(Failure),
+}
+
+/// A failed poll.
+struct Failure {
+    /// The session to go on with, if it is still good.
+    session: Option<LongPollServer>,
+    /// What failed.
+    why: String,
+    /// The wait VK's rate limits ask for, if any.
+    wait: Option<Duration>,
+    /// Whether an operator must act (VK refuses the token): logged as an error.
+    loud: bool,
+}
+
+impl Failure {
+    fn other(session: Option<LongPollServer>, why: impl Into<String>) -> Outcome {
+        Outcome::Failed(Self {
+            session,
+            why: why.into(),
+            wait: None,
+            loud: false,
+        })
+    }
+
+    fn vk(session: Option<LongPollServer>, e: &VkError) -> Outcome {
+        Outcome::Failed(Self {
+            session,
+            why: describe(e),
+            wait: e.rate_limited_for(),
+            loud: e.is_authorization(),
+        })
+    }
 }
 
 /// Where a new session starts.
@@ -95,16 +127,19 @@ async fn open_session(
     client: &VkClient,
     store: &Addr<StoreActor>,
     resume: Resume,
-) -> Result<LongPollServer, String> {
-    let mut session = client.long_poll_server().await.map_err(|e| describe(&e))?;
+) -> Result<LongPollServer, Outcome> {
+    let mut session = client
+        .long_poll_server()
+        .await
+        .map_err(|e| Failure::vk(None, &e))?;
     let saved = match resume {
         Resume::Ts(ts) => Some(ts),
         Resume::Fresh => None,
-        Resume::Saved => store
-            .send(VkTs())
-            .await
-            .map_err(|e| format!("store unavailable: {e}"))?
-            .map_err(|e| e.to_string())?,
+        Resume::Saved => match store.send(VkTs()).await {
+            Ok(Ok(ts)) => ts,
+            Ok(Err(e)) => return Err(Failure::other(None, e.to_string())),
+            Err(e) => return Err(Failure::other(None, format!("store unavailable: {e}"))),
+        },
     };
     if let Some(ts) = saved {
         session.ts = ts;
@@ -146,7 +181,7 @@ async fn poll_once(
         Some(s) => s,
         None => match open_session(&client, &sinks.store, resume).await {
             Ok(s) => s,
-            Err(e) => return Outcome::Failed(None, format!("cannot open a session: {e}"), None),
+            Err(failed) => return failed,
         },
     };
     let (ts, raws) = match client.check(&session).await {
@@ -157,7 +192,7 @@ async fn poll_once(
             );
             session.ts = ts.clone();
             if let Err(e) = save_ts(&sinks.store, &ts).await {
-                return Outcome::Failed(Some(session), e, None);
+                return Failure::other(Some(session), e);
             }
             return Outcome::Done(session);
         }
@@ -169,10 +204,7 @@ async fn poll_once(
             log::warn!("VK long poll: failed 3, the session is lost; getting a new key and ts");
             return Outcome::Renew(Resume::Fresh);
         }
-        Err(e) => {
-            let wait = e.rate_limited_for();
-            return Outcome::Failed(Some(session), describe(&e), wait);
-        }
+        Err(e) => return Failure::vk(Some(session), &e),
     };
     if raws.is_empty() {
         session.ts = ts;
@@ -181,8 +213,8 @@ async fn poll_once(
     let ids: Vec<String> = raws.iter().map(|r| event_id(r)).collect();
     let journal_ids = match sinks.store.send(VkIds(ids)).await {
         Ok(Ok(ids)) => ids,
-        Ok(Err(e)) => return Outcome::Failed(Some(session), e.to_string(), None),
-        Err(e) => return Outcome::Failed(Some(session), format!("store unavailable: {e}"), None),
+        Ok(Err(e)) => return Failure::other(Some(session), e.to_string()),
+        Err(e) => return Failure::other(Some(session), format!("store unavailable: {e}")),
     };
     let mut batch = Vec::with_capacity(raws.len());
     for (raw, id) in raws.iter().zip(journal_ids) {
@@ -196,11 +228,11 @@ async fn poll_once(
         Ok(Ok(fresh)) => fresh,
         Ok(Err(e)) => {
             let why = format!("cannot journal {count} VK events ({e}); they will be fetched again");
-            return Outcome::Failed(Some(session), why, None);
+            return Failure::other(Some(session), why);
         }
         Err(e) => {
             let why = format!("store unavailable ({e}); {count} VK events will be fetched again");
-            return Outcome::Failed(Some(session), why, None);
+            return Failure::other(Some(session), why);
         }
     };
     // The events are durable: VK may now move on.
@@ -275,19 +307,14 @@ impl Handler<Poll> for VkPollerActor {
                     act.resume = resume;
                     Duration::ZERO
                 }
-                Outcome::Failed(session, why, wait) => {
-                    act.session = session;
-                    let delay = wait.unwrap_or_else(|| act.backoff.next_delay());
-                    if why.contains("refuses the community token") {
-                        log::error!(
-                            "VK long poll: {why}; retrying in {:.1} s",
-                            delay.as_secs_f64()
-                        );
+                Outcome::Failed(f) => {
+                    act.session = f.session;
+                    let delay = f.wait.unwrap_or_else(|| act.backoff.next_delay());
+                    let secs = delay.as_secs_f64();
+                    if f.loud {
+                        log::error!("VK long poll: {}; retrying in {secs:.1} s", f.why);
                     } else {
-                        log::warn!(
-                            "VK long poll: {why}; retrying in {:.1} s",
-                            delay.as_secs_f64()
-                        );
+                        log::warn!("VK long poll: {}; retrying in {secs:.1} s", f.why);
                     }
                     delay
                 }
