@@ -47,6 +47,118 @@ enum Command {
         #[arg(long, requires = "from")]
         to: Option<String>,
     },
+    /// Prints the journal, poison list, outboxes, last update and last ETL day, then exits.
+    Status,
+    /// Lists, retries or deletes updates on the poison list.
+    Poison {
+        /// What to do.
+        #[command(subcommand)]
+        action: PoisonAction,
+    },
+    /// Lists, retries or deletes the dead letters of the outboxes (Airtable rows, raw objects).
+    DeadLetters {
+        /// What to do.
+        #[command(subcommand)]
+        action: DeadAction,
+    },
+}
+
+/// Which items a change applies to: `--all`, or one or more `--id`.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+struct Which {
+    /// Every item.
+    #[arg(long)]
+    all: bool,
+    /// An item's id (repeatable).
+    #[arg(long = "id", allow_negative_numbers = true)]
+    ids: Vec<i64>,
+}
+
+impl Which {
+    fn selection(&self) -> tg_ingest::app::admin::Selection {
+        use tg_ingest::app::admin::Selection;
+        if self.all {
+            Selection::All
+        } else {
+            Selection::Ids(self.ids.clone())
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum PoisonAction {
+    /// Lists the poisoned updates with their reasons.
+    List {
+        /// Prints each update's raw JSON too.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Moves updates back to the journal; the service handles them at its next start.
+    Retry(Which),
+    /// Deletes updates for good.
+    Drop(Which),
+}
+
+#[derive(Subcommand, Debug)]
+enum DeadAction {
+    /// Lists dead letters with their reasons.
+    List {
+        /// Only this outbox (`airtable` or `archive`).
+        #[arg(long)]
+        kind: Option<String>,
+    },
+    /// Makes dead letters pending again; the service delivers them on its next pass.
+    Retry {
+        /// The outbox (`airtable` or `archive`).
+        #[arg(long)]
+        kind: String,
+        /// Which.
+        #[command(flatten)]
+        which: Which,
+    },
+    /// Deletes dead letters for good.
+    Drop {
+        /// The outbox (`airtable` or `archive`).
+        #[arg(long)]
+        kind: String,
+        /// Which.
+        #[command(flatten)]
+        which: Which,
+    },
+}
+
+/// Runs an admin command; prints its answer.
+fn admin_command(settings: &tg_ingest::Settings, command: &Command) -> Option<ExitCode> {
+    use tg_ingest::app::admin;
+    let result = match command {
+        Command::Status => admin::status(settings),
+        Command::Poison { action } => match action {
+            PoisonAction::List { raw } => admin::poison_list(settings, *raw),
+            PoisonAction::Retry(which) => admin::poison_retry(settings, &which.selection()),
+            PoisonAction::Drop(which) => admin::poison_drop(settings, &which.selection()),
+        },
+        Command::DeadLetters { action } => match action {
+            DeadAction::List { kind } => admin::dead_list(settings, kind.as_deref()),
+            DeadAction::Retry { kind, which } => {
+                admin::dead_retry(settings, kind, &which.selection())
+            }
+            DeadAction::Drop { kind, which } => {
+                admin::dead_drop(settings, kind, &which.selection())
+            }
+        },
+        _ => return None,
+    };
+    Some(match result {
+        Ok(text) => {
+            let _ = write!(std::io::stdout(), "{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    })
 }
 
 /// Draws a one-line progress bar on a terminal.
@@ -141,6 +253,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(code) = cli
+        .command
+        .as_ref()
+        .and_then(|c| admin_command(&settings, c))
+    {
+        return code;
+    }
     let system = actix_rt::System::new();
     if let Some(Command::PostButton {
         chat_id,

@@ -1,5 +1,6 @@
 //! Wiring: start-up checks, then the actors, in one place that the binary and the tests share.
 
+pub mod admin;
 mod etl;
 mod vk;
 

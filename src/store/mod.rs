@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod admin;
 mod days;
 mod files;
 mod outbox;
@@ -20,6 +21,7 @@ mod renames;
 mod saved;
 mod vk;
 
+pub use admin::{PoisonItem, Status};
 pub use days::{day_of_key, DayState};
 pub use files::OpenUpload;
 pub use renames::{Move, MoveStart};

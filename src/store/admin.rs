@@ -1,0 +1,250 @@
+//! What the admin CLI reads and changes: a summary of the store, the poison list and the dead
+//! letters of the outboxes. Each change is one transaction, so it is safe while the service
+//! runs (SQLite's WAL lets the service and the CLI share the file).
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{now_secs, Store, StoreError};
+use crate::inbound::IncomingUpdate;
+
+/// A summary of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Updates journaled and not finished.
+    pub journal: u64,
+    /// Updates on the poison list.
+    pub poison: u64,
+    /// Per outbox kind: (kind, pending, dead letters).
+    pub outboxes: Vec<(String, u64, u64)>,
+    /// Unix time the last update finished, if any did this week.
+    pub last_finished_at: Option<i64>,
+    /// Unix time an update was last journaled (received), if one is waiting.
+    pub last_received_at: Option<i64>,
+    /// The last day compacted by the ETL and when (milliseconds), if any.
+    pub last_etl: Option<(String, i64)>,
+}
+
+/// One poisoned update, with its raw JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonItem {
+    /// Journal id.
+    pub update_id: i64,
+    /// Why it was set aside.
+    pub reason: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Unix time it was set aside.
+    pub moved_at: i64,
+    /// The update as received.
+    pub raw: String,
+}
+
+impl Store {
+    /// A summary of the journal, the poison list, the outboxes and the ETL.
+    pub fn status(&self) -> Result<Status, StoreError> {
+        let count = |sql: &str| -> Result<u64, StoreError> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(|e| self.err(e))
+        };
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT kind,
+                        SUM(delivered_at IS NULL AND dead_reason IS NULL),
+                        SUM(dead_reason IS NOT NULL)
+                 FROM outbox GROUP BY kind ORDER BY kind",
+            )
+            .map_err(|e| self.err(e))?;
+        let outboxes = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        let optional = |sql: &str| -> Result<Option<i64>, StoreError> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .map_err(|e| self.err(e))
+        };
+        let last_etl = self
+            .conn
+            .query_row(
+                "SELECT day, compacted_at FROM archive_days WHERE compacted_at IS NOT NULL
+                 ORDER BY day DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(Status {
+            journal: count("SELECT COUNT(*) FROM journal")?,
+            poison: count("SELECT COUNT(*) FROM poison")?,
+            outboxes,
+            last_finished_at: optional("SELECT MAX(finished_at) FROM done")?,
+            last_received_at: optional("SELECT MAX(received_at) FROM journal")?,
+            last_etl,
+        })
+    }
+
+    /// The poison list with each update's raw JSON.
+    pub fn poison_items(&self) -> Result<Vec<PoisonItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT update_id, reason, attempts, moved_at, raw FROM poison ORDER BY update_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PoisonItem {
+                    update_id: r.get(0)?,
+                    reason: r.get(1)?,
+                    attempts: r.get(2)?,
+                    moved_at: r.get(3)?,
+                    raw: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Puts poisoned updates (all, or those in `ids`) back into the journal with no attempts;
+    /// the service replays them at its next start. Answers how many were moved.
+    pub fn poison_retry(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+        let chosen: Vec<PoisonItem> = self
+            .poison_items()?
+            .into_iter()
+            .filter(|p| ids.is_none_or(|ids| ids.contains(&p.update_id)))
+            .collect();
+        let path = self.path.clone();
+        let err = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&err)?;
+        for item in &chosen {
+            let (chat, date) = serde_json::value::RawValue::from_string(item.raw.clone())
+                .ok()
+                .and_then(|raw| IncomingUpdate::parse(raw).ok())
+                .map_or((None, None), |u| {
+                    (u.chat_id(), u.update.any_message().map(|m| m.date))
+                });
+            tx.execute(
+                "INSERT OR REPLACE INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
+                 VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+                params![item.update_id, item.raw, now_secs(), chat, date],
+            )
+            .map_err(&err)?;
+            tx.execute(
+                "DELETE FROM done WHERE update_id = ?1",
+                params![item.update_id],
+            )
+            .map_err(&err)?;
+            tx.execute(
+                "DELETE FROM poison WHERE update_id = ?1",
+                params![item.update_id],
+            )
+            .map_err(&err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(chosen.len())
+    }
+
+    /// Deletes poisoned updates (all, or those in `ids`) for good. Answers how many.
+    pub fn poison_drop(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+        let chosen: Vec<i64> = self
+            .poison_items()?
+            .into_iter()
+            .map(|p| p.update_id)
+            .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
+            .collect();
+        for id in &chosen {
+            self.conn
+                .execute("DELETE FROM poison WHERE update_id = ?1", params![id])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(chosen.len())
+    }
+
+    /// Makes dead letters of `kind` (all, or those with ids in `ids`) pending again, with no
+    /// attempts: the outbox's actor delivers them on its next pass. Answers how many.
+    pub fn dead_retry(&mut self, kind: &str, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+        self.dead_change(
+            kind,
+            ids,
+            "UPDATE outbox SET dead_reason = NULL, last_error = NULL, attempts = 0 WHERE id = ?1",
+        )
+    }
+
+    /// Deletes dead letters of `kind` (all, or those with ids in `ids`). Answers how many.
+    pub fn dead_drop(&mut self, kind: &str, ids: Option<&[i64]>) -> Result<usize, StoreError> {
+        self.dead_change(kind, ids, "DELETE FROM outbox WHERE id = ?1")
+    }
+
+    fn dead_change(
+        &mut self,
+        kind: &str,
+        ids: Option<&[i64]>,
+        sql: &str,
+    ) -> Result<usize, StoreError> {
+        let chosen: Vec<i64> = self
+            .outbox_dead(kind)?
+            .into_iter()
+            .map(|(item, _)| item.id)
+            .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
+            .collect();
+        for id in &chosen {
+            self.conn
+                .execute(sql, params![id])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(chosen.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_store as store;
+
+    #[test]
+    fn poison_goes_back_to_the_journal_and_dead_letters_back_to_their_outbox() {
+        let (mut s, _d) = store();
+        let raw = r#"{"update_id":9,"message":{"message_id":1,"date":5,"chat":{"id":7,"type":"private"},"text":"x"}}"#;
+        s.journal_dated(&[(9, raw, Some(7), Some(5)), (10, "{}", None, None)])
+            .unwrap();
+        s.poison(9, "panicked: boom", 5).unwrap();
+        s.poison(10, "failed", 5).unwrap();
+        assert_eq!(s.status().unwrap().poison, 2);
+        assert_eq!(s.poison_retry(Some(&[9])).unwrap(), 1);
+        assert_eq!(s.journal_len().unwrap(), 1);
+        let page = s.journal_page(i64::MIN, 10).unwrap();
+        assert_eq!((page[0].update_id, page[0].attempts), (9, 0));
+        assert_eq!(s.poison_drop(None).unwrap(), 1);
+        assert!(s.poison_items().unwrap().is_empty());
+
+        s.outbox_put("airtable", "a", "{}").unwrap();
+        s.outbox_put("airtable", "b", "{}").unwrap();
+        let items = s.outbox_pending("airtable", 10).unwrap();
+        s.outbox_failed(items[0].id, "422 INVALID_VALUE_FOR_COLUMN", true)
+            .unwrap();
+        s.outbox_failed(items[1].id, "422 INVALID_VALUE_FOR_COLUMN", true)
+            .unwrap();
+        let status = s.status().unwrap();
+        assert_eq!(status.outboxes, [("airtable".to_string(), 0, 2)]);
+        assert_eq!(s.dead_retry("airtable", Some(&[items[0].id])).unwrap(), 1);
+        assert_eq!(s.outbox_pending("airtable", 10).unwrap().len(), 1);
+        assert_eq!(s.dead_drop("airtable", None).unwrap(), 1);
+        assert_eq!(
+            s.status().unwrap().outboxes,
+            [("airtable".to_string(), 1, 0)]
+        );
+        assert_eq!(s.dead_retry("archive", None).unwrap(), 0);
+    }
+}
