@@ -49,6 +49,7 @@
 //! - [`logging`]: the log scrubber and the text or JSON line format.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
+//! - [`http`]: `/healthz` and `/readyz` on `http.listen`.
 //! - [`inbound`]: what the journal holds, an update of either platform.
 //! - [`vk`]: the VK API client (Bots Long Poll sessions, `messages.send` with `random_id`,
 //!   edits, press answers, document downloads) under one shared pace of 20 calls per second.
@@ -67,6 +68,7 @@ pub mod conversation;
 pub mod embedded_fs;
 pub mod embedded_s3;
 pub mod etl;
+pub mod http;
 pub mod inbound;
 pub mod keys;
 pub mod logging;

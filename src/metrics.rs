@@ -45,9 +45,18 @@ pub struct Metrics {
     pub copy_parts: AtomicU64,
     /// Object checks, copies and deletions tried again after an S3 failure.
     pub object_retries: AtomicU64,
+    /// Unix time (ms) of the last successful `getUpdates`; 0 before the first.
+    pub telegram_intake_ok_ms: AtomicU64,
+    /// Unix time (ms) of the last successful VK long poll; 0 before the first.
+    pub vk_intake_ok_ms: AtomicU64,
 }
 
 impl Metrics {
+    /// Records "now" in a timestamp field.
+    pub fn stamp(field: &AtomicU64) {
+        field.store(crate::clock::now_millis().max(0) as u64, Ordering::Relaxed);
+    }
+
     /// Adds one to a counter.
     pub fn incr(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);

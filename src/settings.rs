@@ -76,6 +76,15 @@ pub struct Settings {
     pub s3: S3Settings,
     /// The same bot on VK.
     pub vk: VkSettings,
+    /// The HTTP endpoints (health and readiness).
+    pub http: HttpSettings,
+}
+
+/// The HTTP endpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// Address to serve `/healthz` and `/readyz` on; empty: no HTTP server.
+    pub listen: String,
 }
 
 /// The bot on VK: a community's Bots Long Poll API.

@@ -150,6 +150,7 @@ async fn poll_once(
         Err(e) => return PollOutcome::Failed(e),
     };
     let elapsed = started.elapsed();
+    Metrics::stamp(&sinks.metrics.telegram_intake_ok_ms);
     let count = raws.len();
     let mut batch = Vec::with_capacity(count);
     let mut next_offset = offset;

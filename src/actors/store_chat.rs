@@ -179,3 +179,9 @@ store_request!(
     SetVkTs(pub String) -> (),
     |s, m| s.set_vk_ts(&m.0)
 );
+
+store_request!(
+    /// Whether the store can take a write now (readiness).
+    ProbeWritable() -> (),
+    |s, _m| s.probe_writable()
+);

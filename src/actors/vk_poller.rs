@@ -184,7 +184,11 @@ async fn poll_once(
             Err(failed) => return failed,
         },
     };
-    let (ts, raws) = match client.check(&session).await {
+    let answer = client.check(&session).await;
+    if answer.is_ok() {
+        Metrics::stamp(&sinks.metrics.vk_intake_ok_ms);
+    }
+    let (ts, raws) = match answer {
         Ok(PollAnswer::Events { ts, updates }) => (ts, updates),
         Ok(PollAnswer::NewTs(ts)) => {
             log::warn!(

@@ -101,6 +101,14 @@ pub enum StartupError {
         /// The last error.
         source: VkError,
     },
+    /// The HTTP endpoints could not listen.
+    #[error("start-up failed: cannot serve HTTP on {listen}: {source}; check http.listen")]
+    Http {
+        /// The address.
+        listen: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Telegram could not be reached or answered an error.
     #[error("start-up check failed: Telegram Bot API at {api_url} is not usable: {source}")]
     Telegram {
@@ -119,6 +127,9 @@ pub struct Service {
     pub s3_endpoint: String,
     /// The Telegram bot's own user, from `getMe` (none in a VK-only deployment).
     pub bot: Option<User>,
+    /// Where `/healthz` and `/readyz` are served, if they are.
+    pub http_addr: Option<std::net::SocketAddr>,
+    http: Option<crate::http::HttpEndpoints>,
     poller: Option<Addr<PollerActor>>,
     vk_poller: Option<Addr<crate::actors::vk_poller::VkPollerActor>>,
     pool: Addr<WorkerPool>,
@@ -346,7 +357,31 @@ impl Service {
                 (pool.clone(), store.clone(), metrics.clone()),
             )
         });
+        let http = if settings.http.listen.is_empty() {
+            None
+        } else {
+            let tg = &settings.telegram;
+            let quiet = |wait: u64, timeout: u64| Duration::from_secs(wait + timeout + 30);
+            let readiness = crate::http::Readiness {
+                store: store.clone(),
+                target: target.clone(),
+                metrics: metrics.clone(),
+                telegram_within: poller
+                    .is_some()
+                    .then(|| quiet(tg.poll_timeout_secs, tg.request_timeout_secs)),
+                vk_within: vk_poller
+                    .is_some()
+                    .then(|| quiet(settings.vk.wait, settings.vk.request_timeout_secs)),
+            };
+            let listen = settings.http.listen.clone();
+            Some(
+                crate::http::HttpEndpoints::start(&listen, readiness)
+                    .map_err(|source| StartupError::Http { listen, source })?,
+            )
+        };
         Ok(Self {
+            http_addr: http.as_ref().map(|h| h.addr),
+            http,
             metrics,
             s3_endpoint: target.endpoint.clone(),
             target,
@@ -375,7 +410,10 @@ impl Service {
 
     /// Stops polling, lets in-flight work finish within the shutdown deadline, then stops the
     /// actors. Unfinished updates stay in the journal for the next start.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        if let Some(http) = self.http.take() {
+            http.stop().await;
+        }
         if let Some(poller) = &self.poller {
             let _ = poller.send(StopPolling).await;
         }

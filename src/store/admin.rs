@@ -40,6 +40,13 @@ pub struct PoisonItem {
 }
 
 impl Store {
+    /// Whether the store can take a write now (a write transaction begun and rolled back).
+    pub fn probe_writable(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| self.err(e))
+    }
+
     /// A summary of the journal, the poison list, the outboxes and the ETL.
     pub fn status(&self) -> Result<Status, StoreError> {
         let count = |sql: &str| -> Result<u64, StoreError> {

@@ -344,6 +344,8 @@ pub fn settings_from(vars: Vec<(String, String)>) -> Settings {
 pub struct TestService {
     /// The service's counters.
     pub metrics: Arc<Metrics>,
+    /// Where its HTTP endpoints listen, if they do.
+    pub http_addr: Option<std::net::SocketAddr>,
     system: actix_rt::System,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -363,8 +365,12 @@ impl TestService {
             let started = system.block_on(Service::start_with(settings, hook));
             match started {
                 Ok(service) => {
-                    tx.send(Ok((service.metrics.clone(), actix_rt::System::current())))
-                        .unwrap();
+                    let started = (
+                        service.metrics.clone(),
+                        service.http_addr,
+                        actix_rt::System::current(),
+                    );
+                    tx.send(Ok(started)).unwrap();
                     let _keep = service;
                     let _ = system.run();
                 }
@@ -372,8 +378,9 @@ impl TestService {
             }
         });
         match rx.recv().unwrap() {
-            Ok((metrics, system)) => Ok(Self {
+            Ok((metrics, http_addr, system)) => Ok(Self {
                 metrics,
+                http_addr,
                 system,
                 thread: Some(thread),
             }),
@@ -624,4 +631,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `GET path` on a local HTTP server; answers the status and the body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
 }

@@ -1,0 +1,133 @@
+//! The HTTP endpoints (actix-web) on `http.listen`:
+//!
+//! - `/healthz`: 200 while the actor system runs;
+//! - `/readyz`: 200 when the store takes writes, the bucket answers and every running intake
+//!   (Telegram's `getUpdates`, VK's long poll) succeeded lately; else 503 with a JSON list of
+//!   the reasons.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::json;
+
+use crate::actors::store::StoreActor;
+use crate::actors::store_chat::ProbeWritable;
+use crate::metrics::Metrics;
+use crate::storage::S3Target;
+
+/// How long a readiness check waits for the store and the bucket.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What readiness looks at.
+#[derive(Clone)]
+pub struct Readiness {
+    /// The store.
+    pub store: Addr<StoreActor>,
+    /// The documents bucket.
+    pub target: S3Target,
+    /// Where the intakes stamp their successes.
+    pub metrics: Arc<Metrics>,
+    /// The longest quiet time of the Telegram intake (none when it does not run).
+    pub telegram_within: Option<Duration>,
+    /// The longest quiet time of the VK intake (none when it does not run).
+    pub vk_within: Option<Duration>,
+}
+
+impl Readiness {
+    /// The reasons the service is not ready; empty when it is.
+    pub async fn reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        match actix_rt::time::timeout(CHECK_TIMEOUT, self.store.send(ProbeWritable())).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => reasons.push(format!("store: {e}")),
+            Ok(Err(e)) => reasons.push(format!("store: unavailable ({e})")),
+            Err(_) => reasons.push("store: no answer within 5 s".into()),
+        }
+        match actix_rt::time::timeout(CHECK_TIMEOUT, self.target.check_bucket()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => reasons.push(format!("bucket: {e}")),
+            Err(_) => reasons.push("bucket: no answer within 5 s".into()),
+        }
+        let now = crate::clock::now_millis().max(0) as u64;
+        let intakes = [
+            (
+                "Telegram getUpdates",
+                self.telegram_within,
+                &self.metrics.telegram_intake_ok_ms,
+            ),
+            (
+                "VK long poll",
+                self.vk_within,
+                &self.metrics.vk_intake_ok_ms,
+            ),
+        ];
+        for (name, within, stamp) in intakes {
+            let Some(within) = within else { continue };
+            match stamp.load(Ordering::Relaxed) {
+                0 => reasons.push(format!("intake: no successful {name} yet")),
+                at if now.saturating_sub(at) > within.as_millis() as u64 => reasons.push(format!(
+                    "intake: no successful {name} for {} s",
+                    (now - at) / 1000
+                )),
+                _ => {}
+            }
+        }
+        reasons
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let reasons = readiness.reasons().await;
+    if reasons.is_empty() {
+        HttpResponse::Ok().json(json!({"ready": true}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({"ready": false, "reasons": reasons}))
+    }
+}
+
+/// A running HTTP server.
+pub struct HttpEndpoints {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl HttpEndpoints {
+    /// Binds `listen` and serves the endpoints on the current system.
+    pub fn start(listen: &str, readiness: Readiness) -> std::io::Result<Self> {
+        let data = web::Data::new(readiness);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(listen)?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| std::io::Error::other("bound to no address"))?;
+        let server = server.run();
+        let handle = server.handle();
+        actix_rt::spawn(server);
+        log::info!("HTTP endpoints /healthz and /readyz on http://{addr}");
+        Ok(Self { addr, handle })
+    }
+
+    /// Stops the server.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
