@@ -1,5 +1,6 @@
 # Build: docker build -t tg-ingest .
-# Run:   docker run -e TG_INGEST__TELEGRAM__TOKEN=... -v tg-data:/data tg-ingest
+# Run:   docker run -e TG_INGEST__TELEGRAM__TOKEN=... -v tg-data:/data -p 8080:8080 tg-ingest
+# Or with MinIO: see compose.yaml.
 FROM rust:1.95-slim AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -7,13 +8,23 @@ COPY src ./src
 COPY settings ./settings
 COPY benches ./benches
 COPY tests ./tests
+# A stripped binary without debug info: the image carries no symbols.
+ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN cargo build --release --locked --bin tg-ingest
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin tg-ingest \
+    && mkdir -p /data && chown tg-ingest:tg-ingest /data
 COPY --from=build /src/target/release/tg-ingest /usr/local/bin/tg-ingest
-ENV TG_INGEST__DATA_DIR=/data RUST_LOG=info
+ENV TG_INGEST__DATA_DIR=/data TG_INGEST__HTTP__LISTEN=0.0.0.0:8080 RUST_LOG=info
+USER tg-ingest
 VOLUME /data
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
 # SIGTERM stops polling and lets in-flight work finish.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/tg-ingest"]
