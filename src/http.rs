@@ -2,11 +2,13 @@
 //!
 //! - `/healthz`: 200 while the actor system runs;
 //! - `/readyz`: 200 when the store takes writes, the bucket answers and every running intake
-//!   (Telegram's `getUpdates`, VK's long poll) succeeded lately; else 503 with a JSON list of
-//!   the reasons.
+//!   (Telegram's `getUpdates` or webhook, VK's long poll) succeeded lately and the service is
+//!   not shutting down; else 503 with a JSON list of the reasons;
+//! - `/metrics`: every metric in the OpenMetrics text format Prometheus scrapes;
+//! - in webhook mode, `telegram.webhook.path` (see [`crate::webhook`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +17,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
 use crate::actors::store::StoreActor;
-use crate::actors::store_chat::ProbeWritable;
-use crate::metrics::Metrics;
+use crate::actors::store_chat::{ProbeWritable, ReadStatus};
+use crate::metrics::{Metrics, StoreGauges};
 use crate::storage::S3Target;
 
 /// How long a readiness check waits for the store and the bucket.
@@ -35,12 +37,17 @@ pub struct Readiness {
     pub telegram_within: Option<Duration>,
     /// The longest quiet time of the VK intake (none when it does not run).
     pub vk_within: Option<Duration>,
+    /// Set when the service shuts down.
+    pub closing: Arc<AtomicBool>,
 }
 
 impl Readiness {
     /// The reasons the service is not ready; empty when it is.
     pub async fn reasons(&self) -> Vec<String> {
         let mut reasons = Vec::new();
+        if self.closing.load(Ordering::SeqCst) {
+            reasons.push("shutting down: in-flight work drains".to_string());
+        }
         match actix_rt::time::timeout(CHECK_TIMEOUT, self.store.send(ProbeWritable())).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => reasons.push(format!("store: {e}")),
@@ -93,6 +100,25 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
     }
 }
 
+async fn metrics(readiness: web::Data<Readiness>) -> HttpResponse {
+    let status = actix_rt::time::timeout(CHECK_TIMEOUT, readiness.store.send(ReadStatus())).await;
+    let gauges = match status {
+        Ok(Ok(Ok(s))) => Some(StoreGauges {
+            journal: s.journal,
+            poison: s.poison,
+            outboxes: s.outboxes,
+            last_etl_ms: s.last_etl.map(|(_, at)| at),
+        }),
+        _ => {
+            log::warn!("/metrics: the store did not answer; its gauges keep their last values");
+            None
+        }
+    };
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(readiness.metrics.encode(gauges.as_ref()))
+}
+
 /// A running HTTP server.
 pub struct HttpEndpoints {
     /// Where it listens.
@@ -101,14 +127,29 @@ pub struct HttpEndpoints {
 }
 
 impl HttpEndpoints {
-    /// Binds `listen` and serves the endpoints on the current system.
-    pub fn start(listen: &str, readiness: Readiness) -> std::io::Result<Self> {
+    /// Binds `listen` and serves the endpoints on the current system; with `webhook`, also
+    /// Telegram's deliveries on its path.
+    pub fn start(
+        listen: &str,
+        readiness: Readiness,
+        webhook: Option<(String, crate::webhook::WebhookIntake)>,
+    ) -> std::io::Result<Self> {
         let data = web::Data::new(readiness);
+        let webhook = webhook.map(|(path, intake)| (path, web::Data::new(intake)));
         let server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(data.clone())
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics));
+            match &webhook {
+                Some((path, intake)) => app.service(
+                    web::resource(path.as_str())
+                        .app_data(intake.clone())
+                        .route(web::post().to(crate::webhook::deliver)),
+                ),
+                None => app,
+            }
         })
         .workers(1)
         .disable_signals()
@@ -122,7 +163,7 @@ impl HttpEndpoints {
         let server = server.run();
         let handle = server.handle();
         actix_rt::spawn(server);
-        log::info!("HTTP endpoints /healthz and /readyz on http://{addr}");
+        log::info!("HTTP endpoints /healthz, /readyz and /metrics on http://{addr}");
         Ok(Self { addr, handle })
     }
 

@@ -81,6 +81,7 @@ pub mod store;
 pub mod telegram;
 pub mod transfer;
 pub mod vk;
+pub mod webhook;
 
 pub use settings::{Secret, Settings};
 

@@ -240,6 +240,8 @@ fn etl_command(
 }
 
 fn main() -> ExitCode {
+    // Fault injection (FAILPOINTS) exists only in test builds; release builds compile it out.
+    let _failpoints = fail::has_failpoints().then(fail::FailScenario::setup);
     let cli = Cli::parse();
     let settings = match load_from_env(cli.config.as_deref()) {
         Ok(s) => {

@@ -165,6 +165,37 @@ pub struct TelegramSettings {
     pub send_retry_for_secs: u64,
     /// Outgoing rate limits.
     pub rate_limit: RateLimitSettings,
+    /// How updates arrive: `getUpdates` polling or a webhook.
+    pub mode: TelegramMode,
+    /// The webhook, in webhook mode.
+    pub webhook: WebhookSettings,
+}
+
+/// How Telegram updates arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    /// The service calls `getUpdates` (long polling).
+    Polling,
+    /// Telegram POSTs each update to the service's webhook.
+    Webhook,
+}
+
+/// The Telegram webhook.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// The public HTTPS URL Telegram posts to (set with `setWebhook`).
+    pub url: String,
+    /// Path served on `http.listen` for deliveries.
+    pub path: String,
+    /// Sent by Telegram in `X-Telegram-Bot-Api-Secret-Token` with every delivery.
+    pub secret_token: Secret,
+    /// Simultaneous connections Telegram may open for deliveries (1..=100).
+    pub max_connections: u32,
+    /// Largest delivery body accepted, in KiB.
+    pub max_body_kib: u64,
+    /// Seconds between two `getWebhookInfo` checks.
+    pub check_interval_secs: u64,
 }
 
 /// Outgoing message limits (token buckets).
@@ -577,6 +608,62 @@ impl Settings {
                 "does not look like a bot token (expected <bot id>:<secret>)",
             );
         }
+        if self.telegram.mode == TelegramMode::Webhook {
+            let wh = &self.telegram.webhook;
+            if token.is_empty() {
+                return invalid(
+                    "telegram.mode",
+                    "is webhook, but telegram.token is empty (the webhook belongs to a bot)",
+                );
+            }
+            if self.http.listen.is_empty() {
+                return invalid(
+                    "http.listen",
+                    "is required in webhook mode (deliveries are served there), e.g. \"0.0.0.0:8080\"",
+                );
+            }
+            if !is_http_url(&wh.url) {
+                return invalid(
+                    "telegram.webhook.url",
+                    "is required in webhook mode: the public https:// URL Telegram posts to",
+                );
+            }
+            let secret = wh.secret_token.expose();
+            if secret.is_empty()
+                || secret.len() > 256
+                || !secret
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return invalid(
+                    "telegram.webhook.secret_token",
+                    "is required in webhook mode: 1 to 256 characters A-Z, a-z, 0-9, _ and -",
+                );
+            }
+            if !(1..=100).contains(&wh.max_connections) {
+                return invalid(
+                    "telegram.webhook.max_connections",
+                    "must be between 1 and 100",
+                );
+            }
+            if !wh.path.starts_with('/')
+                || ["/healthz", "/readyz", "/metrics"].contains(&wh.path.as_str())
+            {
+                return invalid(
+                    "telegram.webhook.path",
+                    "must start with / and differ from /healthz, /readyz and /metrics",
+                );
+            }
+            if !(1..=65_536).contains(&wh.max_body_kib) {
+                return invalid(
+                    "telegram.webhook.max_body_kib",
+                    "must be between 1 and 65536",
+                );
+            }
+            if wh.check_interval_secs == 0 {
+                return invalid("telegram.webhook.check_interval_secs", "must be at least 1");
+            }
+        }
         if !(1..=100).contains(&self.telegram.poll_timeout_secs) {
             return invalid("telegram.poll_timeout_secs", "must be between 1 and 100");
         }
@@ -633,6 +720,7 @@ impl Settings {
             &self.s3.embedded.secret_key,
             &self.airtable.token,
             &self.vk.token,
+            &self.telegram.webhook.secret_token,
         ] {
             crate::logging::redact(secret.expose());
         }

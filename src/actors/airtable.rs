@@ -243,7 +243,16 @@ impl Delivery {
             .iter()
             .map(|i| serde_json::from_str(&i.payload).unwrap_or(Value::Null))
             .collect();
-        self.client.upsert(&records).await
+        let result = self.client.upsert(&records).await;
+        self.metrics.airtable_answered(match &result {
+            Ok(_) => Some(200),
+            Err(AirtableError::Api { status, .. }) => Some(*status),
+            Err(AirtableError::Network(_)) => None,
+        });
+        if matches!(&result, Err(AirtableError::Api { status: 429, .. })) {
+            self.metrics.api_rate_limited("airtable", "upsert");
+        }
+        result
     }
 
     fn delivered(&self, items: &[OutboxItem]) {

@@ -34,6 +34,8 @@ struct Shared {
     settings: ArchiveSettings,
     /// Days being compacted right now.
     running: RefCell<HashSet<Day>>,
+    /// Where runs are counted.
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// The scheduler.
@@ -50,6 +52,7 @@ impl EtlSchedulerActor {
         target: EtlTarget,
         settings: ArchiveSettings,
         store: Option<Addr<StoreActor>>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             etl_minute: settings.etl_minute().unwrap_or(5),
@@ -58,6 +61,7 @@ impl EtlSchedulerActor {
                 store,
                 settings,
                 running: RefCell::new(HashSet::new()),
+                metrics,
             }),
             pass_running: Rc::new(RefCell::new(false)),
         }
@@ -183,6 +187,8 @@ impl Shared {
         let started = crate::clock::now_millis();
         let result = run_day(&self.target, day, &|_, _| {}).await;
         self.running.borrow_mut().remove(&day);
+        self.metrics
+            .etl_finished(result.as_ref().ok().map(|report| report.rows));
         let report = result.map_err(|e| e.to_string())?;
         if let Some(store) = &self.store {
             let recorded = DayCompacted {

@@ -76,7 +76,7 @@ where
                     log::warn!("{} stopped; its supervisor restarted it", this.name);
                 }
                 Err(panic) => {
-                    Metrics::incr(&this.metrics.actor_restarts);
+                    this.metrics.actor_restarted(this.name);
                     log::error!(
                         "{} panicked ({}); restarting it with clean state",
                         this.name,

@@ -15,11 +15,15 @@ use actix::prelude::*;
 
 use super::pool::Dispatch;
 use super::store::JournalBatch;
+use super::store_chat::NoteIntake;
 use super::worker::Job;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::settings::{SecuritySettings, TelegramSettings};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError};
+
+/// How often a successful poll is written to the store (for `tg-ingest status`).
+pub const NOTE_EVERY: Duration = Duration::from_secs(10);
 
 /// Polls once; the actor sends it to itself.
 #[derive(Message)]
@@ -49,6 +53,7 @@ enum PollOutcome {
 struct Sinks {
     target: Recipient<Dispatch>,
     journal: Recipient<JournalBatch>,
+    note: Recipient<NoteIntake>,
     security: SecuritySettings,
     metrics: Arc<Metrics>,
 }
@@ -71,15 +76,16 @@ impl PollerActor {
     pub fn new(
         (settings, security): (TelegramSettings, SecuritySettings),
         target: Recipient<Dispatch>,
-        journal: Recipient<JournalBatch>,
+        (journal, note): (Recipient<JournalBatch>, Recipient<NoteIntake>),
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            telegram: Rc::new(TelegramClient::new(&settings)),
+            telegram: Rc::new(TelegramClient::new(&settings).with_metrics(metrics.clone())),
             settings,
             sinks: Rc::new(Sinks {
                 target,
                 journal,
+                note,
                 security,
                 metrics,
             }),
@@ -118,6 +124,7 @@ impl PollerActor {
                     );
                     return wait;
                 }
+                self.sinks.metrics.api_retry("telegram", "getUpdates");
                 let delay = self.backoff.next_delay();
                 match e.code() {
                     Some(409) => log::error!(
@@ -151,12 +158,16 @@ async fn poll_once(
     };
     let elapsed = started.elapsed();
     Metrics::stamp(&sinks.metrics.telegram_intake_ok_ms);
+    if Metrics::note_due(&sinks.metrics.intake_noted_ms[0], NOTE_EVERY) {
+        sinks.note.do_send(NoteIntake("telegram_polling"));
+    }
     let count = raws.len();
     let mut batch = Vec::with_capacity(count);
     let mut next_offset = offset;
     for raw in raws {
         match IncomingUpdate::parse(raw) {
             Ok(u) => {
+                sinks.metrics.received("telegram_polling", u.kind());
                 next_offset = next_offset.max(u.update_id + 1);
                 batch.push(Arc::new(u));
             }

@@ -181,6 +181,29 @@ store_request!(
 );
 
 store_request!(
+    /// A summary of the journal, poison list, outboxes and ETL (metrics).
+    ReadStatus() -> crate::store::Status,
+    |s, _m| s.status()
+);
+
+store_request!(
+    /// An intake fetched or received updates successfully (at most every few seconds).
+    NoteIntake(pub &'static str) -> (),
+    |s, m| s.note_intake(m.0)
+);
+
+store_request!(
+    /// Keeps a delivered body that is not an update on the poison list; answers its id there.
+    PoisonRejected {
+        /// The body (cut to a readable prefix).
+        pub raw: String,
+        /// Why it is not an update.
+        pub reason: String,
+    } -> i64,
+    |s, m| s.poison_rejected(&m.raw, &m.reason)
+);
+
+store_request!(
     /// Whether the store can take a write now (readiness).
     ProbeWritable() -> (),
     |s, _m| s.probe_writable()

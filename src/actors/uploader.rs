@@ -379,6 +379,15 @@ impl Handler<Upload> for S3UploaderActor {
                 match transfer.run(&msg, started).await {
                     Err(e) if budgets.allows(&e, download_for, storage_for) => {
                         Metrics::incr(&metrics.upload_retries);
+                        let (api, method) = match &e {
+                            UploadError::Telegram(_) => ("telegram", "download"),
+                            UploadError::Vk(_) => ("vk", "download"),
+                            _ => ("s3", "upload"),
+                        };
+                        metrics.api_retry(api, method);
+                        if e.retry_after().is_some() {
+                            metrics.api_rate_limited(api, method);
+                        }
                         let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
                         if e.is_denied() {
                             log::error!(
@@ -418,6 +427,7 @@ fn report(metrics: &Metrics, msg: &Upload, result: &Result<UploadReport, UploadE
     match result {
         Ok(r) => {
             Metrics::incr(&metrics.uploads_completed);
+            metrics.families.upload_duration.observe(r.seconds);
             metrics.bytes_uploaded.fetch_add(r.bytes, Ordering::Relaxed);
             if r.multipart {
                 Metrics::incr(&metrics.multipart_uploads);

@@ -187,6 +187,9 @@ async fn poll_once(
     let answer = client.check(&session).await;
     if answer.is_ok() {
         Metrics::stamp(&sinks.metrics.vk_intake_ok_ms);
+        if Metrics::note_due(&sinks.metrics.intake_noted_ms[1], super::poller::NOTE_EVERY) {
+            sinks.store.do_send(super::store_chat::NoteIntake("vk"));
+        }
     }
     let (ts, raws) = match answer {
         Ok(PollAnswer::Events { ts, updates }) => (ts, updates),
@@ -223,7 +226,10 @@ async fn poll_once(
     let mut batch = Vec::with_capacity(raws.len());
     for (raw, id) in raws.iter().zip(journal_ids) {
         match IncomingUpdate::from_vk(id, raw) {
-            Ok(u) => batch.push(Arc::new(u)),
+            Ok(u) => {
+                sinks.metrics.received("vk", u.kind());
+                batch.push(Arc::new(u));
+            }
             Err(e) => log::error!("VK long poll: an event could not be wrapped ({e}); skipped"),
         }
     }

@@ -180,8 +180,9 @@ impl WorkerActor {
             async move { handler.handle(update, progress).await }
         };
         let guarded = AssertUnwindSafe(work).catch_unwind();
+        let started = std::time::Instant::now();
         ctx.spawn(guarded.into_actor(self).map(move |result, act, ctx| {
-            act.finished(chat, job, result, ctx);
+            act.finished(chat, job, (result, started.elapsed()), ctx);
         }));
     }
 
@@ -189,7 +190,7 @@ impl WorkerActor {
         &mut self,
         chat: i64,
         job: Job,
-        result: std::thread::Result<Outcome>,
+        (result, took): (std::thread::Result<Outcome>, std::time::Duration),
         ctx: &mut Context<Self>,
     ) {
         let update = &job.update;
@@ -197,20 +198,34 @@ impl WorkerActor {
         let metrics = &self.deps.metrics;
         match result {
             Ok(Ok(action)) => {
+                metrics.handled(kind, "ok", took);
                 log::info!("update_id={id} chat_id={chat} kind={kind}: {action}");
                 self.done(chat, id, ctx);
             }
             Ok(Err(e)) if !e.retryable => {
                 Metrics::incr(&metrics.handler_errors);
+                metrics.handled(kind, "failed", took);
                 log::error!("update_id={id} chat_id={chat} kind={kind}: failed: {e}");
                 self.done(chat, id, ctx);
             }
             Ok(Err(e)) => {
                 Metrics::incr(&metrics.handler_errors);
+                let outcome = if job.attempts + 1 >= self.deps.max_attempts {
+                    "poisoned"
+                } else {
+                    "retried"
+                };
+                metrics.handled(kind, outcome, took);
                 self.failed(chat, job, e.message, ctx);
             }
             Err(panic) => {
                 Metrics::incr(&metrics.worker_panics);
+                let outcome = if job.attempts + 1 >= self.deps.max_attempts {
+                    "poisoned"
+                } else {
+                    "retried"
+                };
+                metrics.handled(kind, outcome, took);
                 let reason = format!("panicked: {}", panic_message(&*panic));
                 log::error!(
                     "worker {} {reason} while handling update_id={id} chat_id={chat}; only this update fails",
@@ -308,6 +323,14 @@ impl Actor for WorkerActor {
 impl Supervised for WorkerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         Metrics::incr(&self.deps.metrics.worker_restarts);
+        self.deps
+            .metrics
+            .families
+            .actor_restarts
+            .get_or_create(&crate::metrics::ActorName {
+                actor: "WorkerActor",
+            })
+            .inc();
         // Work cut short by the stop goes back to the front of its chat's queue.
         let interrupted: Vec<(i64, Job)> = self.busy.drain().collect();
         for (chat, job) in interrupted {

@@ -53,6 +53,18 @@ pub fn status(settings: &Settings) -> Result<String, StoreError> {
         "last update received and waiting: {}",
         when(s.last_received_at)
     );
+    if s.intakes.is_empty() {
+        let _ = writeln!(out, "last poll: never");
+    }
+    for (source, at) in &s.intakes {
+        let what = match source.as_str() {
+            "telegram_polling" => "last Telegram getUpdates",
+            "telegram_webhook" => "last Telegram webhook delivery or check",
+            "vk" => "last VK long poll",
+            other => other,
+        };
+        let _ = writeln!(out, "{what}: {}", when(Some(*at)));
+    }
     match &s.last_etl {
         Some((day, at)) => {
             let _ = writeln!(out, "last ETL: day {day}, at {}", iso8601_millis(*at));

@@ -26,7 +26,7 @@ use crate::bot::{Bot, BotDeps};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
-use crate::settings::{AirtableSettings, Settings};
+use crate::settings::{AirtableSettings, Settings, TelegramMode};
 use crate::storage::{S3Target, StorageError};
 use crate::store::{Store, StoreError};
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
@@ -101,6 +101,14 @@ pub enum StartupError {
         /// The last error.
         source: VkError,
     },
+    /// Telegram did not take the webhook.
+    #[error("start-up check failed: Telegram did not take the webhook {url}: {detail}; check telegram.webhook.url (a public https:// URL on port 443, 80, 88 or 8443 that reaches http.listen) and telegram.webhook.secret_token")]
+    Webhook {
+        /// The configured URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The HTTP endpoints could not listen.
     #[error("start-up failed: cannot serve HTTP on {listen}: {source}; check http.listen")]
     Http {
@@ -130,6 +138,8 @@ pub struct Service {
     /// Where `/healthz` and `/readyz` are served, if they are.
     pub http_addr: Option<std::net::SocketAddr>,
     http: Option<crate::http::HttpEndpoints>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
+    webhook_watch: Option<Arc<std::sync::atomic::AtomicBool>>,
     poller: Option<Addr<PollerActor>>,
     vk_poller: Option<Addr<crate::actors::vk_poller::VkPollerActor>>,
     pool: Addr<WorkerPool>,
@@ -216,12 +226,15 @@ impl Service {
                 .enabled
                 .then(|| (vk::client_config(&settings), vk_pace.clone()));
             let m = metrics.clone();
+            let m2 = metrics.clone();
             guard::start(
                 &uploader_arbiter.handle(),
                 "S3UploaderActor",
                 m,
                 move |_| {
-                    let telegram = TelegramClient::new(&tg).with_limiter(limiter);
+                    let telegram = TelegramClient::new(&tg)
+                        .with_limiter(limiter)
+                        .with_metrics(metrics.clone());
                     let uploader = S3UploaderActor::new(
                         telegram,
                         (target, bucket),
@@ -230,7 +243,9 @@ impl Service {
                         metrics,
                     );
                     match vk.clone() {
-                        Some((config, pace)) => uploader.with_vk(VkClient::new(config, pace)),
+                        Some((config, pace)) => {
+                            uploader.with_vk(VkClient::new(config, pace).with_metrics(m2.clone()))
+                        }
                         None => uploader,
                     }
                 },
@@ -258,11 +273,12 @@ impl Service {
                 Some(store.clone().recipient()),
             )?;
             let (ar, etl_store) = (settings.archive.clone(), store.clone());
+            let em = metrics.clone();
             etl_scheduler = Some(guard::start(
                 &etl_arbiter.handle(),
                 "EtlSchedulerActor",
                 metrics.clone(),
-                move |_| EtlSchedulerActor::new(etl, ar, Some(etl_store)),
+                move |_| EtlSchedulerActor::new(etl, ar, Some(etl_store), em.clone()),
             ));
             log::info!(
                 "archive on for chats {:?}: raw bucket `{}`, enriched bucket `{}`, daily ETL at {} (UTC{:+03}:{:02})",
@@ -293,6 +309,7 @@ impl Service {
             limiter,
             airtable: airtable.map(Addr::recipient),
             bot_username: bot.as_ref().and_then(|b| b.username.clone()),
+            metrics: metrics.clone(),
             vk: settings
                 .vk
                 .enabled
@@ -336,11 +353,12 @@ impl Service {
             target.bucket,
             settings.store_path().display()
         );
-        let poller = bot.is_some().then(|| {
+        let webhook_mode = settings.telegram.mode == TelegramMode::Webhook;
+        let poller = (bot.is_some() && !webhook_mode).then(|| {
             let (tg, pool, store, m) = (
                 (settings.telegram.clone(), settings.security.clone()),
                 pool.clone().recipient(),
-                store.clone().recipient(),
+                (store.clone().recipient(), store.clone().recipient()),
                 metrics.clone(),
             );
             guard::start(
@@ -357,31 +375,72 @@ impl Service {
                 (pool.clone(), store.clone(), metrics.clone()),
             )
         });
+        let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let http = if settings.http.listen.is_empty() {
             None
         } else {
             let tg = &settings.telegram;
             let quiet = |wait: u64, timeout: u64| Duration::from_secs(wait + timeout + 30);
+            let telegram_within = if poller.is_some() {
+                Some(quiet(tg.poll_timeout_secs, tg.request_timeout_secs))
+            } else if bot.is_some() {
+                // Webhook mode: stamped by deliveries and by each getWebhookInfo check.
+                Some(quiet(
+                    2 * tg.webhook.check_interval_secs,
+                    tg.request_timeout_secs,
+                ))
+            } else {
+                None
+            };
             let readiness = crate::http::Readiness {
                 store: store.clone(),
                 target: target.clone(),
                 metrics: metrics.clone(),
-                telegram_within: poller
-                    .is_some()
-                    .then(|| quiet(tg.poll_timeout_secs, tg.request_timeout_secs)),
+                telegram_within,
                 vk_within: vk_poller
                     .is_some()
                     .then(|| quiet(settings.vk.wait, settings.vk.request_timeout_secs)),
+                closing: closing.clone(),
             };
+            let webhook = (webhook_mode && bot.is_some()).then(|| {
+                let intake = crate::webhook::WebhookIntake {
+                    secret: tg.webhook.secret_token.clone(),
+                    max_body: (tg.webhook.max_body_kib as usize).saturating_mul(1024),
+                    security: settings.security.clone(),
+                    store: store.clone(),
+                    pool: pool.clone().recipient(),
+                    metrics: metrics.clone(),
+                    closing: closing.clone(),
+                };
+                (tg.webhook.path.clone(), intake)
+            });
             let listen = settings.http.listen.clone();
             Some(
-                crate::http::HttpEndpoints::start(&listen, readiness)
+                crate::http::HttpEndpoints::start(&listen, readiness, webhook)
                     .map_err(|source| StartupError::Http { listen, source })?,
             )
+        };
+        let webhook_watch = if webhook_mode && bot.is_some() {
+            if let Err(e) = set_webhook(&settings).await {
+                if let Some(http) = http {
+                    http.stop().await;
+                }
+                pool.do_send(StopPool);
+                return Err(e);
+            }
+            Some(crate::webhook::watch(
+                settings.telegram.clone(),
+                store.clone(),
+                metrics.clone(),
+            ))
+        } else {
+            None
         };
         Ok(Self {
             http_addr: http.as_ref().map(|h| h.addr),
             http,
+            closing,
+            webhook_watch,
             metrics,
             s3_endpoint: target.endpoint.clone(),
             target,
@@ -411,8 +470,12 @@ impl Service {
     /// Stops polling, lets in-flight work finish within the shutdown deadline, then stops the
     /// actors. Unfinished updates stay in the journal for the next start.
     pub async fn stop(mut self) {
-        if let Some(http) = self.http.take() {
-            http.stop().await;
+        // Webhook deliveries are answered 503 from now on (Telegram sends them again later)
+        // and readiness fails; the endpoints stay up while in-flight work drains.
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(watch) = &self.webhook_watch {
+            watch.store(true, std::sync::atomic::Ordering::SeqCst);
         }
         if let Some(poller) = &self.poller {
             let _ = poller.send(StopPolling).await;
@@ -437,6 +500,9 @@ impl Service {
         }
         if let Some((journal, poison)) = self.store_stats().await {
             log::info!("journal holds {journal} unfinished updates; poison list holds {poison}");
+        }
+        if let Some(http) = self.http.take() {
+            http.stop().await;
         }
         self.pool.do_send(StopPool);
         self.uploader_arbiter.stop();
@@ -479,14 +545,18 @@ async fn check_telegram(settings: &Settings) -> Result<User, StartupError> {
     )
     .await
     .map_err(telegram_error)?;
-    retry(
-        "Telegram deleteWebhook",
-        attempts,
-        TelegramError::is_retryable,
-        || telegram.delete_webhook(),
-    )
-    .await
-    .map_err(telegram_error)?;
+    if settings.telegram.mode == TelegramMode::Polling {
+        // getUpdates does not work while a webhook is set: switching back to polling removes it
+        // (updates waiting for delivery are kept).
+        retry(
+            "Telegram deleteWebhook",
+            attempts,
+            TelegramError::is_retryable,
+            || telegram.delete_webhook(),
+        )
+        .await
+        .map_err(telegram_error)?;
+    }
     // The command menu is a convenience: a failure is logged, not fatal.
     if let Err(e) = telegram
         .set_my_commands(crate::conversation::texts::COMMANDS)
@@ -495,6 +565,56 @@ async fn check_telegram(settings: &Settings) -> Result<User, StartupError> {
         log::warn!("Telegram setMyCommands failed (the command menu stays as it was): {e}");
     }
     Ok(bot)
+}
+
+/// Sets the webhook (`setWebhook` with the URL, secret and update kinds) and confirms it with
+/// `getWebhookInfo`.
+async fn set_webhook(settings: &Settings) -> Result<(), StartupError> {
+    let tg = &settings.telegram;
+    let telegram = TelegramClient::new(tg);
+    let attempts = tg.startup_attempts.max(1);
+    let failed = |detail: String| StartupError::Webhook {
+        url: tg.webhook.url.clone(),
+        detail,
+    };
+    retry(
+        "Telegram setWebhook",
+        attempts,
+        TelegramError::is_retryable,
+        || {
+            telegram.set_webhook(
+                &tg.webhook.url,
+                &tg.webhook.secret_token,
+                &tg.allowed_updates,
+                tg.webhook.max_connections,
+            )
+        },
+    )
+    .await
+    .map_err(|e| failed(e.to_string()))?;
+    let info = retry(
+        "Telegram getWebhookInfo",
+        attempts,
+        TelegramError::is_retryable,
+        || telegram.get_webhook_info(),
+    )
+    .await
+    .map_err(|e| failed(e.to_string()))?;
+    if info.url != tg.webhook.url {
+        return Err(failed(format!(
+            "getWebhookInfo reports {:?} after setWebhook",
+            info.url
+        )));
+    }
+    log::info!(
+        "Telegram webhook set: deliveries to {} (served on {}{}), max_connections={}, {} updates pending",
+        tg.webhook.url,
+        settings.http.listen,
+        tg.webhook.path,
+        info.max_connections.unwrap_or(tg.webhook.max_connections),
+        info.pending_update_count
+    );
+    Ok(())
 }
 
 /// Aborts the multipart uploads recorded as open (left by a crash or a shutdown deadline).

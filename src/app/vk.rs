@@ -97,7 +97,8 @@ pub fn start_poller(
                 store: store.clone(),
                 metrics: metrics.clone(),
             };
-            VkPollerActor::new(VkClient::new(config.clone(), pace.clone()), sinks)
+            let client = VkClient::new(config.clone(), pace.clone()).with_metrics(metrics.clone());
+            VkPollerActor::new(client, sinks)
         },
     )
 }

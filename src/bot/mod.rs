@@ -62,6 +62,8 @@ pub struct BotDeps {
     pub bot_username: Option<String>,
     /// The VK client's settings and the token's shared pace, when the VK bot runs.
     pub vk: Option<(VkConfig, Pace)>,
+    /// Where retries and rate limits are counted.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Progress tickets of the VK conversation start here, apart from Telegram's.
@@ -76,7 +78,11 @@ impl Bot {
             (Some(limit), max) => Some(limit.min(max)),
             (None, max) => Some(max),
         };
-        let telegram = Rc::new(TelegramClient::new(&settings.telegram).with_limiter(deps.limiter));
+        let telegram = Rc::new(
+            TelegramClient::new(&settings.telegram)
+                .with_limiter(deps.limiter)
+                .with_metrics(deps.metrics.clone()),
+        );
         let conversation_deps = ConversationDeps {
             chat: Rc::new(TelegramChat::new(telegram.clone())),
             uploader: deps.uploader,
@@ -89,7 +95,7 @@ impl Bot {
             first_ticket: 1,
         };
         let vk = deps.vk.map(|(config, pace)| {
-            let client = Rc::new(VkClient::new(config, pace));
+            let client = Rc::new(VkClient::new(config, pace).with_metrics(deps.metrics.clone()));
             Rc::new(Conversation::new(ConversationDeps {
                 chat: Rc::new(VkChat::new(client)),
                 admins: settings.vk.admins.clone(),

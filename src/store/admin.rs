@@ -4,6 +4,12 @@
 
 use rusqlite::{params, OptionalExtension};
 
+/// The table of this module: when each intake last succeeded (for `tg-ingest status`).
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS intake_seen (
+        source TEXT PRIMARY KEY,
+        at INTEGER NOT NULL);";
+
 use super::{now_secs, Store, StoreError};
 use crate::inbound::IncomingUpdate;
 
@@ -22,6 +28,8 @@ pub struct Status {
     pub last_received_at: Option<i64>,
     /// The last day compacted by the ETL and when (milliseconds), if any.
     pub last_etl: Option<(String, i64)>,
+    /// Per intake (`telegram_polling`, `telegram_webhook`, `vk`): Unix time it last succeeded.
+    pub intakes: Vec<(String, i64)>,
 }
 
 /// One poisoned update, with its raw JSON.
@@ -39,7 +47,43 @@ pub struct PoisonItem {
     pub raw: String,
 }
 
+/// Poison list ids of bodies that were not updates start below this and go down (VK's journal
+/// ids start at it and go up; Telegram's are never negative).
+pub const REJECTED_IDS: i64 = -(1 << 62);
+
 impl Store {
+    /// Records that `source` fetched or received updates successfully now.
+    pub fn note_intake(&mut self, source: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO intake_seen (source, at) VALUES (?1, ?2)",
+                params![source, now_secs()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Keeps a delivered body that is not an update on the poison list, with its reason;
+    /// answers its id there.
+    pub fn poison_rejected(&mut self, raw: &str, reason: &str) -> Result<i64, StoreError> {
+        let lowest: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MIN(update_id) FROM poison WHERE update_id < ?1",
+                params![REJECTED_IDS],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        let id = lowest.unwrap_or(REJECTED_IDS) - 1;
+        self.conn
+            .execute(
+                "INSERT INTO poison (update_id, raw, reason, attempts, moved_at) VALUES (?1, ?2, ?3, 0, ?4)",
+                params![id, raw, reason, now_secs()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
     /// Whether the store can take a write now (a write transaction begun and rolled back).
     pub fn probe_writable(&self) -> Result<(), StoreError> {
         self.conn
@@ -90,7 +134,17 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, at FROM intake_seen ORDER BY source")
+            .map_err(|e| self.err(e))?;
+        let intakes = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
         Ok(Status {
+            intakes,
             journal: count("SELECT COUNT(*) FROM journal")?,
             poison: count("SELECT COUNT(*) FROM poison")?,
             outboxes,
@@ -123,11 +177,13 @@ impl Store {
     }
 
     /// Puts poisoned updates (all, or those in `ids`) back into the journal with no attempts;
-    /// the service replays them at its next start. Answers how many were moved.
+    /// the service replays them at its next start. Delivered bodies that were not updates
+    /// stay (there is nothing to handle; drop them). Answers how many were moved.
     pub fn poison_retry(&mut self, ids: Option<&[i64]>) -> Result<usize, StoreError> {
         let chosen: Vec<PoisonItem> = self
             .poison_items()?
             .into_iter()
+            .filter(|p| p.update_id >= REJECTED_IDS)
             .filter(|p| ids.is_none_or(|ids| ids.contains(&p.update_id)))
             .collect();
         let path = self.path.clone();
@@ -253,5 +309,32 @@ mod tests {
             [("airtable".to_string(), 1, 0)]
         );
         assert_eq!(s.dead_retry("archive", None).unwrap(), 0);
+    }
+
+    #[test]
+    fn rejected_bodies_are_kept_apart_and_a_poisoned_update_is_not_journaled_again() {
+        let (mut s, _d) = store();
+        let first = s.poison_rejected("not json", "not an update").unwrap();
+        let second = s.poison_rejected("{}", "no update_id").unwrap();
+        assert!(second < first && first < super::REJECTED_IDS);
+        let raw = r#"{"update_id":9,"message":{"message_id":1,"date":5,"chat":{"id":7,"type":"private"},"text":"x"}}"#;
+        s.journal_dated(&[(9, raw, Some(7), Some(5))]).unwrap();
+        s.poison(9, "failed", 5).unwrap();
+        // Delivered again (a webhook retry): neither journaled nor handed over.
+        assert!(s
+            .journal_dated(&[(9, raw, Some(7), Some(5))])
+            .unwrap()
+            .is_empty());
+        assert_eq!(s.journal_len().unwrap(), 0);
+        // Retrying all moves the update, not the bodies that were never updates.
+        assert_eq!(s.poison_retry(None).unwrap(), 1);
+        let left: Vec<i64> = s
+            .poison_items()
+            .unwrap()
+            .iter()
+            .map(|p| p.update_id)
+            .collect();
+        assert_eq!(left, [second, first]);
+        assert_eq!(s.poison_drop(None).unwrap(), 2);
     }
 }

@@ -21,7 +21,7 @@ mod renames;
 mod saved;
 mod vk;
 
-pub use admin::{PoisonItem, Status};
+pub use admin::{PoisonItem, Status, REJECTED_IDS};
 pub use days::{day_of_key, DayState};
 pub use files::OpenUpload;
 pub use renames::{Move, MoveStart};
@@ -179,6 +179,7 @@ impl Store {
         saved::migrate(&conn).map_err(err)?;
         migrate_greeted(&conn).map_err(err)?;
         conn.execute_batch(days::SCHEMA).map_err(err)?;
+        conn.execute_batch(admin::SCHEMA).map_err(err)?;
         days::migrate(&conn).map_err(err)?;
         let mut store = Self { conn, path: name };
         store.prune_done()?;
@@ -236,8 +237,12 @@ impl Store {
         let tx = self.conn.transaction().map_err(err)?;
         let mut fresh = Vec::with_capacity(updates.len());
         {
+            // Finished or set aside: a repeated delivery is not handled again.
             let mut seen = tx
-                .prepare_cached("SELECT 1 FROM done WHERE update_id = ?1")
+                .prepare_cached(
+                    "SELECT 1 FROM done WHERE update_id = ?1
+                     UNION ALL SELECT 1 FROM poison WHERE update_id = ?1",
+                )
                 .map_err(err)?;
             let mut insert = tx
                 .prepare_cached(

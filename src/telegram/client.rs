@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -12,8 +13,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::error::TelegramError;
-use super::types::{File, SentMessage, User};
+use super::types::{File, SentMessage, User, WebhookInfo};
 use crate::backoff::Backoff;
+use crate::metrics::Metrics;
 use crate::ratelimit::{acquire, learn_hold, wait_hold, RateLimiter, SharedLimiter};
 use crate::settings::{trim_url, Secret, TelegramSettings};
 
@@ -37,6 +39,7 @@ pub struct TelegramClient {
     local_files_root: PathBuf,
     send_retry_for: Duration,
     limiter: SharedLimiter,
+    metrics: Arc<Metrics>,
 }
 
 /// Answer envelope of every Bot API method.
@@ -101,7 +104,14 @@ impl TelegramClient {
             local_files_root: PathBuf::from(&settings.local_files_root),
             send_retry_for: Duration::from_secs(settings.send_retry_for_secs),
             limiter: RateLimiter::holds_only(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts retries and rate limits into `metrics` (by default they go nowhere).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Applies the process's shared limiter (message rates and `retry_after` holds).
@@ -126,6 +136,7 @@ impl TelegramClient {
                 Err(e)
                     if e.is_retryable() && e.code() != Some(409) && Instant::now() < deadline =>
                 {
+                    self.metrics.api_retry("telegram", e.method());
                     // A `retry_after` is now a hold on the chat, which `acquire` waits out.
                     let wait = match e.retry_after() {
                         Some(wait) => wait,
@@ -204,7 +215,11 @@ impl TelegramClient {
             .limit(MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| self.network(method, e))?;
-        parse_envelope(method, status, &body)
+        let parsed = parse_envelope(method, status, &body);
+        if let Err(TelegramError::RetryAfter { .. }) = &parsed {
+            self.metrics.api_rate_limited("telegram", method);
+        }
+        parsed
     }
 
     async fn call_required<P, R>(
@@ -240,6 +255,32 @@ impl TelegramClient {
         )
         .await
         .map(drop)
+    }
+
+    /// `setWebhook`: Telegram delivers updates to `url`, with `secret` in the
+    /// `X-Telegram-Bot-Api-Secret-Token` header; pending updates are kept.
+    pub async fn set_webhook(
+        &self,
+        url: &str,
+        secret: &Secret,
+        allowed_updates: &[String],
+        max_connections: u32,
+    ) -> Result<(), TelegramError> {
+        let params = json!({
+            "url": url,
+            "secret_token": secret.expose(),
+            "allowed_updates": allowed_updates,
+            "max_connections": max_connections,
+            "drop_pending_updates": false,
+        });
+        self.call::<_, IgnoredAny>("setWebhook", &params, self.request_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `getWebhookInfo`: the webhook as Telegram has it.
+    pub async fn get_webhook_info(&self) -> Result<WebhookInfo, TelegramError> {
+        self.call_required("getWebhookInfo", &json!({})).await
     }
 
     /// `getUpdates` with long polling; returns the raw JSON of each update.

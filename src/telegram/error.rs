@@ -63,6 +63,17 @@ pub enum TelegramError {
 }
 
 impl TelegramError {
+    /// The method the error came from (`download` for file transfers).
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Api { method, .. }
+            | Self::RetryAfter { method, .. }
+            | Self::Network { method, .. }
+            | Self::InvalidJson { method, .. } => method,
+            Self::LocalFileRefused { .. } | Self::Incomplete { .. } => "download",
+        }
+    }
+
     /// Whether the same call may succeed later (flood control, 5xx, network, a broken answer).
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -8,4 +8,6 @@ mod types;
 pub use crate::inbound::IncomingUpdate;
 pub use client::{parse_envelope, ByteStream, Download, TelegramClient};
 pub use error::TelegramError;
-pub use types::{CallbackQuery, Chat, Document, File, Message, SentMessage, Update, User};
+pub use types::{
+    CallbackQuery, Chat, Document, File, Message, SentMessage, Update, User, WebhookInfo,
+};

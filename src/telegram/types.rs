@@ -67,6 +67,25 @@ pub struct Message {
     pub photo: Option<serde_json::Value>,
 }
 
+/// `getWebhookInfo`'s answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WebhookInfo {
+    /// The webhook URL; empty when none is set.
+    #[serde(default)]
+    pub url: String,
+    /// Updates waiting for delivery.
+    #[serde(default)]
+    pub pending_update_count: u64,
+    /// Unix time of the last delivery error.
+    pub last_error_date: Option<i64>,
+    /// Telegram's text of the last delivery error.
+    pub last_error_message: Option<String>,
+    /// The connection limit in effect.
+    pub max_connections: Option<u32>,
+    /// Update kinds requested.
+    pub allowed_updates: Option<Vec<String>>,
+}
+
 /// A user or bot.
 #[derive(Debug, Clone, Deserialize)]
 pub struct User {

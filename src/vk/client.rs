@@ -76,6 +76,7 @@ pub struct VkClient {
     http: awc::Client,
     config: VkConfig,
     pace: Pace,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Reads VK's `{"response": …}` / `{"error": {…}}` envelope.
@@ -130,7 +131,14 @@ impl VkClient {
                 ..config
             },
             pace,
+            metrics: Default::default(),
         }
+    }
+
+    /// Counts retries and rate limits into `metrics` (by default they go nowhere).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Calls one method once; the token and version travel in the form body, never the URL.
@@ -156,7 +164,11 @@ impl VkClient {
             .limit(MAX_RESPONSE_BYTES)
             .await
             .map_err(|e| self.network(method, e))?;
-        parse_envelope(method, status, &body)
+        let parsed = parse_envelope(method, status, &body);
+        if matches!(&parsed, Err(e) if e.rate_limited_for().is_some()) {
+            self.metrics.api_rate_limited("vk", method);
+        }
+        parsed
     }
 
     fn network(&self, method: &'static str, e: impl std::fmt::Display) -> VkError {
@@ -180,6 +192,7 @@ impl VkClient {
         loop {
             match self.call(method, params).await {
                 Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                    self.metrics.api_retry("vk", method);
                     let wait = e.rate_limited_for().unwrap_or_else(|| backoff.next_delay());
                     log::warn!("{e}; retrying in {:.1} s", wait.as_secs_f64());
                     actix_rt::time::sleep(wait).await;
