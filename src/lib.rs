@@ -49,11 +49,14 @@
 //! - [`logging`]: the log scrubber and the text or JSON line format.
 //! - [`keys`]: S3 key naming and sanitising.
 //! - [`app`]: start-up checks and wiring, shared by the binary and the tests.
-//! - [`http`]: `/healthz` and `/readyz` on `http.listen`.
+//! - [`http`]: `/healthz`, `/readyz` and `/metrics` on `http.listen`; in webhook mode also the
+//!   [`webhook`] intake, which journals each delivery (`JournalBatch`) before answering 200 and
+//!   then sends it as `Dispatch` to the same pool.
 //! - [`inbound`]: what the journal holds, an update of either platform.
 //! - [`vk`]: the VK API client (Bots Long Poll sessions, `messages.send` with `random_id`,
 //!   edits, press answers, document downloads) under one shared pace of 20 calls per second.
-//! - [`backoff`], [`metrics`]: retry delays and counters.
+//! - [`backoff`], [`metrics`]: retry delays, and the counters and histograms `/metrics`
+//!   renders (prometheus-client).
 
 pub mod actors;
 pub mod airtable;

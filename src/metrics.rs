@@ -93,6 +93,13 @@ pub struct Handled {
     pub outcome: &'static str,
 }
 
+/// Labels naming an update's kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Kind {
+    /// The update's kind.
+    pub kind: &'static str,
+}
+
 /// Labels of calls to an outside API.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiMethod {
@@ -150,7 +157,7 @@ pub struct Families {
     /// Updates handled, by kind and outcome.
     pub handled: Family<Handled, Counter>,
     /// Time from the start of an update's handling to its end, by kind.
-    pub handling: Histograms<Received>,
+    pub handling: Histograms<Kind>,
     /// Time of each document upload (download, checks and storing).
     pub upload_duration: Histogram,
     /// Calls to an outside API tried again, by API and method.
@@ -258,10 +265,7 @@ impl Metrics {
             .inc();
         self.families
             .handling
-            .get_or_create(&Received {
-                source: "worker",
-                kind,
-            })
+            .get_or_create(&Kind { kind })
             .observe(took.as_secs_f64());
     }
 

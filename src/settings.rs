@@ -843,6 +843,55 @@ mod tests {
     }
 
     #[test]
+    fn webhook_mode_needs_a_listen_address_a_url_and_a_valid_secret() {
+        let s = with_vars(&[TOKEN]).unwrap();
+        assert_eq!(s.telegram.mode, TelegramMode::Polling);
+        assert_eq!(s.telegram.webhook.path, "/telegram/webhook");
+        assert_eq!(s.telegram.webhook.max_connections, 40);
+        let full = [
+            TOKEN,
+            ("TG_INGEST__TELEGRAM__MODE", "webhook"),
+            ("TG_INGEST__HTTP__LISTEN", "0.0.0.0:8080"),
+            (
+                "TG_INGEST__TELEGRAM__WEBHOOK__URL",
+                "https://bot.example.com/hook",
+            ),
+            ("TG_INGEST__TELEGRAM__WEBHOOK__SECRET_TOKEN", "Abc_123-xyz"),
+        ];
+        let s = with_vars(&full).unwrap();
+        assert_eq!(s.telegram.mode, TelegramMode::Webhook);
+        assert_eq!(
+            format!("{:?}", s.telegram.webhook.secret_token),
+            "[redacted]"
+        );
+        let without = |key: &str| {
+            let vars: Vec<_> = full.iter().copied().filter(|(k, _)| *k != key).collect();
+            with_vars(&vars).unwrap_err().to_string()
+        };
+        assert!(without("TG_INGEST__HTTP__LISTEN").contains("http.listen"));
+        assert!(without("TG_INGEST__TELEGRAM__WEBHOOK__URL").contains("telegram.webhook.url"));
+        assert!(without("TG_INGEST__TELEGRAM__WEBHOOK__SECRET_TOKEN")
+            .contains("telegram.webhook.secret_token"));
+        let mut bad = full.to_vec();
+        bad.push(("TG_INGEST__TELEGRAM__WEBHOOK__SECRET_TOKEN", "has space"));
+        let err = with_vars(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("telegram.webhook.secret_token") && !err.contains("has space"),
+            "{err}"
+        );
+        let mut clash = full.to_vec();
+        clash.push(("TG_INGEST__TELEGRAM__WEBHOOK__PATH", "/metrics"));
+        assert!(with_vars(&clash)
+            .unwrap_err()
+            .to_string()
+            .contains("telegram.webhook.path"));
+        let err = with_vars(&[("TG_INGEST__TELEGRAM__MODE", "push")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mode") || err.contains("push"), "{err}");
+    }
+
+    #[test]
     fn missing_token_names_the_key() {
         let err = with_vars(&[]).unwrap_err().to_string();
         assert!(err.contains("telegram.token"), "{err}");

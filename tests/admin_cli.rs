@@ -51,6 +51,17 @@ fn poison_and_dead_letters_are_listed_retried_and_dropped() {
         "{status}"
     );
     assert!(status.contains("last ETL: never"), "{status}");
+    assert!(status.contains("last poll: never"), "{status}");
+    Store::open(&data.path().join("state.db"))
+        .unwrap()
+        .note_intake("telegram_polling")
+        .unwrap();
+    let (_, status) = admin(data.path(), &["status"]);
+    let today = tg_ingest::clock::iso8601_millis(tg_ingest::clock::now_millis());
+    assert!(
+        status.contains(&format!("last Telegram getUpdates: {}", &today[..10])),
+        "{status}"
+    );
 
     let (_, list) = admin(data.path(), &["poison", "list"]);
     assert!(

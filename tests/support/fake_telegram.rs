@@ -4,9 +4,17 @@
 //! and records every call. Faults (`401`, `409`, `429 retry_after`, `500`, garbage JSON) can be
 //! injected into the next `getUpdates` answers, or into the next calls of any other method and
 //! of file downloads (`download`), which can also be cut short, run long or be paced.
+//!
+//! Webhooks as documented: `setWebhook` (an HTTPS URL, except on 127.0.0.1 where the tests have
+//! no TLS; `secret_token` of 1–256 characters `A-Za-z0-9_-`), `getWebhookInfo` (pending count,
+//! last error), `deleteWebhook`, and `getUpdates` answering 409 while a webhook is set. With a
+//! webhook set, each pending update is POSTed in order with the `X-Telegram-Bot-Api-Secret-Token`
+//! header; an answer other than 2xx (or none) is retried with a growing delay, and the update
+//! stays pending until one is 2xx.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -129,6 +137,34 @@ struct Inner {
     keyboards: HashMap<(i64, i64), Keyboard>,
     answers: Vec<(String, String)>,
     commands: Vec<String>,
+    webhook: Option<Webhook>,
+    deliveries: Vec<Delivery>,
+    webhook_error: Option<(i64, String)>,
+    next_delivery: Option<Instant>,
+    delivery_failures: u32,
+    redeliver: usize,
+}
+
+/// The webhook as set with `setWebhook`.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// Where updates are POSTed.
+    pub url: String,
+    /// Sent in `X-Telegram-Bot-Api-Secret-Token`.
+    pub secret: Option<String>,
+    /// As requested (default 40).
+    pub max_connections: u64,
+    /// As requested.
+    pub allowed_updates: Option<Value>,
+}
+
+/// One webhook delivery attempt.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The update delivered.
+    pub update_id: i64,
+    /// The HTTP status answered; 0 when no answer came.
+    pub status: u16,
 }
 
 struct State {
@@ -144,7 +180,69 @@ pub struct FakeTelegram {
     /// The token it accepts.
     pub token: String,
     state: Arc<State>,
+    stop: Arc<AtomicBool>,
+    deliverer: Option<std::thread::JoinHandle<()>>,
     _server: super::HttpFake,
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.deliverer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Posts pending updates to the webhook, one at a time, in order, until `stop` is set.
+fn deliver_loop(state: Arc<State>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        let next = {
+            let i = state.inner.lock().unwrap();
+            let due = i.next_delivery.is_none_or(|at| Instant::now() >= at);
+            match (&i.webhook, i.updates.first()) {
+                (Some(hook), Some((id, update))) if due => {
+                    Some((hook.clone(), *id, serde_json::to_vec(update).unwrap()))
+                }
+                _ => None,
+            }
+        };
+        let Some((hook, id, body)) = next else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let status =
+            super::http_post(&hook.url, hook.secret.as_deref(), &body).map_or(0, |(s, _)| s);
+        let mut i = state.inner.lock().unwrap();
+        i.deliveries.push(Delivery {
+            update_id: id,
+            status,
+        });
+        if (200..300).contains(&status) {
+            i.delivery_failures = 0;
+            i.next_delivery = None;
+            if i.redeliver > 0 {
+                // As if the answer was lost on the way: the same update is sent again.
+                i.redeliver -= 1;
+            } else {
+                i.updates.retain(|(u, _)| *u != id);
+            }
+        } else {
+            i.delivery_failures += 1;
+            let wait = Duration::from_millis(100 << i.delivery_failures.min(4));
+            i.next_delivery = Some(Instant::now() + wait);
+            let message = if status == 0 {
+                "Connection refused".to_string()
+            } else {
+                format!("Wrong response from the webhook: {status}")
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            i.webhook_error = Some((now, message));
+        }
+    }
 }
 
 fn ok(result: Value) -> HttpResponse {
@@ -175,12 +273,34 @@ impl FakeTelegram {
                 .route("/{bot}/{method}", web::post().to(method));
         });
         let addr = server.addr;
+        let stop = Arc::new(AtomicBool::new(false));
+        let deliverer = {
+            let (state, stop) = (state.clone(), stop.clone());
+            std::thread::spawn(move || deliver_loop(state, stop))
+        };
         Self {
             url: format!("http://{addr}"),
             token: token.to_string(),
             state,
+            stop,
+            deliverer: Some(deliverer),
             _server: server,
         }
+    }
+
+    /// The webhook set, if any.
+    pub fn webhook(&self) -> Option<Webhook> {
+        self.with(|i| i.webhook.clone())
+    }
+
+    /// Every webhook delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.with(|i| i.deliveries.clone())
+    }
+
+    /// The next `n` successful deliveries are made again, as if their answers were lost.
+    pub fn redeliver(&self, n: usize) {
+        self.with(|i| i.redeliver = n);
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
@@ -428,7 +548,34 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
         "getMe" => ok(
             json!({"id": 4242, "is_bot": true, "first_name": "Ingest", "username": "ingest_test_bot"}),
         ),
-        "deleteWebhook" => ok(json!(true)),
+        "deleteWebhook" => {
+            let mut i = state.inner.lock().unwrap();
+            i.webhook = None;
+            if params["drop_pending_updates"].as_bool() == Some(true) {
+                i.updates.clear();
+            }
+            ok(json!(true))
+        }
+        "setWebhook" => set_webhook(params, &state),
+        "getWebhookInfo" => {
+            let i = state.inner.lock().unwrap();
+            let mut info = json!({
+                "url": i.webhook.as_ref().map_or("", |w| w.url.as_str()),
+                "has_custom_certificate": false,
+                "pending_update_count": i.updates.len(),
+            });
+            if let Some(w) = &i.webhook {
+                info["max_connections"] = json!(w.max_connections);
+                if let Some(allowed) = &w.allowed_updates {
+                    info["allowed_updates"] = allowed.clone();
+                }
+                if let Some((at, message)) = &i.webhook_error {
+                    info["last_error_date"] = json!(at);
+                    info["last_error_message"] = json!(message);
+                }
+            }
+            ok(info)
+        }
         "setMyCommands" => {
             let Some(list) = params["commands"].as_array() else {
                 return api_error(400, "Bad Request: parameter \"commands\" is required");
@@ -468,7 +615,58 @@ async fn method(req: HttpRequest, body: Bytes, state: web::Data<State>) -> HttpR
     }
 }
 
+fn set_webhook(params: Value, state: &State) -> HttpResponse {
+    let url = params["url"].as_str().unwrap_or_default().to_string();
+    let mut i = state.inner.lock().unwrap();
+    if url.is_empty() {
+        i.webhook = None;
+        return ok(json!(true));
+    }
+    let loopback = url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:");
+    if !url.starts_with("https://") && !loopback {
+        return api_error(
+            400,
+            "Bad Request: bad webhook: An HTTPS URL must be provided for webhook",
+        );
+    }
+    let secret = params["secret_token"].as_str().map(str::to_string);
+    if let Some(s) = &secret {
+        if s.is_empty()
+            || s.len() > 256
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return api_error(
+                400,
+                "Bad Request: secret token contains unallowed characters",
+            );
+        }
+    }
+    let max_connections = params["max_connections"].as_u64().unwrap_or(40);
+    if !(1..=100).contains(&max_connections) {
+        return api_error(400, "Bad Request: bad max_connections");
+    }
+    if params["drop_pending_updates"].as_bool() == Some(true) {
+        i.updates.clear();
+    }
+    i.webhook = Some(Webhook {
+        url,
+        secret,
+        max_connections,
+        allowed_updates: params.get("allowed_updates").cloned(),
+    });
+    i.webhook_error = None;
+    ok(json!(true))
+}
+
 async fn get_updates(params: Value, state: web::Data<State>) -> HttpResponse {
+    if state.inner.lock().unwrap().webhook.is_some() {
+        return api_error(
+            409,
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+        );
+    }
     let offset = params["offset"].as_i64().unwrap_or(0);
     let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
     let timeout = Duration::from_secs(params["timeout"].as_u64().unwrap_or(0));

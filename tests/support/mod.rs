@@ -20,7 +20,7 @@ use tg_ingest::storage::S3Target;
 use tg_ingest::Secret;
 
 #[allow(unused_imports)]
-pub use fake_telegram::{pattern_byte, FakeTelegram, Fault, FileBody, Sent};
+pub use fake_telegram::{pattern_byte, Delivery, FakeTelegram, Fault, FileBody, Sent, Webhook};
 
 /// An actix-web server on 127.0.0.1 (a free port) in its own thread, sharing `state` with its
 /// handlers; stopped when dropped.
@@ -631,6 +631,55 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `POST url` with a JSON `body` and, when given, the webhook secret header; answers the status
+/// and the body, or the error when no answer came. Plain HTTP only.
+pub fn http_post(url: &str, secret: Option<&str>, body: &[u8]) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| std::io::Error::other("not an http:// URL"))?;
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+    let addr: std::net::SocketAddr = host
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(secret) = secret {
+        request.push_str(&format!("X-Telegram-Bot-Api-Secret-Token: {secret}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer)?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP answer"))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    Ok((status, body))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `GET path` on a local HTTP server; answers the status and the body.
