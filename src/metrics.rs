@@ -64,8 +64,6 @@ pub struct Metrics {
     pub telegram_intake_ok_ms: AtomicU64,
     /// Unix time (ms) of the last successful VK long poll; 0 before the first.
     pub vk_intake_ok_ms: AtomicU64,
-    /// Unix time (ms) of the last webhook delivery accepted; 0 before the first.
-    pub webhook_ok_ms: AtomicU64,
     /// Unix time (ms) an intake success was last written to the store, per source
     /// (Telegram, VK).
     pub intake_noted_ms: [AtomicU64; 2],

@@ -464,7 +464,7 @@ fn the_scheduler_catches_up_a_missed_day_at_start_up() {
         .collect();
     let missed_day = Day::of(two_days_ago - 3600, settings.archive.utc_offset_minutes);
     put_raw(&s3, &b, &settings.archive, &updates);
-    let _service = TestService::start(settings);
+    let service = TestService::start(settings);
     wait_until(WAIT, "marker of the missed day", || {
         s3.get_in(&b.enriched, &marker_key("telegram", missed_day))
             .is_some()
@@ -474,6 +474,12 @@ fn the_scheduler_catches_up_a_missed_day_at_start_up() {
             .unwrap(),
     );
     assert_eq!(i64s(&batches, "update_id").len(), 20);
+    // The run shows in the metrics: its rows and when it succeeded.
+    let families = &service.metrics.families;
+    wait_until(WAIT, "ETL run counted", || {
+        families.etl_last_rows.get() == 20
+    });
+    assert!(families.etl_last_success.get() >= now);
 }
 
 #[test]

@@ -107,6 +107,23 @@ fn each_actor_panicking_once_loses_nothing() {
         ACTORS.len() as u64,
         "each actor restarted once"
     );
+    // /metrics names them: one restart for each actor.
+    for actor in [
+        "PollerActor",
+        "StoreActor",
+        "S3UploaderActor",
+        "AirtableActor",
+        "ArchiveActor",
+        "EtlSchedulerActor",
+    ] {
+        let restarts = service
+            .metrics
+            .families
+            .actor_restarts
+            .get(&tg_ingest::metrics::ActorName { actor })
+            .map(|c| c.get());
+        assert_eq!(restarts, Some(1), "{actor}");
+    }
     let texts = tg.texts_to(61);
     let count = |marker: &str| texts.iter().filter(|t| t.contains(marker)).count();
     assert_eq!(count("[greeting]"), 1, "{texts:?}");
