@@ -37,8 +37,8 @@ fn poison_and_dead_letters_are_listed_retried_and_dropped() {
         .unwrap();
         s.poison(50, "reply failed: Telegram was down", 5).unwrap();
         s.poison(51, "malformed", 5).unwrap();
-        s.outbox_put("airtable", "-5:9", r#"{"fields":{}}"#)
-            .unwrap();
+        let row = r#"{"fields":{"chat_id":"-5","username":"anna","triggered_at":"2026-11-24T05:00:00.000Z","event_type":"button_press","reporter_name":"qa-team"}}"#;
+        s.outbox_put("airtable", "-5:9", row).unwrap();
         let row = s.outbox_pending("airtable", 1).unwrap()[0].id;
         s.outbox_failed(row, "422 INVALID_VALUE_FOR_COLUMN", true)
             .unwrap();
@@ -108,13 +108,20 @@ fn poison_and_dead_letters_are_listed_retried_and_dropped() {
         "{status}"
     );
 
-    // The retried update is handled at the next start.
+    // The retried update is handled at the next start, and the retried row is delivered.
     let tg = FakeTelegram::start(TOKEN);
     let s3 = TestS3::start();
-    let _service = TestService::start(settings_from(service_env(&tg, &s3, data.path(), &[])));
+    let at = support::fake_airtable::FakeAirtable::start();
+    let mut env = service_env(&tg, &s3, data.path(), &[]);
+    env.extend(at.env());
+    let _service = TestService::start(settings_from(env));
     wait_until(
         Duration::from_secs(20),
         "the retried update answered",
         || tg.texts_to(7).iter().any(|t| t.contains("[greeting]")),
     );
+    wait_until(Duration::from_secs(20), "the retried row written", || {
+        at.rows().len() == 1
+    });
+    assert_eq!(at.rows()[0].fields["username"], "anna");
 }
