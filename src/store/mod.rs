@@ -13,8 +13,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 mod admin;
 mod days;
+pub mod db;
 mod files;
 mod outbox;
+pub mod pg_schema;
 #[cfg(test)]
 mod powerloss;
 mod renames;

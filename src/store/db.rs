@@ -1,0 +1,465 @@
+//! The store's two engines behind one small SQL interface: SQLite (embedded in the data
+//! directory, the default) and PostgreSQL (`store.url`, shared by replicas).
+//!
+//! Statements are written once, with `$1`-style parameters (turned into SQLite's `?1`), in the
+//! SQL both engines read: `ON CONFLICT … DO NOTHING / DO UPDATE`, `RETURNING`,
+//! `COUNT(*) FILTER (WHERE …)`. Values cross as [`Val`] (integers, reals, text, NULL), whatever
+//! the engine's own integer width, so a module reads a row the same way on both.
+//!
+//! PostgreSQL is reached with `tokio-postgres`. Its connection is driven on a thread of its own
+//! (a current-thread tokio runtime); the store, which is synchronous by design, waits for each
+//! answer with a plain executor, the way it waits for SQLite's disk I/O.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+/// A value going into or coming out of a statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// SQL NULL.
+    Null,
+    /// Any integer (stored as BIGINT in PostgreSQL).
+    Int(i64),
+    /// A double.
+    Real(f64),
+    /// Text.
+    Text(String),
+}
+
+macro_rules! int_val {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Val {
+            fn from(v: $t) -> Self {
+                Val::Int(v as i64)
+            }
+        }
+    )*};
+}
+int_val!(i64, i32, u32, u8, usize, u64);
+
+impl From<bool> for Val {
+    fn from(v: bool) -> Self {
+        Val::Int(i64::from(v))
+    }
+}
+
+impl From<f64> for Val {
+    fn from(v: f64) -> Self {
+        Val::Real(v)
+    }
+}
+
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(v.to_string())
+    }
+}
+
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(v)
+    }
+}
+
+impl From<&String> for Val {
+    fn from(v: &String) -> Self {
+        Val::Text(v.clone())
+    }
+}
+
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+/// Parameters of a statement: `vals![a, b]`.
+macro_rules! vals {
+    ($($v:expr),* $(,)?) => {
+        &[$($crate::store::db::Val::from($v)),*][..]
+    };
+}
+pub(crate) use vals;
+
+/// A failed statement.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite's error.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL's error (or a lost connection).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// A column did not hold what the caller read.
+    #[error("column {column}: expected {expected}, found {found}")]
+    Type {
+        /// Column index.
+        column: usize,
+        /// What was read.
+        expected: &'static str,
+        /// What was there.
+        found: String,
+    },
+    /// The data directory could not be made.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The server's own message is in the source of a `db error`.
+        let detail = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        DbError::Postgres(detail)
+    }
+}
+
+/// One row of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Val>);
+
+impl Row {
+    fn at(&self, column: usize) -> &Val {
+        self.0.get(column).unwrap_or(&Val::Null)
+    }
+
+    fn wrong(&self, column: usize, expected: &'static str) -> DbError {
+        DbError::Type {
+            column,
+            expected,
+            found: format!("{:?}", self.at(column)),
+        }
+    }
+
+    /// An integer column that may be NULL.
+    pub fn opt_i64(&self, column: usize) -> Result<Option<i64>, DbError> {
+        match self.at(column) {
+            Val::Null => Ok(None),
+            Val::Int(v) => Ok(Some(*v)),
+            _ => Err(self.wrong(column, "an integer")),
+        }
+    }
+
+    /// An integer column.
+    pub fn i64(&self, column: usize) -> Result<i64, DbError> {
+        self.opt_i64(column)?
+            .ok_or_else(|| self.wrong(column, "an integer"))
+    }
+
+    /// A small non-negative integer column (attempts, counts).
+    pub fn u32(&self, column: usize) -> Result<u32, DbError> {
+        u32::try_from(self.i64(column)?).map_err(|_| self.wrong(column, "a u32"))
+    }
+
+    /// A text column that may be NULL.
+    pub fn opt_text(&self, column: usize) -> Result<Option<String>, DbError> {
+        match self.at(column) {
+            Val::Null => Ok(None),
+            Val::Text(s) => Ok(Some(s.clone())),
+            _ => Err(self.wrong(column, "text")),
+        }
+    }
+
+    /// A text column.
+    pub fn text(&self, column: usize) -> Result<String, DbError> {
+        self.opt_text(column)?
+            .ok_or_else(|| self.wrong(column, "text"))
+    }
+}
+
+/// Which engine runs the statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite in the data directory.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A connection to either engine.
+pub trait Sql {
+    /// Runs a statement; answers the rows it changed.
+    fn exec(&self, sql: &str, params: &[Val]) -> Result<u64, DbError>;
+    /// Runs a query; answers its rows.
+    fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError>;
+    /// Runs statements separated by `;`, without parameters or results.
+    fn batch(&self, sql: &str) -> Result<(), DbError>;
+    /// The engine.
+    fn engine(&self) -> Engine;
+
+    /// The first row, if any.
+    fn first(&self, sql: &str, params: &[Val]) -> Result<Option<Row>, DbError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Whether the query answers a row.
+    fn exists(&self, sql: &str, params: &[Val]) -> Result<bool, DbError> {
+        Ok(!self.query(sql, params)?.is_empty())
+    }
+
+    /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails.
+    fn transaction<T>(&self, work: impl FnOnce(&Self) -> Result<T, DbError>) -> Result<T, DbError>
+    where
+        Self: Sized,
+    {
+        self.batch(match self.engine() {
+            // Take the write lock at once, so two writers never deadlock on an upgrade.
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
+        })?;
+        match work(self) {
+            Ok(v) => {
+                self.batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `$1` → `?1`: SQLite numbers its parameters with `?`.
+fn sqlite_params(sql: &str) -> std::borrow::Cow<'_, str> {
+    if !sql.contains('$') {
+        return sql.into();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Val::Null => ValueRef::Null,
+            Val::Int(v) => ValueRef::Integer(*v),
+            Val::Real(v) => ValueRef::Real(*v),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
+}
+
+/// SQLite through rusqlite.
+pub struct Sqlite(pub rusqlite::Connection);
+
+impl Sql for Sqlite {
+    fn exec(&self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_params(sql))?;
+        Ok(stmt.execute(rusqlite::params_from_iter(params))? as u64)
+    }
+
+    fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+        let mut stmt = self.0.prepare_cached(&sqlite_params(sql))?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match row.get_ref(i)? {
+                    ValueRef::Null => Val::Null,
+                    ValueRef::Integer(v) => Val::Int(v),
+                    ValueRef::Real(v) => Val::Real(v),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Val::Text(String::from_utf8_lossy(t).into_owned())
+                    }
+                });
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), DbError> {
+        Ok(self.0.execute_batch(sql)?)
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Sqlite
+    }
+}
+
+impl tokio_postgres::types::ToSql for Val {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn StdError + Sync + Send>> {
+        use tokio_postgres::types::{IsNull, Type};
+        match self {
+            Val::Null => Ok(IsNull::Yes),
+            Val::Int(v) => match *ty {
+                Type::INT8 => v.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+                Type::BOOL => (*v != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*v as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => v.to_string().to_sql(ty, out),
+                _ => Err(format!("an integer cannot be sent as {ty}").into()),
+            },
+            Val::Real(v) => match *ty {
+                Type::FLOAT8 => v.to_sql(ty, out),
+                Type::FLOAT4 => (*v as f32).to_sql(ty, out),
+                _ => Err(format!("a real cannot be sent as {ty}").into()),
+            },
+            Val::Text(s) => s.as_str().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// PostgreSQL through tokio-postgres.
+pub struct Postgres {
+    client: tokio_postgres::Client,
+    statements: std::cell::RefCell<HashMap<String, tokio_postgres::Statement>>,
+    /// The thread driving the connection; it ends when the client is dropped (the connection
+    /// closes), so it is never joined.
+    _driver: std::thread::JoinHandle<()>,
+}
+
+impl Postgres {
+    /// Connects to `url` (`postgres://user:password@host:port/db`), driving the connection on a
+    /// thread of its own.
+    pub fn connect(url: &str) -> Result<Self, DbError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let url = url.to_string();
+        let driver = std::thread::Builder::new()
+            .name("tg-ingest-postgres".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(DbError::Io(e)));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                        Ok((client, connection)) => {
+                            let _ = tx.send(Ok(client));
+                            if let Err(e) = connection.await {
+                                log::warn!("PostgreSQL connection ended: {e}");
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(DbError::from(e)));
+                        }
+                    }
+                });
+            })?;
+        let client = rx
+            .recv()
+            .map_err(|_| DbError::Postgres("the connection thread ended".into()))??;
+        Ok(Self {
+            client,
+            statements: Default::default(),
+            _driver: driver,
+        })
+    }
+
+    /// Whether the connection is gone (the server restarted, the network broke).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, DbError> {
+        if let Some(stmt) = self.statements.borrow().get(sql) {
+            return Ok(stmt.clone());
+        }
+        let stmt = futures_executor::block_on(self.client.prepare(sql))?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), stmt.clone());
+        Ok(stmt)
+    }
+}
+
+fn params_of(params: &[Val]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
+fn pg_value(row: &tokio_postgres::Row, i: usize) -> Result<Val, DbError> {
+    use tokio_postgres::types::Type;
+    let ty = row.columns()[i].type_();
+    let value = match *ty {
+        Type::INT8 => row.try_get::<_, Option<i64>>(i)?.map(Val::Int),
+        Type::INT4 => row
+            .try_get::<_, Option<i32>>(i)?
+            .map(|v| Val::Int(v.into())),
+        Type::INT2 => row
+            .try_get::<_, Option<i16>>(i)?
+            .map(|v| Val::Int(v.into())),
+        Type::BOOL => row
+            .try_get::<_, Option<bool>>(i)?
+            .map(|v| Val::Int(v.into())),
+        Type::FLOAT8 => row.try_get::<_, Option<f64>>(i)?.map(Val::Real),
+        Type::FLOAT4 => row
+            .try_get::<_, Option<f32>>(i)?
+            .map(|v| Val::Real(v.into())),
+        Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => {
+            row.try_get::<_, Option<String>>(i)?.map(Val::Text)
+        }
+        _ => {
+            return Err(DbError::Type {
+                column: i,
+                expected: "an integer, real or text column",
+                found: ty.to_string(),
+            })
+        }
+    };
+    Ok(value.unwrap_or(Val::Null))
+}
+
+impl Sql for Postgres {
+    fn exec(&self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
+        let stmt = self.statement(sql)?;
+        Ok(futures_executor::block_on(
+            self.client.execute(&stmt, &params_of(params)),
+        )?)
+    }
+
+    fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+        let stmt = self.statement(sql)?;
+        let rows = futures_executor::block_on(self.client.query(&stmt, &params_of(params)))?;
+        rows.iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| pg_value(row, i))
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), DbError> {
+        Ok(futures_executor::block_on(self.client.batch_execute(sql))?)
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::Postgres
+    }
+}

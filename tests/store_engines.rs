@@ -1,0 +1,184 @@
+//! The store's SQL interface on both engines: the same statements, the same values, the same
+//! transactions on SQLite and on a real PostgreSQL server; the PostgreSQL schema applied once by
+//! replicas starting together; a lost connection reported, not hidden.
+
+mod support;
+
+use support::pg::TestPostgres;
+use tg_ingest::store::db::{DbError, Postgres, Sql, Sqlite, Val};
+use tg_ingest::store::pg_schema;
+
+/// What every engine must do alike.
+fn exercise(db: &impl Sql, id_column: &str) {
+    db.batch(&format!(
+        "CREATE TABLE items (id {id_column}, kind TEXT NOT NULL, key TEXT NOT NULL,
+             n BIGINT, note TEXT, UNIQUE (kind, key))"
+    ))
+    .unwrap();
+    let put = "INSERT INTO items (kind, key, n, note) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (kind, key) DO NOTHING RETURNING id";
+    let first = db
+        .query(
+            put,
+            &[Val::from("a"), "ключ/1".into(), i64::MAX.into(), Val::Null],
+        )
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let id = first[0].i64(0).unwrap();
+    // The same key again: nothing inserted, nothing returned.
+    assert!(db
+        .query(put, &[Val::from("a"), "ключ/1".into(), 1.into(), Val::Null])
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        db.exec(
+            "INSERT INTO items (kind, key, n, note) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &["a".into(), "k2".into(), (-5i64).into(), "x".into()]
+        )
+        .unwrap(),
+        1
+    );
+    // Parameters used out of order and twice.
+    let rows = db
+        .query(
+            "SELECT key, n, note FROM items WHERE kind = $2 AND (n = $1 OR n < $1) ORDER BY id",
+            &[i64::MAX.into(), "a".into()],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].text(0).unwrap(), "ключ/1");
+    assert_eq!(rows[0].i64(1).unwrap(), i64::MAX);
+    assert_eq!(rows[0].opt_text(2).unwrap(), None);
+    assert_eq!(rows[1].i64(1).unwrap(), -5);
+    assert!(matches!(rows[0].i64(2), Err(DbError::Type { .. })));
+    let counts = db
+        .first(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE note IS NULL), MAX(n), MIN(id) FROM items",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(counts.i64(0).unwrap(), 2);
+    assert_eq!(counts.i64(1).unwrap(), 1);
+    assert_eq!(counts.i64(2).unwrap(), i64::MAX);
+    assert_eq!(counts.i64(3).unwrap(), id);
+    assert!(db
+        .exists("SELECT 1 FROM items WHERE key = $1", &["k2".into()])
+        .unwrap());
+    // A failed transaction leaves nothing; a successful one keeps everything.
+    let failed: Result<(), DbError> = db.transaction(|db| {
+        db.exec("UPDATE items SET n = n + 1 WHERE key = $1", &["k2".into()])?;
+        db.exec(
+            "INSERT INTO items (kind, key) VALUES ($1, $2)",
+            &["a".into(), Val::Null],
+        )?;
+        Ok(())
+    });
+    assert!(failed.is_err(), "a NULL key is refused");
+    let n = db
+        .first("SELECT n FROM items WHERE key = $1", &["k2".into()])
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.i64(0).unwrap(), -5, "rolled back");
+    db.transaction(|db| {
+        db.exec("UPDATE items SET n = n + 1 WHERE key = $1", &["k2".into()])?;
+        db.exec(
+            "UPDATE items SET note = $2 WHERE key = $1",
+            &["k2".into(), Val::from(Some("y"))],
+        )
+    })
+    .unwrap();
+    let row = db
+        .first("SELECT n, note FROM items WHERE key = $1", &["k2".into()])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (row.i64(0).unwrap(), row.text(1).unwrap()),
+        (-4, "y".into())
+    );
+}
+
+#[test]
+fn the_same_statements_behave_alike_on_sqlite_and_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Sqlite(rusqlite::Connection::open(dir.path().join("t.db")).unwrap());
+    exercise(&sqlite, "INTEGER PRIMARY KEY AUTOINCREMENT");
+
+    let pg = TestPostgres::start();
+    let postgres = Postgres::connect(&pg.url).unwrap();
+    exercise(&postgres, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY");
+}
+
+#[test]
+fn replicas_starting_together_apply_each_migration_once() {
+    let pg = TestPostgres::start();
+    let applied: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let db = Postgres::connect(&pg.url).unwrap();
+                    pg_schema::migrate(&db).unwrap()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = applied.into_iter().flatten().collect();
+    all.sort();
+    let expected: Vec<i64> = pg_schema::MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    assert_eq!(
+        all, expected,
+        "each migration applied by exactly one replica"
+    );
+    let db = Postgres::connect(&pg.url).unwrap();
+    assert!(pg_schema::migrate(&db).unwrap().is_empty());
+    for table in [
+        "journal",
+        "done",
+        "poison",
+        "greeted_people",
+        "outbox",
+        "open_uploads",
+        "files",
+        "pending_renames",
+        "moves",
+        "vk_events",
+        "vk_state",
+        "archive_days",
+        "intake_seen",
+    ] {
+        assert!(
+            db.exists(
+                "SELECT 1 FROM information_schema.tables WHERE table_name = $1",
+                &[table.into()]
+            )
+            .unwrap(),
+            "{table}"
+        );
+    }
+    // The identity columns hand out ids as AUTOINCREMENT does.
+    let id = db
+        .query(
+            "INSERT INTO outbox (kind, key, payload, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+            &["airtable".into(), "k".into(), "{}".into(), 1.into()],
+        )
+        .unwrap();
+    assert_eq!(id[0].i64(0).unwrap(), 1);
+}
+
+#[test]
+fn a_lost_postgresql_connection_is_reported() {
+    let pg = TestPostgres::start();
+    let db = Postgres::connect(&pg.url).unwrap();
+    assert!(db.exists("SELECT 1", &[]).unwrap());
+    pg.stop();
+    let err = db.exists("SELECT 1", &[]).unwrap_err();
+    assert!(matches!(err, DbError::Postgres(_)), "{err}");
+    assert!(db.is_closed());
+    pg.restart();
+    // A new connection works; the old one stays closed.
+    let again = Postgres::connect(&pg.url).unwrap();
+    assert!(again.exists("SELECT 1", &[]).unwrap());
+    let refused = Postgres::connect("postgres://postgres@127.0.0.1:1/postgres");
+    assert!(matches!(refused, Err(DbError::Postgres(_))));
+}
