@@ -43,7 +43,9 @@
 //!   archive reports the days it stored objects for (`DaysTouched`); the scheduler compacts a
 //!   day only when nothing for it is on its way (`DayPending`) and again when it is stale.
 //! - [`store`]: the durable store (journal, state, outboxes, open multipart uploads, saved
-//!   files and their owners, pending renames and moves, archive days), owned by `StoreActor`.
+//!   files and their owners, pending renames and moves, archive days), owned by `StoreActor`,
+//!   on SQLite or PostgreSQL through one SQL interface (`store::db`; PostgreSQL's schema in
+//!   `store::pg_schema`).
 //! - [`ratelimit`]: the process-wide limiter of outgoing Telegram calls (rates per chat, group
 //!   and overall, and the holds Telegram asks for with `retry_after`).
 //! - [`logging`]: the log scrubber and the text or JSON line format.

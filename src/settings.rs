@@ -78,6 +78,23 @@ pub struct Settings {
     pub vk: VkSettings,
     /// The HTTP endpoints (health and readiness).
     pub http: HttpSettings,
+    /// Where the durable store lives.
+    pub store: StoreSettings,
+}
+
+/// The durable store's engine.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    /// Empty: SQLite in `data_dir`; `postgres://…`: a PostgreSQL server. A secret (it may hold a
+    /// password): never logged.
+    pub url: Secret,
+}
+
+impl StoreSettings {
+    /// Whether the store is a PostgreSQL server.
+    pub fn is_postgres(&self) -> bool {
+        !self.url.is_empty()
+    }
 }
 
 /// The HTTP endpoints.
@@ -708,6 +725,21 @@ impl Settings {
         if !(16..=1024).contains(&self.s3.max_key_bytes) {
             return invalid("s3.max_key_bytes", "must be between 16 and 1024");
         }
+        if self.store.is_postgres() {
+            let url = self.store.url.expose();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return invalid(
+                    "store.url",
+                    "must be empty (SQLite in data_dir) or a postgres:// URL",
+                );
+            }
+            if self.s3.endpoint.is_empty() {
+                return invalid(
+                    "s3.endpoint",
+                    "must name an S3 server when store.url is PostgreSQL: the embedded S3 server keeps its files on this machine's disk, which replicas cannot share",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -721,6 +753,7 @@ impl Settings {
             &self.airtable.token,
             &self.vk.token,
             &self.telegram.webhook.secret_token,
+            &self.store.url,
         ] {
             crate::logging::redact(secret.expose());
         }
@@ -730,9 +763,28 @@ impl Settings {
         }
     }
 
-    /// Path of the durable store.
+    /// Path of the durable store, when it is SQLite.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("state.db")
+    }
+
+    /// Opens the durable store: SQLite in `data_dir`, or the PostgreSQL server of `store.url`
+    /// (applying the schema migrations it lacks).
+    pub fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
+        if self.store.is_postgres() {
+            crate::store::Store::connect(self.store.url.expose())
+        } else {
+            crate::store::Store::open(&self.store_path())
+        }
+    }
+
+    /// What the store is, for logs and messages (a PostgreSQL URL without its password).
+    pub fn store_name(&self) -> String {
+        if self.store.is_postgres() {
+            crate::store::redact_url(self.store.url.expose())
+        } else {
+            self.store_path().display().to_string()
+        }
     }
 
     /// Directory of the embedded S3 server's files.
@@ -889,6 +941,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("mode") || err.contains("push"), "{err}");
+    }
+
+    #[test]
+    fn a_postgresql_store_needs_an_s3_server_and_its_url_stays_secret() {
+        let pg = (
+            "TG_INGEST__STORE__URL",
+            "postgres://tg:pw-secret@db:5432/tg",
+        );
+        let err = with_vars(&[TOKEN, pg]).unwrap_err().to_string();
+        assert!(
+            err.contains("s3.endpoint") && err.contains("replicas cannot share"),
+            "{err}"
+        );
+        let s = with_vars(&[TOKEN, pg, ("TG_INGEST__S3__ENDPOINT", "http://minio:9000")]).unwrap();
+        assert!(s.store.is_postgres());
+        assert_eq!(s.store_name(), "postgres://tg@db:5432/tg");
+        assert!(!format!("{s:?}").contains("pw-secret"));
+        let err = with_vars(&[
+            TOKEN,
+            ("TG_INGEST__STORE__URL", "mysql://db"),
+            ("TG_INGEST__S3__ENDPOINT", "http://minio:9000"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("store.url"), "{err}");
+        assert!(!with_vars(&[TOKEN]).unwrap().store.is_postgres());
     }
 
     #[test]

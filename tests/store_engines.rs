@@ -167,18 +167,37 @@ fn replicas_starting_together_apply_each_migration_once() {
 }
 
 #[test]
-fn a_lost_postgresql_connection_is_reported() {
+fn a_lost_postgresql_connection_is_reported_then_opened_again_but_never_inside_a_transaction() {
     let pg = TestPostgres::start();
     let db = Postgres::connect(&pg.url).unwrap();
+    db.batch("CREATE TABLE t (n BIGINT NOT NULL)").unwrap();
     assert!(db.exists("SELECT 1", &[]).unwrap());
     pg.stop();
     let err = db.exists("SELECT 1", &[]).unwrap_err();
     assert!(matches!(err, DbError::Postgres(_)), "{err}");
     assert!(db.is_closed());
     pg.restart();
-    // A new connection works; the old one stays closed.
-    let again = Postgres::connect(&pg.url).unwrap();
-    assert!(again.exists("SELECT 1", &[]).unwrap());
+    // The next statement opens the connection again.
+    assert!(db.exists("SELECT 1", &[]).unwrap());
+    assert!(!db.is_closed());
+
+    // A transaction cut by a restart fails as a whole: its second statement does not run on
+    // a new connection outside it.
+    let cut: Result<(), DbError> = db.transaction(|db| {
+        db.exec("INSERT INTO t (n) VALUES ($1)", &[1.into()])?;
+        pg.stop();
+        pg.restart();
+        db.exec("INSERT INTO t (n) VALUES ($1)", &[2.into()])?;
+        Ok(())
+    });
+    let err = cut.unwrap_err();
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+    let rows = db.query("SELECT n FROM t", &[]).unwrap();
+    assert!(rows.is_empty(), "nothing of the cut transaction: {rows:?}");
+    db.transaction(|db| db.exec("INSERT INTO t (n) VALUES ($1)", &[3.into()]))
+        .unwrap();
+    assert_eq!(db.query("SELECT n FROM t", &[]).unwrap().len(), 1);
+
     let refused = Postgres::connect("postgres://postgres@127.0.0.1:1/postgres");
     assert!(matches!(refused, Err(DbError::Postgres(_))));
 }

@@ -31,14 +31,14 @@ fn when(unix_secs: Option<i64>) -> String {
 }
 
 fn open(settings: &Settings) -> Result<Store, StoreError> {
-    Store::open(&settings.store_path())
+    settings.open_store()
 }
 
 /// `tg-ingest status`.
 pub fn status(settings: &Settings) -> Result<String, StoreError> {
     let s = open(settings)?.status()?;
     let mut out = String::new();
-    let _ = writeln!(out, "store: {}", settings.store_path().display());
+    let _ = writeln!(out, "store: {}", settings.store_name());
     let _ = writeln!(out, "journal: {} unfinished updates", s.journal);
     let _ = writeln!(out, "poison: {} updates", s.poison);
     if s.outboxes.is_empty() {

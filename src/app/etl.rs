@@ -8,7 +8,6 @@ use crate::clock::Day;
 use crate::etl::{run_day, EtlReport, EtlTarget, LIST_PAGE_KEYS};
 use crate::settings::Settings;
 use crate::storage::S3Target;
-use crate::store::Store;
 
 /// Listing page size asked of the embedded server: it walks its whole folder for every page,
 /// so fewer, larger pages list a big day much faster.
@@ -57,11 +56,11 @@ pub async fn run_etl(
     archive_buckets(&target, &settings, is_embedded).await?;
     let store_path = settings.store_path();
     let store_arbiter = Arbiter::new();
-    let local = if store_path.exists() {
-        let store = Store::open(&store_path)?;
+    let local = if settings.store.is_postgres() || store_path.exists() {
+        let store = settings.open_store()?;
         log::info!(
             "ETL: reading the archive's local copies from {}",
-            store_path.display()
+            settings.store_name()
         );
         let store =
             StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(store));

@@ -28,7 +28,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::settings::{AirtableSettings, Settings, TelegramMode};
 use crate::storage::{S3Target, StorageError};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
 use crate::vk::{Pace, VkClient, VkError};
 
@@ -201,7 +201,7 @@ impl Service {
         check_airtable(&settings.airtable).await?;
 
         let metrics = Arc::new(Metrics::default());
-        let store = Store::open(&settings.store_path())?;
+        let store = settings.open_store()?;
         let store_arbiter = Arbiter::new();
         let store = guard::start(
             &store_arbiter.handle(),
@@ -351,7 +351,7 @@ impl Service {
             settings.workers,
             target.endpoint,
             target.bucket,
-            settings.store_path().display()
+            settings.store_name()
         );
         let webhook_mode = settings.telegram.mode == TelegramMode::Webhook;
         let poller = (bot.is_some() && !webhook_mode).then(|| {

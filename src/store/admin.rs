@@ -2,7 +2,7 @@
 //! letters of the outboxes. Each change is one transaction, so it is safe while the service
 //! runs (SQLite's WAL lets the service and the CLI share the file).
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{vals, Engine, Sql};
 
 /// The table of this module: when each intake last succeeded (for `tg-ingest status`).
 pub(super) const SCHEMA: &str = "
@@ -10,7 +10,7 @@ pub(super) const SCHEMA: &str = "
         source TEXT PRIMARY KEY,
         at INTEGER NOT NULL);";
 
-use super::{now_secs, Store, StoreError};
+use super::{error_for, now_secs, rows, Store, StoreError};
 use crate::inbound::IncomingUpdate;
 
 /// A summary of the store.
@@ -54,10 +54,11 @@ pub const REJECTED_IDS: i64 = -(1 << 62);
 impl Store {
     /// Records that `source` fetched or received updates successfully now.
     pub fn note_intake(&mut self, source: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO intake_seen (source, at) VALUES (?1, ?2)",
-                params![source, now_secs()],
+        self.db
+            .exec(
+                "INSERT INTO intake_seen (source, at) VALUES ($1, $2)
+                 ON CONFLICT (source) DO UPDATE SET at = excluded.at",
+                vals![source, now_secs()],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -66,87 +67,76 @@ impl Store {
     /// Keeps a delivered body that is not an update on the poison list, with its reason;
     /// answers its id there.
     pub fn poison_rejected(&mut self, raw: &str, reason: &str) -> Result<i64, StoreError> {
-        let lowest: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT MIN(update_id) FROM poison WHERE update_id < ?1",
-                params![REJECTED_IDS],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        let id = lowest.unwrap_or(REJECTED_IDS) - 1;
-        self.conn
-            .execute(
-                "INSERT INTO poison (update_id, raw, reason, attempts, moved_at) VALUES (?1, ?2, ?3, 0, ?4)",
-                params![id, raw, reason, now_secs()],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(id)
+        let err = error_for(&self.path);
+        self.db
+            .transaction(|db| {
+                let lowest = db
+                    .first(
+                        "SELECT MIN(update_id) FROM poison WHERE update_id < $1",
+                        vals![REJECTED_IDS],
+                    )?
+                    .map_or(Ok(None), |r| r.opt_i64(0))?;
+                let id = lowest.unwrap_or(REJECTED_IDS) - 1;
+                db.exec(
+                    "INSERT INTO poison (update_id, raw, reason, attempts, moved_at)
+                     VALUES ($1, $2, $3, 0, $4)",
+                    vals![id, raw, reason, now_secs()],
+                )?;
+                Ok(id)
+            })
+            .map_err(err)
     }
 
     /// Whether the store can take a write now (a write transaction begun and rolled back).
     pub fn probe_writable(&self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
-            .map_err(|e| self.err(e))
+        let probe = match self.db.engine() {
+            Engine::Sqlite => "BEGIN IMMEDIATE; ROLLBACK;",
+            // A read-only server (a standby, or one out of disk in read-only mode) refuses it.
+            Engine::Postgres => {
+                "BEGIN READ WRITE; CREATE TEMP TABLE probe_writable (x BIGINT); ROLLBACK;"
+            }
+        };
+        self.db.batch(probe).map_err(|e| self.err(e))
     }
 
     /// A summary of the journal, the poison list, the outboxes and the ETL.
     pub fn status(&self) -> Result<Status, StoreError> {
-        let count = |sql: &str| -> Result<u64, StoreError> {
-            self.conn
-                .query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(|e| self.err(e))
-        };
-        let mut stmt = self
-            .conn
-            .prepare(
+        let err = |e| self.err(e);
+        let outboxes = self
+            .db
+            .query(
                 "SELECT kind,
-                        SUM(delivered_at IS NULL AND dead_reason IS NULL),
-                        SUM(dead_reason IS NOT NULL)
+                        COUNT(*) FILTER (WHERE delivered_at IS NULL AND dead_reason IS NULL),
+                        COUNT(*) FILTER (WHERE dead_reason IS NOT NULL)
                  FROM outbox GROUP BY kind ORDER BY kind",
+                &[],
             )
-            .map_err(|e| self.err(e))?;
-        let outboxes = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+            .and_then(|r| rows(r, |r| Ok((r.text(0)?, r.u64(1)?, r.u64(2)?))))
+            .map_err(err)?;
         let optional = |sql: &str| -> Result<Option<i64>, StoreError> {
-            self.conn
-                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
-                .map_err(|e| self.err(e))
+            self.db
+                .first(sql, &[])
+                .and_then(|r| r.map_or(Ok(None), |r| r.opt_i64(0)))
+                .map_err(err)
         };
         let last_etl = self
-            .conn
-            .query_row(
+            .db
+            .first(
                 "SELECT day, compacted_at FROM archive_days WHERE compacted_at IS NOT NULL
                  ORDER BY day DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                &[],
             )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT source, at FROM intake_seen ORDER BY source")
-            .map_err(|e| self.err(e))?;
-        let intakes = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+            .and_then(|r| r.map(|r| Ok((r.text(0)?, r.i64(1)?))).transpose())
+            .map_err(err)?;
+        let intakes = self
+            .db
+            .query("SELECT source, at FROM intake_seen ORDER BY source", &[])
+            .and_then(|r| rows(r, |r| Ok((r.text(0)?, r.i64(1)?))))
+            .map_err(err)?;
         Ok(Status {
             intakes,
-            journal: count("SELECT COUNT(*) FROM journal")?,
-            poison: count("SELECT COUNT(*) FROM poison")?,
+            journal: self.count("SELECT COUNT(*) FROM journal", &[])?,
+            poison: self.count("SELECT COUNT(*) FROM poison", &[])?,
             outboxes,
             last_finished_at: optional("SELECT MAX(finished_at) FROM done")?,
             last_received_at: optional("SELECT MAX(received_at) FROM journal")?,
@@ -156,24 +146,23 @@ impl Store {
 
     /// The poison list with each update's raw JSON.
     pub fn poison_items(&self) -> Result<Vec<PoisonItem>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
+        self.db
+            .query(
                 "SELECT update_id, reason, attempts, moved_at, raw FROM poison ORDER BY update_id",
+                &[],
             )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(PoisonItem {
-                    update_id: r.get(0)?,
-                    reason: r.get(1)?,
-                    attempts: r.get(2)?,
-                    moved_at: r.get(3)?,
-                    raw: r.get(4)?,
+            .and_then(|r| {
+                rows(r, |r| {
+                    Ok(PoisonItem {
+                        update_id: r.i64(0)?,
+                        reason: r.text(1)?,
+                        attempts: r.u32(2)?,
+                        moved_at: r.i64(3)?,
+                        raw: r.text(4)?,
+                    })
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 
     /// Puts poisoned updates (all, or those in `ids`) back into the journal with no attempts;
@@ -186,37 +175,30 @@ impl Store {
             .filter(|p| p.update_id >= REJECTED_IDS)
             .filter(|p| ids.is_none_or(|ids| ids.contains(&p.update_id)))
             .collect();
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(&err)?;
-        for item in &chosen {
-            let (chat, date) = serde_json::value::RawValue::from_string(item.raw.clone())
-                .ok()
-                .and_then(|raw| IncomingUpdate::parse(raw).ok())
-                .map_or((None, None), |u| {
-                    (u.chat_id(), u.update.any_message().map(|m| m.date))
-                });
-            tx.execute(
-                "INSERT OR REPLACE INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-                params![item.update_id, item.raw, now_secs(), chat, date],
-            )
-            .map_err(&err)?;
-            tx.execute(
-                "DELETE FROM done WHERE update_id = ?1",
-                params![item.update_id],
-            )
-            .map_err(&err)?;
-            tx.execute(
-                "DELETE FROM poison WHERE update_id = ?1",
-                params![item.update_id],
-            )
-            .map_err(&err)?;
-        }
-        tx.commit().map_err(err)?;
+        let err = error_for(&self.path);
+        self.db
+            .transaction(|db| {
+                for item in &chosen {
+                    let (chat, date) = serde_json::value::RawValue::from_string(item.raw.clone())
+                        .ok()
+                        .and_then(|raw| IncomingUpdate::parse(raw).ok())
+                        .map_or((None, None), |u| {
+                            (u.chat_id(), u.update.any_message().map(|m| m.date))
+                        });
+                    db.exec(
+                        "INSERT INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
+                         VALUES ($1, $2, 0, $3, $4, $5)
+                         ON CONFLICT (update_id) DO UPDATE SET raw = excluded.raw, attempts = 0,
+                             received_at = excluded.received_at, chat_id = excluded.chat_id,
+                             msg_date = excluded.msg_date",
+                        vals![item.update_id, &item.raw, now_secs(), chat, date],
+                    )?;
+                    db.exec("DELETE FROM done WHERE update_id = $1", vals![item.update_id])?;
+                    db.exec("DELETE FROM poison WHERE update_id = $1", vals![item.update_id])?;
+                }
+                Ok(())
+            })
+            .map_err(err)?;
         Ok(chosen.len())
     }
 
@@ -229,8 +211,8 @@ impl Store {
             .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
             .collect();
         for id in &chosen {
-            self.conn
-                .execute("DELETE FROM poison WHERE update_id = ?1", params![id])
+            self.db
+                .exec("DELETE FROM poison WHERE update_id = $1", vals![*id])
                 .map_err(|e| self.err(e))?;
         }
         Ok(chosen.len())
@@ -242,13 +224,13 @@ impl Store {
         self.dead_change(
             kind,
             ids,
-            "UPDATE outbox SET dead_reason = NULL, last_error = NULL, attempts = 0 WHERE id = ?1",
+            "UPDATE outbox SET dead_reason = NULL, last_error = NULL, attempts = 0 WHERE id = $1",
         )
     }
 
     /// Deletes dead letters of `kind` (all, or those with ids in `ids`). Answers how many.
     pub fn dead_drop(&mut self, kind: &str, ids: Option<&[i64]>) -> Result<usize, StoreError> {
-        self.dead_change(kind, ids, "DELETE FROM outbox WHERE id = ?1")
+        self.dead_change(kind, ids, "DELETE FROM outbox WHERE id = $1")
     }
 
     fn dead_change(
@@ -264,9 +246,7 @@ impl Store {
             .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
             .collect();
         for id in &chosen {
-            self.conn
-                .execute(sql, params![id])
-                .map_err(|e| self.err(e))?;
+            self.db.exec(sql, vals![*id]).map_err(|e| self.err(e))?;
         }
         Ok(chosen.len())
     }

@@ -2,9 +2,8 @@
 //! on its way (journaled updates of archived chats dated that day, or raw objects waiting in the
 //! archive outbox), and whether a day got raw objects after its last compaction (stale).
 
-use rusqlite::{params, OptionalExtension};
-
-use super::{Store, StoreError};
+use super::db::{vals, DbError, Engine, Sql, Sqlite};
+use super::{rows, Store, StoreError};
 
 /// The tables and columns of this module (`journal.chat_id` and `journal.msg_date` are added to
 /// older databases by [`migrate`]).
@@ -15,11 +14,11 @@ pub(super) const SCHEMA: &str = "
         compacted_at INTEGER);";
 
 /// Adds the journal columns this module reads, when the database predates them.
-pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('journal')")?;
-    let columns: Vec<String> = stmt
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+pub(super) fn migrate(db: &Sqlite) -> Result<(), DbError> {
+    let columns: Vec<String> = rows(
+        db.query("SELECT name FROM pragma_table_info('journal')", &[])?,
+        |r| r.text(0),
+    )?;
     for (name, sql) in [
         ("chat_id", "ALTER TABLE journal ADD COLUMN chat_id INTEGER"),
         (
@@ -28,10 +27,10 @@ pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         ),
     ] {
         if !columns.iter().any(|c| c == name) {
-            conn.execute(sql, [])?;
+            db.batch(sql)?;
         }
     }
-    conn.execute_batch(
+    db.batch(
         "CREATE INDEX IF NOT EXISTS journal_by_date ON journal (msg_date) WHERE msg_date IS NOT NULL;",
     )
 }
@@ -69,11 +68,13 @@ impl Store {
         days.sort_unstable();
         days.dedup();
         for day in days {
-            self.conn
-                .execute(
-                    "INSERT INTO archive_days (day, touched_at) VALUES (?1, ?2)
-                     ON CONFLICT (day) DO UPDATE SET touched_at = MAX(COALESCE(touched_at, 0), ?2)",
-                    params![day, now_millis],
+            self.db
+                .exec(
+                    "INSERT INTO archive_days (day, touched_at) VALUES ($1, $2)
+                     ON CONFLICT (day) DO UPDATE SET touched_at = CASE
+                         WHEN COALESCE(archive_days.touched_at, 0) > excluded.touched_at
+                         THEN archive_days.touched_at ELSE excluded.touched_at END",
+                    vals![day, now_millis],
                 )
                 .map_err(|e| self.err(e))?;
         }
@@ -82,11 +83,11 @@ impl Store {
 
     /// Records a successful compaction whose listing started at `started_millis`.
     pub fn day_compacted(&mut self, day: &str, started_millis: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO archive_days (day, compacted_at) VALUES (?1, ?2)
-                 ON CONFLICT (day) DO UPDATE SET compacted_at = ?2",
-                params![day, started_millis],
+        self.db
+            .exec(
+                "INSERT INTO archive_days (day, compacted_at) VALUES ($1, $2)
+                 ON CONFLICT (day) DO UPDATE SET compacted_at = excluded.compacted_at",
+                vals![day, started_millis],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -94,30 +95,31 @@ impl Store {
 
     /// What is known of a day.
     pub fn day_state(&self, day: &str) -> Result<DayState, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT touched_at, compacted_at FROM archive_days WHERE day = ?1",
-                params![day],
-                |r| {
-                    Ok(DayState {
-                        touched_at: r.get(0)?,
-                        compacted_at: r.get(1)?,
-                    })
-                },
+        self.db
+            .first(
+                "SELECT touched_at, compacted_at FROM archive_days WHERE day = $1",
+                vals![day],
             )
-            .optional()
-            .map(Option::unwrap_or_default)
+            .and_then(|r| {
+                r.map_or(Ok(DayState::default()), |r| {
+                    Ok(DayState {
+                        touched_at: r.opt_i64(0)?,
+                        compacted_at: r.opt_i64(1)?,
+                    })
+                })
+            })
             .map_err(|e| self.err(e))
     }
 
     /// Days that got raw objects after their last compaction, oldest first.
     pub fn stale_days(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT day FROM archive_days WHERE touched_at >= compacted_at ORDER BY day")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        self.db
+            .query(
+                "SELECT day FROM archive_days WHERE touched_at >= compacted_at ORDER BY day",
+                &[],
+            )
+            .and_then(|r| rows(r, |r| r.text(0)))
+            .map_err(|e| self.err(e))
     }
 
     /// Whether anything for a day is still on its way to the raw bucket: an unfinished journaled
@@ -131,25 +133,30 @@ impl Store {
         end: i64,
         chats: &[i64],
     ) -> Result<bool, StoreError> {
-        let mut journal = self
-            .conn
-            .prepare_cached("SELECT chat_id FROM journal WHERE msg_date >= ?1 AND msg_date < ?2")
-            .map_err(|e| self.err(e))?;
-        let dated: Vec<Option<i64>> = journal
-            .query_map(params![start, end], |r| r.get(0))
-            .map_err(|e| self.err(e))?
-            .collect::<Result<_, _>>()
+        let dated = self
+            .db
+            .query(
+                "SELECT chat_id FROM journal WHERE msg_date >= $1 AND msg_date < $2",
+                vals![start, end],
+            )
+            .and_then(|r| rows(r, |r| r.opt_i64(0)))
             .map_err(|e| self.err(e))?;
         if dated.iter().any(|c| c.is_some_and(|c| chats.contains(&c))) {
             return Ok(true);
         }
         let upper = format!("{day_prefix}\u{10FFFF}");
-        self.conn
-            .prepare_cached(
-                "SELECT 1 FROM outbox INDEXED BY outbox_pending_keys WHERE kind = ?1 AND key >= ?2 AND key < ?3
-                 AND delivered_at IS NULL AND dead_reason IS NULL LIMIT 1",
-            )
-            .and_then(|mut s| s.exists(params![outbox, day_prefix, upper]))
+        let sql = match self.db.engine() {
+            Engine::Sqlite => {
+                "SELECT 1 FROM outbox INDEXED BY outbox_pending_keys WHERE kind = $1 AND key >= $2
+                 AND key < $3 AND delivered_at IS NULL AND dead_reason IS NULL LIMIT 1"
+            }
+            Engine::Postgres => {
+                "SELECT 1 FROM outbox WHERE kind = $1 AND key >= $2
+                 AND key < $3 AND delivered_at IS NULL AND dead_reason IS NULL LIMIT 1"
+            }
+        };
+        self.db
+            .exists(sql, vals![outbox, day_prefix, upper])
             .map_err(|e| self.err(e))
     }
 }

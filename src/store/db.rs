@@ -155,6 +155,11 @@ impl Row {
         u32::try_from(self.i64(column)?).map_err(|_| self.wrong(column, "a u32"))
     }
 
+    /// A non-negative integer column (a count).
+    pub fn u64(&self, column: usize) -> Result<u64, DbError> {
+        u64::try_from(self.i64(column)?).map_err(|_| self.wrong(column, "a u64"))
+    }
+
     /// A text column that may be NULL.
     pub fn opt_text(&self, column: usize) -> Result<Option<String>, DbError> {
         match self.at(column) {
@@ -326,72 +331,133 @@ impl tokio_postgres::types::ToSql for Val {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// PostgreSQL through tokio-postgres.
-pub struct Postgres {
+/// A live PostgreSQL connection.
+struct Live {
     client: tokio_postgres::Client,
-    statements: std::cell::RefCell<HashMap<String, tokio_postgres::Statement>>,
+    statements: HashMap<String, tokio_postgres::Statement>,
     /// The thread driving the connection; it ends when the client is dropped (the connection
     /// closes), so it is never joined.
     _driver: std::thread::JoinHandle<()>,
 }
 
+/// PostgreSQL through tokio-postgres. A connection that was lost (the server restarted, the
+/// network broke) is opened again by the next statement; the statement that found it lost
+/// fails, and its caller's retry goes through the new connection.
+pub struct Postgres {
+    url: String,
+    live: std::cell::RefCell<Option<Live>>,
+    in_transaction: std::cell::Cell<bool>,
+}
+
+fn connect_live(url: &str) -> Result<Live, DbError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let url = url.to_string();
+    let driver = std::thread::Builder::new()
+        .name("tg-ingest-postgres".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(DbError::Io(e)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let connecting = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls),
+                );
+                match connecting.await {
+                    Ok(Ok((client, connection))) => {
+                        let _ = tx.send(Ok(client));
+                        if let Err(e) = connection.await {
+                            log::warn!("PostgreSQL connection ended: {e}");
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(DbError::from(e)));
+                    }
+                    Err(_) => {
+                        let _ = tx.send(Err(DbError::Postgres(format!(
+                            "no connection within {} s",
+                            CONNECT_TIMEOUT.as_secs()
+                        ))));
+                    }
+                }
+            });
+        })?;
+    let client = rx
+        .recv()
+        .map_err(|_| DbError::Postgres("the connection thread ended".into()))??;
+    Ok(Live {
+        client,
+        statements: HashMap::new(),
+        _driver: driver,
+    })
+}
+
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Postgres {
     /// Connects to `url` (`postgres://user:password@host:port/db`), driving the connection on a
     /// thread of its own.
     pub fn connect(url: &str) -> Result<Self, DbError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let url = url.to_string();
-        let driver = std::thread::Builder::new()
-            .name("tg-ingest-postgres".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(DbError::Io(e)));
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                        Ok((client, connection)) => {
-                            let _ = tx.send(Ok(client));
-                            if let Err(e) = connection.await {
-                                log::warn!("PostgreSQL connection ended: {e}");
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(DbError::from(e)));
-                        }
-                    }
-                });
-            })?;
-        let client = rx
-            .recv()
-            .map_err(|_| DbError::Postgres("the connection thread ended".into()))??;
+        let live = connect_live(url)?;
         Ok(Self {
-            client,
-            statements: Default::default(),
-            _driver: driver,
+            url: url.to_string(),
+            live: std::cell::RefCell::new(Some(live)),
+            in_transaction: std::cell::Cell::new(false),
         })
     }
 
-    /// Whether the connection is gone (the server restarted, the network broke).
+    /// Whether the connection is gone (the server restarted, the network broke) and not yet
+    /// opened again.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.live
+            .borrow()
+            .as_ref()
+            .is_none_or(|l| l.client.is_closed())
     }
 
-    fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, DbError> {
-        if let Some(stmt) = self.statements.borrow().get(sql) {
-            return Ok(stmt.clone());
+    /// The live connection, opened again first when it was lost, unless a transaction was
+    /// under way on the lost one: the server rolled it back, and its remaining statements
+    /// must fail rather than run outside it.
+    fn live(&self) -> Result<std::cell::RefMut<'_, Live>, DbError> {
+        let mut live = self.live.borrow_mut();
+        if live.as_ref().is_none_or(|l| l.client.is_closed()) {
+            *live = None;
+            if self.in_transaction.get() {
+                return Err(DbError::Postgres(
+                    "the connection was lost during a transaction, which was rolled back".into(),
+                ));
+            }
+            *live = Some(connect_live(&self.url)?);
+            log::info!("PostgreSQL: connected again");
         }
-        let stmt = futures_executor::block_on(self.client.prepare(sql))?;
-        self.statements
-            .borrow_mut()
-            .insert(sql.to_string(), stmt.clone());
-        Ok(stmt)
+        std::cell::RefMut::filter_map(live, Option::as_mut)
+            .map_err(|_| DbError::Postgres("no connection".into()))
+    }
+
+    /// Runs `f` on a live connection with `sql` prepared.
+    fn with<T>(
+        &self,
+        sql: &str,
+        f: impl FnOnce(&tokio_postgres::Client, &tokio_postgres::Statement) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut l = self.live()?;
+        let stmt = match l.statements.get(sql) {
+            Some(stmt) => stmt.clone(),
+            None => {
+                let stmt = futures_executor::block_on(l.client.prepare(sql))?;
+                l.statements.insert(sql.to_string(), stmt.clone());
+                stmt
+            }
+        };
+        f(&l.client, &stmt)
     }
 }
 
@@ -436,15 +502,19 @@ fn pg_value(row: &tokio_postgres::Row, i: usize) -> Result<Val, DbError> {
 
 impl Sql for Postgres {
     fn exec(&self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
-        let stmt = self.statement(sql)?;
-        Ok(futures_executor::block_on(
-            self.client.execute(&stmt, &params_of(params)),
-        )?)
+        self.with(sql, |client, stmt| {
+            Ok(futures_executor::block_on(
+                client.execute(stmt, &params_of(params)),
+            )?)
+        })
     }
 
     fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
-        let stmt = self.statement(sql)?;
-        let rows = futures_executor::block_on(self.client.query(&stmt, &params_of(params)))?;
+        let rows = self.with(sql, |client, stmt| {
+            Ok(futures_executor::block_on(
+                client.query(stmt, &params_of(params)),
+            )?)
+        })?;
         rows.iter()
             .map(|row| {
                 (0..row.len())
@@ -456,7 +526,21 @@ impl Sql for Postgres {
     }
 
     fn batch(&self, sql: &str) -> Result<(), DbError> {
-        Ok(futures_executor::block_on(self.client.batch_execute(sql))?)
+        let ends = matches!(sql, "COMMIT" | "ROLLBACK");
+        if sql == "ROLLBACK" && self.is_closed() {
+            // The server rolled the transaction back when the connection went.
+            self.in_transaction.set(false);
+            return Ok(());
+        }
+        let done = self
+            .live()
+            .and_then(|l| Ok(futures_executor::block_on(l.client.batch_execute(sql))?));
+        if sql == "BEGIN" && done.is_ok() {
+            self.in_transaction.set(true);
+        } else if ends {
+            self.in_transaction.set(false);
+        }
+        done
     }
 
     fn engine(&self) -> Engine {

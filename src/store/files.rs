@@ -1,9 +1,8 @@
 //! Multipart uploads in progress, recorded so that none is left open on the S3 server after a
 //! crash or a shutdown.
 
-use rusqlite::params;
-
-use super::{now_secs, Store, StoreError};
+use super::db::{vals, Sql};
+use super::{now_secs, rows, Store, StoreError};
 
 /// The tables of this module.
 pub(super) const SCHEMA: &str = "
@@ -27,10 +26,12 @@ pub struct OpenUpload {
 impl Store {
     /// Records a multipart upload that has just been started.
     pub fn upload_opened(&mut self, upload: &OpenUpload) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO open_uploads (upload_id, bucket, key, started_at) VALUES (?1, ?2, ?3, ?4)",
-                params![upload.upload_id, upload.bucket, upload.key, now_secs()],
+        self.db
+            .exec(
+                "INSERT INTO open_uploads (upload_id, bucket, key, started_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (upload_id) DO UPDATE SET bucket = excluded.bucket, key = excluded.key,
+                     started_at = excluded.started_at",
+                vals![&upload.upload_id, &upload.bucket, &upload.key, now_secs()],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -38,10 +39,10 @@ impl Store {
 
     /// Forgets a multipart upload that was completed or aborted.
     pub fn upload_closed(&mut self, upload_id: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "DELETE FROM open_uploads WHERE upload_id = ?1",
-                params![upload_id],
+        self.db
+            .exec(
+                "DELETE FROM open_uploads WHERE upload_id = $1",
+                vals![upload_id],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -49,22 +50,21 @@ impl Store {
 
     /// Multipart uploads recorded as open, oldest first.
     pub fn open_uploads(&self) -> Result<Vec<OpenUpload>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
+        self.db
+            .query(
                 "SELECT upload_id, bucket, key FROM open_uploads ORDER BY started_at, upload_id",
+                &[],
             )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(OpenUpload {
-                    upload_id: r.get(0)?,
-                    bucket: r.get(1)?,
-                    key: r.get(2)?,
+            .and_then(|r| {
+                rows(r, |r| {
+                    Ok(OpenUpload {
+                        upload_id: r.text(0)?,
+                        bucket: r.text(1)?,
+                        key: r.text(2)?,
+                    })
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 }
 

@@ -1,15 +1,17 @@
-//! The embedded durable store (SQLite in WAL mode, in the data directory).
+//! The durable store: SQLite in WAL mode in the data directory (the default), or a PostgreSQL
+//! server shared by replicas (`store.url`).
 //!
 //! It holds the update journal (every update Telegram handed over, until its handling
 //! finished), the ids of recently finished updates (so a re-delivered update is not handled
 //! twice), updates moved aside as poison, per-user conversation state, and outboxes: items
 //! (Airtable rows, archive objects) kept until an actor has delivered them. Only the
 //! `StoreActor` uses it; the functions here are plain and synchronous so they can be unit-tested.
+//! Every statement is written once for both engines ([`db`]).
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use self::db::{vals, DbError, Engine, Postgres, Row, Sql, Sqlite, Val};
 
 mod admin;
 mod days;
@@ -36,11 +38,11 @@ const DONE_RETENTION_SECS: i64 = 7 * 24 * 3600;
 #[derive(Debug, thiserror::Error)]
 #[error("store {path}: {source}")]
 pub struct StoreError {
-    /// Database file.
+    /// The database file, or the PostgreSQL server (without its password).
     pub path: String,
-    /// SQLite's error.
+    /// The engine's error.
     #[source]
-    pub source: rusqlite::Error,
+    pub source: DbError,
 }
 
 /// One journaled update.
@@ -78,14 +80,50 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// The connection of either engine.
+enum Conn {
+    Sqlite(Sqlite),
+    Postgres(Postgres),
+}
+
+impl Sql for Conn {
+    fn exec(&self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
+        match self {
+            Conn::Sqlite(c) => c.exec(sql, params),
+            Conn::Postgres(c) => c.exec(sql, params),
+        }
+    }
+
+    fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
+        match self {
+            Conn::Sqlite(c) => c.query(sql, params),
+            Conn::Postgres(c) => c.query(sql, params),
+        }
+    }
+
+    fn batch(&self, sql: &str) -> Result<(), DbError> {
+        match self {
+            Conn::Sqlite(c) => c.batch(sql),
+            Conn::Postgres(c) => c.batch(sql),
+        }
+    }
+
+    fn engine(&self) -> Engine {
+        match self {
+            Conn::Sqlite(_) => Engine::Sqlite,
+            Conn::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
 /// The database.
 pub struct Store {
-    conn: Connection,
+    db: Conn,
     path: String,
 }
 
-/// Wraps SQLite errors with the database path; usable while a transaction borrows the store.
-fn error_for(path: &str) -> impl Fn(rusqlite::Error) -> StoreError + Copy + '_ {
+/// Wraps engine errors with the database's name; usable while a transaction borrows the store.
+fn error_for(path: &str) -> impl Fn(DbError) -> StoreError + Copy + '_ {
     move |source| StoreError {
         path: path.to_string(),
         source,
@@ -98,13 +136,19 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Reads every row of a result with `f`.
+fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T, DbError>) -> Result<Vec<T>, DbError> {
+    rows.iter().map(f).collect()
+}
+
 /// Moves an older version's greetings (Telegram users only) into `greeted_people`.
-fn migrate_greeted(conn: &Connection) -> rusqlite::Result<()> {
-    let old = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'greeted'")?
-        .exists([])?;
+fn migrate_greeted(db: &Sqlite) -> Result<(), DbError> {
+    let old = db.exists(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'greeted'",
+        &[],
+    )?;
     if old {
-        conn.execute_batch(
+        db.batch(
             "BEGIN;
          INSERT OR IGNORE INTO greeted_people (platform, user_id, at)
              SELECT 'telegram', user_id, at FROM greeted;
@@ -115,98 +159,135 @@ fn migrate_greeted(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The SQLite schema (created when missing; older databases are migrated at open).
+const SQLITE_SCHEMA: &str = "
+    PRAGMA journal_mode = WAL;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA busy_timeout = 5000;
+    CREATE TABLE IF NOT EXISTS journal (
+        update_id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        received_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS done (
+        update_id INTEGER PRIMARY KEY,
+        finished_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS poison (
+        update_id INTEGER PRIMARY KEY,
+        raw TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        moved_at INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS greeted_people (
+        platform TEXT NOT NULL,
+        user_id INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        PRIMARY KEY (platform, user_id));
+    CREATE TABLE IF NOT EXISTS outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        dead_reason TEXT,
+        created_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        UNIQUE (kind, key));";
+
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Self::open_with_vfs(path, None)
+    }
+
+    /// Connects to the PostgreSQL server at `url` and applies the schema migrations it lacks
+    /// (under a lock, so replicas starting together apply each once).
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let name = redact_url(url);
+        let err = error_for(&name);
+        let db = Postgres::connect(url).map_err(err)?;
+        pg_schema::migrate(&db).map_err(err)?;
+        let mut store = Self {
+            db: Conn::Postgres(db),
+            path: name,
+        };
+        store.prune_done()?;
+        Ok(store)
     }
 
     /// As [`Store::open`], through the named SQLite VFS (tests use one that simulates power loss).
     fn open_with_vfs(path: &Path, vfs: Option<&str>) -> Result<Self, StoreError> {
         let name = path.display().to_string();
-        let err = |source| StoreError {
-            path: name.clone(),
-            source,
-        };
+        let err = error_for(&name);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+            std::fs::create_dir_all(dir).map_err(|e| err(e.into()))?;
         }
         let conn = match vfs {
-            None => Connection::open(path),
-            Some(vfs) => Connection::open_with_flags_and_vfs(path, Default::default(), vfs),
+            None => rusqlite::Connection::open(path),
+            Some(vfs) => {
+                rusqlite::Connection::open_with_flags_and_vfs(path, Default::default(), vfs)
+            }
         }
-        .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             PRAGMA busy_timeout = 5000;
-             CREATE TABLE IF NOT EXISTS journal (
-                 update_id INTEGER PRIMARY KEY,
-                 raw TEXT NOT NULL,
-                 attempts INTEGER NOT NULL DEFAULT 0,
-                 received_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS done (
-                 update_id INTEGER PRIMARY KEY,
-                 finished_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS poison (
-                 update_id INTEGER PRIMARY KEY,
-                 raw TEXT NOT NULL,
-                 reason TEXT NOT NULL,
-                 attempts INTEGER NOT NULL,
-                 moved_at INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS greeted_people (
-                 platform TEXT NOT NULL,
-                 user_id INTEGER NOT NULL,
-                 at INTEGER NOT NULL,
-                 PRIMARY KEY (platform, user_id));
-             CREATE TABLE IF NOT EXISTS outbox (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT,
-                 kind TEXT NOT NULL,
-                 key TEXT NOT NULL,
-                 payload TEXT NOT NULL,
-                 attempts INTEGER NOT NULL DEFAULT 0,
-                 last_error TEXT,
-                 dead_reason TEXT,
-                 created_at INTEGER NOT NULL,
-                 delivered_at INTEGER,
-                 UNIQUE (kind, key));",
-        )
-        .map_err(err)?;
-        conn.execute_batch(outbox::INDEXES).map_err(err)?;
-        conn.execute_batch(files::SCHEMA).map_err(err)?;
-        conn.execute_batch(saved::SCHEMA).map_err(err)?;
-        conn.execute_batch(renames::SCHEMA).map_err(err)?;
-        conn.execute_batch(vk::SCHEMA).map_err(err)?;
-        saved::migrate(&conn).map_err(err)?;
-        migrate_greeted(&conn).map_err(err)?;
-        conn.execute_batch(days::SCHEMA).map_err(err)?;
-        conn.execute_batch(admin::SCHEMA).map_err(err)?;
-        days::migrate(&conn).map_err(err)?;
-        let mut store = Self { conn, path: name };
+        .map_err(|e| err(e.into()))?;
+        let db = Sqlite(conn);
+        let schema = [
+            SQLITE_SCHEMA,
+            outbox::INDEXES,
+            files::SCHEMA,
+            saved::SCHEMA,
+            renames::SCHEMA,
+            vk::SCHEMA,
+        ];
+        for sql in schema {
+            db.batch(sql).map_err(err)?;
+        }
+        saved::migrate(&db).map_err(err)?;
+        migrate_greeted(&db).map_err(err)?;
+        db.batch(days::SCHEMA).map_err(err)?;
+        db.batch(admin::SCHEMA).map_err(err)?;
+        days::migrate(&db).map_err(err)?;
+        let mut store = Self {
+            db: Conn::Sqlite(db),
+            path: name,
+        };
         store.prune_done()?;
         Ok(store)
+    }
+
+    /// The SQLite connection, for tests of SQLite itself.
+    #[cfg(test)]
+    fn sqlite(&self) -> &rusqlite::Connection {
+        match &self.db {
+            Conn::Sqlite(db) => &db.0,
+            Conn::Postgres(_) => panic!("not a SQLite store"),
+        }
+    }
+
+    /// Which engine holds the data.
+    pub fn engine(&self) -> Engine {
+        self.db.engine()
     }
 
     /// Forgets finished update ids older than a week (Telegram keeps updates for 24 h); run at
     /// start-up and every hour, so the table stays the size of a week of traffic.
     pub fn prune_done(&mut self) -> Result<usize, StoreError> {
         let pruned = self
-            .conn
-            .execute(
-                "DELETE FROM done WHERE finished_at < ?1",
-                params![now_secs() - DONE_RETENTION_SECS],
+            .db
+            .exec(
+                "DELETE FROM done WHERE finished_at < $1",
+                vals![now_secs() - DONE_RETENTION_SECS],
             )
             .map_err(|e| self.err(e))?;
         self.prune_stale_claims(now_secs() - DONE_RETENTION_SECS)?;
         self.prune_vk_events(now_secs() - DONE_RETENTION_SECS)?;
-        Ok(pruned)
+        Ok(pruned as usize)
     }
 
-    fn err(&self, source: rusqlite::Error) -> StoreError {
+    fn err(&self, source: impl Into<DbError>) -> StoreError {
         StoreError {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
     }
 
@@ -222,95 +303,83 @@ impl Store {
     /// As [`Store::journal`], with each update's chat and message date (Unix seconds), so the
     /// ETL can tell whether a day still has updates on their way.
     ///
-    /// This commit alone is synced to disk before it returns (`synchronous = FULL` for this
-    /// transaction), because the poller confirms the batch to Telegram right after, and Telegram
-    /// never sends a confirmed update again. The sync covers every earlier commit too (the WAL
-    /// is one file, recovered as a prefix); later ones are synced by the next batch or
-    /// checkpoint, and losing them only means some updates are handled once more.
+    /// This commit is durable before it returns, because the poller confirms the batch to
+    /// Telegram right after, and Telegram never sends a confirmed update again. On SQLite this
+    /// commit alone is synced to disk (`synchronous = FULL` for this transaction); the sync
+    /// covers every earlier commit too (the WAL is one file, recovered as a prefix), later ones
+    /// are synced by the next batch or checkpoint, and losing them only means some updates are
+    /// handled once more. PostgreSQL syncs every commit.
     pub fn journal_dated(
         &mut self,
         updates: &[(i64, &str, Option<i64>, Option<i64>)],
     ) -> Result<Vec<i64>, StoreError> {
         let now = now_secs();
         let err = error_for(&self.path);
-        self.conn
-            .execute_batch("PRAGMA synchronous = FULL;")
-            .map_err(err)?;
-        let tx = self.conn.transaction().map_err(err)?;
-        let mut fresh = Vec::with_capacity(updates.len());
-        {
-            // Finished or set aside: a repeated delivery is not handled again.
-            let mut seen = tx
-                .prepare_cached(
-                    "SELECT 1 FROM done WHERE update_id = ?1
-                     UNION ALL SELECT 1 FROM poison WHERE update_id = ?1",
-                )
-                .map_err(err)?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
-                     VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-                )
-                .map_err(err)?;
+        let sqlite = self.db.engine() == Engine::Sqlite;
+        if sqlite {
+            self.db.batch("PRAGMA synchronous = FULL;").map_err(err)?;
+        }
+        let fresh = self.db.transaction(|db| {
+            let mut fresh = Vec::with_capacity(updates.len());
             for (id, raw, chat, date) in updates {
-                if seen.exists(params![id]).map_err(err)? {
+                // Finished or set aside: a repeated delivery is not handled again.
+                let seen = db.exists(
+                    "SELECT 1 FROM done WHERE update_id = $1
+                     UNION ALL SELECT 1 FROM poison WHERE update_id = $1",
+                    vals![*id],
+                )?;
+                if seen {
                     continue;
                 }
-                if insert
-                    .execute(params![id, raw, now, chat, date])
-                    .map_err(err)?
-                    == 1
-                {
+                let inserted = db.exec(
+                    "INSERT INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
+                     VALUES ($1, $2, 0, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    vals![*id, *raw, now, *chat, *date],
+                )?;
+                if inserted == 1 {
                     fresh.push(*id);
                 }
             }
+            Ok(fresh)
+        });
+        if sqlite {
+            self.db.batch("PRAGMA synchronous = NORMAL;").map_err(err)?;
         }
-        tx.commit().map_err(err)?;
-        self.conn
-            .execute_batch("PRAGMA synchronous = NORMAL;")
-            .map_err(err)?;
-        Ok(fresh)
+        fresh.map_err(err)
     }
 
     /// Marks updates as finished: they leave the journal and are remembered as done.
     pub fn finish(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let now = now_secs();
         let err = error_for(&self.path);
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM journal WHERE update_id = ?1")
-                .map_err(err)?;
-            let mut done = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO done (update_id, finished_at) VALUES (?1, ?2)",
-                )
-                .map_err(err)?;
-            for id in ids {
-                delete.execute(params![id]).map_err(err)?;
-                done.execute(params![id, now]).map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)
+        self.db
+            .transaction(|db| {
+                for id in ids {
+                    db.exec("DELETE FROM journal WHERE update_id = $1", vals![*id])?;
+                    db.exec(
+                        "INSERT INTO done (update_id, finished_at) VALUES ($1, $2)
+                         ON CONFLICT (update_id) DO UPDATE SET finished_at = excluded.finished_at",
+                        vals![*id, now],
+                    )?;
+                }
+                Ok(())
+            })
+            .map_err(err)
     }
 
     /// Records one more failed attempt of a journaled update.
     pub fn record_attempt(&mut self, update_id: i64) -> Result<u32, StoreError> {
-        self.conn
-            .execute(
-                "UPDATE journal SET attempts = attempts + 1 WHERE update_id = ?1",
-                params![update_id],
+        let row = self
+            .db
+            .first(
+                "UPDATE journal SET attempts = attempts + 1 WHERE update_id = $1 RETURNING attempts",
+                vals![update_id],
             )
             .map_err(|e| self.err(e))?;
-        self.conn
-            .query_row(
-                "SELECT attempts FROM journal WHERE update_id = ?1",
-                params![update_id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(|e| self.err(e))
+        match row {
+            Some(row) => row.u32(0).map_err(|e| self.err(e)),
+            None => Ok(0),
+        }
     }
 
     /// Moves an update from the journal to the poison list.
@@ -321,19 +390,20 @@ impl Store {
         attempts: u32,
     ) -> Result<(), StoreError> {
         let err = error_for(&self.path);
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO poison (update_id, raw, reason, attempts, moved_at)
-             SELECT update_id, raw, ?2, ?3, ?4 FROM journal WHERE update_id = ?1",
-            params![update_id, reason, attempts, now_secs()],
-        )
-        .map_err(err)?;
-        tx.execute(
-            "DELETE FROM journal WHERE update_id = ?1",
-            params![update_id],
-        )
-        .map_err(err)?;
-        tx.commit().map_err(err)
+        self.db
+            .transaction(|db| {
+                db.exec(
+                    "INSERT INTO poison (update_id, raw, reason, attempts, moved_at)
+                     SELECT update_id, raw, $2, $3, $4 FROM journal WHERE update_id = $1
+                     ON CONFLICT (update_id) DO UPDATE SET raw = excluded.raw,
+                         reason = excluded.reason, attempts = excluded.attempts,
+                         moved_at = excluded.moved_at",
+                    vals![update_id, reason, attempts, now_secs()],
+                )?;
+                db.exec("DELETE FROM journal WHERE update_id = $1", vals![update_id])
+            })
+            .map(drop)
+            .map_err(err)
     }
 
     /// Starts the replay at start-up (called once per start). A chat's updates are handled one
@@ -341,11 +411,11 @@ impl Store {
     /// cut short by the end of the previous run: it alone is charged one more attempt. Updates
     /// that were only waiting behind it are not, so restarts during a backlog poison nothing.
     pub fn charge_replay(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .execute(
+        self.db
+            .exec(
                 "UPDATE journal SET attempts = attempts + 1 WHERE update_id IN
                  (SELECT MIN(update_id) FROM journal GROUP BY COALESCE(chat_id, 0))",
-                [],
+                &[],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -354,23 +424,22 @@ impl Store {
     /// Up to `limit` journaled updates after `after`, in update order: the replay reads the
     /// journal a page at a time, so a long backlog is never in memory at once.
     pub fn journal_page(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT update_id, raw, attempts FROM journal WHERE update_id > ?1
-                 ORDER BY update_id LIMIT ?2",
+        self.db
+            .query(
+                "SELECT update_id, raw, attempts FROM journal WHERE update_id > $1
+                 ORDER BY update_id LIMIT $2",
+                vals![after, limit],
             )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![after, limit as i64], |r| {
-                Ok(JournalEntry {
-                    update_id: r.get(0)?,
-                    raw: r.get(1)?,
-                    attempts: r.get(2)?,
+            .and_then(|r| {
+                rows(r, |r| {
+                    Ok(JournalEntry {
+                        update_id: r.i64(0)?,
+                        raw: r.text(1)?,
+                        attempts: r.u32(2)?,
+                    })
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 
     /// The whole journal for a replay: [`Store::charge_replay`], then every page.
@@ -392,54 +461,111 @@ impl Store {
 
     /// Number of updates in the journal.
     pub fn journal_len(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM journal", [], |r| r.get(0))
+        self.count("SELECT COUNT(*) FROM journal", &[])
+    }
+
+    /// The first column of the first row, an integer (a count).
+    fn count(&self, sql: &str, params: &[Val]) -> Result<u64, StoreError> {
+        self.db
+            .first(sql, params)
+            .and_then(|row| row.map_or(Ok(0), |r| r.i64(0)))
+            .map(|n| n.max(0) as u64)
             .map_err(|e| self.err(e))
     }
 
     /// The poison list.
     pub fn poisoned(&self) -> Result<Vec<PoisonEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT update_id, reason, attempts FROM poison ORDER BY update_id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(PoisonEntry {
-                    update_id: r.get(0)?,
-                    reason: r.get(1)?,
-                    attempts: r.get(2)?,
+        self.db
+            .query(
+                "SELECT update_id, reason, attempts FROM poison ORDER BY update_id",
+                &[],
+            )
+            .and_then(|r| {
+                rows(r, |r| {
+                    Ok(PoisonEntry {
+                        update_id: r.i64(0)?,
+                        reason: r.text(1)?,
+                        attempts: r.u32(2)?,
+                    })
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))
     }
 
     /// Whether the person (a platform's user) was greeted already.
     pub fn is_greeted(&self, platform: &str, user_id: i64) -> Result<bool, StoreError> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM greeted_people WHERE platform = ?1 AND user_id = ?2")
-            .and_then(|mut s| s.exists(params![platform, user_id]))
+        self.db
+            .exists(
+                "SELECT 1 FROM greeted_people WHERE platform = $1 AND user_id = $2",
+                vals![platform, user_id],
+            )
             .map_err(|e| self.err(e))
     }
 
     /// Remembers that the person was greeted.
     pub fn set_greeted(&mut self, platform: &str, user_id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO greeted_people (platform, user_id, at) VALUES (?1, ?2, ?3)",
-                params![platform, user_id, now_secs()],
+        self.db
+            .exec(
+                "INSERT INTO greeted_people (platform, user_id, at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+                vals![platform, user_id, now_secs()],
             )
             .map(drop)
             .map_err(|e| self.err(e))
     }
 }
 
-/// A store in a fresh temporary directory, for unit tests.
+/// `url` without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Where a unit test's store lives, to open it again: a temporary directory for SQLite, or a
+/// schema of its own on the PostgreSQL server `TG_INGEST_TEST_STORE_URL` names (so the same
+/// suite runs on both engines).
 #[cfg(test)]
-fn test_store() -> (Store, tempfile::TempDir) {
+pub(crate) struct TestDb {
+    dir: tempfile::TempDir,
+    url: Option<String>,
+}
+
+#[cfg(test)]
+impl TestDb {
+    /// Opens the test's store again.
+    pub(crate) fn open(&self) -> Store {
+        match &self.url {
+            Some(url) => Store::connect(url).unwrap(),
+            None => Store::open(&self.dir.path().join("state.db")).unwrap(),
+        }
+    }
+}
+
+/// A fresh store for a unit test, on the engine the environment chooses.
+#[cfg(test)]
+fn test_store() -> (Store, TestDb) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
     let dir = tempfile::tempdir().unwrap();
-    (Store::open(&dir.path().join("state.db")).unwrap(), dir)
+    let url = std::env::var("TG_INGEST_TEST_STORE_URL").ok().map(|base| {
+        let schema = format!(
+            "t{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = Postgres::connect(&base).unwrap();
+        admin.batch(&format!("CREATE SCHEMA {schema}")).unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}options=-csearch_path%3D{schema}")
+    });
+    let db = TestDb { dir, url };
+    (db.open(), db)
 }
 
 #[cfg(test)]
@@ -509,7 +635,7 @@ mod tests {
         drop(s);
         let mut last = Vec::new();
         for _ in 0..10 {
-            let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+            let mut s = dir.open();
             last = s
                 .take_for_replay()
                 .unwrap()
@@ -530,7 +656,7 @@ mod tests {
         s.journal(&[(5, "{\"a\":5}"), (4, "{\"a\":4}")]).unwrap();
         s.finish(&[5]).unwrap();
         drop(s);
-        let mut s = Store::open(&dir.path().join("state.db")).unwrap();
+        let mut s = dir.open();
         let replay = s.take_for_replay().unwrap();
         assert_eq!(
             replay,
@@ -561,7 +687,7 @@ mod tests {
         assert!(!s.is_greeted("telegram", 7).unwrap());
         s.set_greeted("telegram", 7).unwrap();
         drop(s);
-        let s = Store::open(&dir.path().join("state.db")).unwrap();
+        let s = dir.open();
         assert!(s.is_greeted("telegram", 7).unwrap());
         assert!(!s.is_greeted("telegram", 8).unwrap());
         assert!(!s.is_greeted("vk", 7).unwrap(), "another platform's user 7");
@@ -571,7 +697,7 @@ mod tests {
     fn an_older_stores_greetings_and_saved_files_are_carried_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
-        let old = Connection::open(&path).unwrap();
+        let old = rusqlite::Connection::open(&path).unwrap();
         old.execute_batch(
             "CREATE TABLE greeted (user_id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
              INSERT INTO greeted VALUES (7, 1);

@@ -2,7 +2,8 @@
 //! session advisory lock, so replicas starting together apply each one exactly once.
 //!
 //! The tables are those of the SQLite store, with BIGINT for every integer (ids, Unix times,
-//! counters) and identity columns where SQLite has `AUTOINCREMENT`.
+//! counters), identity columns where SQLite has `AUTOINCREMENT`, and the byte order of SQLite
+//! (`COLLATE "C"`) for the keys read in ranges (outbox keys, archive days).
 
 use super::db::{vals, DbError, Postgres, Sql};
 
@@ -37,7 +38,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
      CREATE TABLE outbox (
          id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
          kind TEXT NOT NULL,
-         key TEXT NOT NULL,
+         key TEXT COLLATE \"C\" NOT NULL,
          payload TEXT NOT NULL,
          attempts BIGINT NOT NULL DEFAULT 0,
          last_error TEXT,
@@ -95,7 +96,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
          key TEXT PRIMARY KEY,
          value TEXT NOT NULL);
      CREATE TABLE archive_days (
-         day TEXT PRIMARY KEY,
+         day TEXT COLLATE \"C\" PRIMARY KEY,
          touched_at BIGINT,
          compacted_at BIGINT);
      CREATE TABLE intake_seen (

@@ -3,10 +3,10 @@
 //! after the old object is deleted. A move is keyed by the event that asked for it, so a
 //! replay after a crash between copy and delete finds it and completes it.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{vals, Sql};
 
 use super::saved::FileEntry;
-use super::{now_secs, Store, StoreError};
+use super::{error_for, now_secs, Store, StoreError};
 
 /// The tables of this module.
 pub(super) const SCHEMA: &str = "
@@ -66,11 +66,13 @@ impl Store {
         file: i64,
         chat: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO pending_renames (platform, user_id, file, chat_id, since)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![platform, user, file, chat, now_secs()],
+        self.db
+            .exec(
+                "INSERT INTO pending_renames (platform, user_id, file, chat_id, since)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (platform, user_id) DO UPDATE SET file = excluded.file,
+                     chat_id = excluded.chat_id, since = excluded.since",
+                vals![platform, user, file, chat, now_secs()],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -84,13 +86,12 @@ impl Store {
         user: i64,
     ) -> Result<Option<FileEntry>, StoreError> {
         let file: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT file FROM pending_renames WHERE platform = ?1 AND user_id = ?2",
-                params![platform, user],
-                |r| r.get(0),
+            .db
+            .first(
+                "SELECT file FROM pending_renames WHERE platform = $1 AND user_id = $2",
+                vals![platform, user],
             )
-            .optional()
+            .and_then(|r| r.map(|r| r.i64(0)).transpose())
             .map_err(|e| self.err(e))?;
         let Some(file) = file else {
             return Ok(None);
@@ -104,10 +105,10 @@ impl Store {
 
     /// Ends a person's pending rename; whether there was one.
     pub fn clear_pending_rename(&mut self, platform: &str, user: i64) -> Result<bool, StoreError> {
-        self.conn
-            .execute(
-                "DELETE FROM pending_renames WHERE platform = ?1 AND user_id = ?2",
-                params![platform, user],
+        self.db
+            .exec(
+                "DELETE FROM pending_renames WHERE platform = $1 AND user_id = $2",
+                vals![platform, user],
             )
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
@@ -115,21 +116,23 @@ impl Store {
 
     /// The move an event began, if any.
     pub fn move_of(&self, event: &str) -> Result<Option<Move>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT event, file, from_key, to_key, done_at IS NOT NULL FROM moves WHERE event = ?1",
-                params![event],
-                |r| {
-                    Ok(Move {
-                        event: r.get(0)?,
-                        file: r.get(1)?,
-                        from_key: r.get(2)?,
-                        to_key: r.get(3)?,
-                        done: r.get(4)?,
-                    })
-                },
+        self.db
+            .first(
+                "SELECT event, file, from_key, to_key, done_at FROM moves WHERE event = $1",
+                vals![event],
             )
-            .optional()
+            .and_then(|r| {
+                r.map(|r| {
+                    Ok(Move {
+                        event: r.text(0)?,
+                        file: r.i64(1)?,
+                        from_key: r.text(2)?,
+                        to_key: r.text(3)?,
+                        done: r.opt_i64(4)?.is_some(),
+                    })
+                })
+                .transpose()
+            })
             .map_err(|e| self.err(e))
     }
 
@@ -151,10 +154,10 @@ impl Store {
         if self.key_is_taken(to_key)? {
             return Ok(MoveStart::Taken);
         }
-        self.conn
-            .execute(
-                "INSERT INTO moves (event, file, from_key, to_key, started_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![event, file, entry.key, to_key, now_secs()],
+        self.db
+            .exec(
+                "INSERT INTO moves (event, file, from_key, to_key, started_at) VALUES ($1, $2, $3, $4, $5)",
+                vals![event, file, &entry.key, to_key, now_secs()],
             )
             .map_err(|e| self.err(e))?;
         Ok(MoveStart::Begun(Move {
@@ -170,33 +173,29 @@ impl Store {
     /// takes the new key and its owner's pending rename ends.
     pub fn finish_move(&mut self, event: &str) -> Result<(), StoreError> {
         let now = now_secs();
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(&err)?;
-        let done = (|| {
-            tx.execute(
-                "UPDATE files SET key = (SELECT to_key FROM moves WHERE event = ?1)
-                 WHERE id = (SELECT file FROM moves WHERE event = ?1 AND done_at IS NULL)",
-                params![event],
-            )?;
-            tx.execute(
-                "DELETE FROM pending_renames WHERE file = (SELECT file FROM moves WHERE event = ?1)",
-                params![event],
-            )?;
-            tx.execute(
-                "UPDATE moves SET done_at = ?2 WHERE event = ?1 AND done_at IS NULL",
-                params![event, now],
-            )?;
-            tx.execute(
-                "DELETE FROM moves WHERE done_at < ?1",
-                params![now - MOVE_RETENTION_SECS],
-            )?;
-            Ok(())
-        })();
-        done.and_then(|()| tx.commit()).map_err(err)
+        let err = error_for(&self.path);
+        self.db
+            .transaction(|db| {
+                db.exec(
+                    "UPDATE files SET key = (SELECT to_key FROM moves WHERE event = $1)
+                     WHERE id = (SELECT file FROM moves WHERE event = $1 AND done_at IS NULL)",
+                    vals![event],
+                )?;
+                db.exec(
+                    "DELETE FROM pending_renames WHERE file = (SELECT file FROM moves WHERE event = $1)",
+                    vals![event],
+                )?;
+                db.exec(
+                    "UPDATE moves SET done_at = $2 WHERE event = $1 AND done_at IS NULL",
+                    vals![event, now],
+                )?;
+                db.exec(
+                    "DELETE FROM moves WHERE done_at < $1",
+                    vals![now - MOVE_RETENTION_SECS],
+                )?;
+                Ok(())
+            })
+            .map_err(err)
     }
 }
 
@@ -223,15 +222,11 @@ mod tests {
 
     #[test]
     fn a_pending_rename_survives_a_reopen_and_ends_with_the_move() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let id = {
-            let mut s = Store::open(&path).unwrap();
-            let id = save(&mut s, "a.pdf", 1);
-            s.set_pending_rename("telegram", 1, id, 1).unwrap();
-            id
-        };
-        let mut s = Store::open(&path).unwrap();
+        let (mut s, dir) = store();
+        let id = save(&mut s, "a.pdf", 1);
+        s.set_pending_rename("telegram", 1, id, 1).unwrap();
+        drop(s);
+        let mut s = dir.open();
         assert_eq!(s.pending_rename("telegram", 1).unwrap().unwrap().id, id);
         assert_eq!(s.pending_rename("telegram", 2).unwrap(), None);
         let begun = s.begin_move("t:5", ("telegram", 1), id, "b.pdf").unwrap();

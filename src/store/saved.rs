@@ -3,9 +3,9 @@
 //! document before its upload starts, so two people sending the same name at once get two
 //! objects; the claim names the event, so a replayed event lands on the same key.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{vals, DbError, Row, Sql, Sqlite, Val};
 
-use super::{now_secs, Store, StoreError};
+use super::{now_secs, rows, Store, StoreError};
 use crate::keys::numbered;
 
 /// The tables of this module.
@@ -34,12 +34,13 @@ pub const FOREIGN: &str = "bucket";
 const MAX_CANDIDATES: u32 = 10_000;
 
 /// Moves the records of an older version's `saved_files` table into `files`.
-pub(super) fn migrate(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let old = conn
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'saved_files'")?
-        .exists([])?;
+pub(super) fn migrate(db: &Sqlite) -> Result<(), DbError> {
+    let old = db.exists(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'saved_files'",
+        &[],
+    )?;
     if old {
-        conn.execute_batch(
+        db.batch(
             "BEGIN;
              INSERT OR IGNORE INTO files (key, platform, user_id, chat_id, bytes, sha256,
                  file_id, file_unique_id, saved_at, claimed_at)
@@ -120,34 +121,31 @@ pub struct ClaimedKey {
 
 const ENTRY_COLUMNS: &str = "id, key, platform, user_id, COALESCE(bytes, 0), COALESCE(saved_at, 0)";
 
-fn entry(r: &Row<'_>) -> rusqlite::Result<FileEntry> {
+fn entry(r: &Row) -> Result<FileEntry, DbError> {
     Ok(FileEntry {
-        id: r.get(0)?,
-        key: r.get(1)?,
-        platform: r.get(2)?,
-        user_id: r.get(3)?,
-        bytes: r.get::<_, i64>(4)? as u64,
-        saved_at: r.get(5)?,
+        id: r.i64(0)?,
+        key: r.text(1)?,
+        platform: r.text(2)?,
+        user_id: r.i64(3)?,
+        bytes: r.u64(4)?,
+        saved_at: r.i64(5)?,
     })
 }
 
 impl Store {
     /// Whether `key` is held: by a file record or as the target of a rename under way.
     fn key_holder(&self, key: &str) -> Result<Option<(String, i64)>, StoreError> {
-        let held = self
-            .conn
-            .query_row(
-                "SELECT platform, user_id FROM files WHERE key = ?1
+        self.db
+            .first(
+                "SELECT platform, user_id FROM files WHERE key = $1
                  UNION ALL
                  SELECT f.platform, f.user_id FROM moves m JOIN files f ON f.id = m.file
-                 WHERE m.to_key = ?1 AND m.done_at IS NULL
+                 WHERE m.to_key = $1 AND m.done_at IS NULL
                  LIMIT 1",
-                params![key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                vals![key],
             )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(held)
+            .and_then(|r| r.map(|r| Ok((r.text(0)?, r.i64(1)?))).transpose())
+            .map_err(|e| self.err(e))
     }
 
     /// Whether anything holds `key` (for a rename's target).
@@ -159,13 +157,12 @@ impl Store {
     /// wanted key when it is free or the sender's own, else the first free `name (n).ext`.
     pub fn claim_key(&mut self, claim: &KeyClaim) -> Result<ClaimedKey, StoreError> {
         let before = self
-            .conn
-            .query_row(
-                "SELECT key FROM files WHERE claimed_by = ?1",
-                params![claim.event],
-                |r| r.get::<_, String>(0),
+            .db
+            .first(
+                "SELECT key FROM files WHERE claimed_by = $1",
+                vals![&claim.event],
             )
-            .optional()
+            .and_then(|r| r.map(|r| r.text(0)).transpose())
             .map_err(|e| self.err(e))?;
         if let Some(key) = before {
             return Ok(ClaimedKey {
@@ -177,20 +174,20 @@ impl Store {
             let key = numbered(&claim.wanted, n, claim.max_bytes);
             match self.key_holder(&key)? {
                 None => {
-                    self.conn
-                        .execute(
+                    self.db
+                        .exec(
                             "INSERT INTO files (key, platform, user_id, chat_id, claimed_by, claimed_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![key, claim.platform, claim.user_id, claim.chat_id, claim.event, now_secs()],
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                            vals![&key, &claim.platform, claim.user_id, claim.chat_id, &claim.event, now_secs()],
                         )
                         .map_err(|e| self.err(e))?;
                     return Ok(ClaimedKey { key, unknown: true });
                 }
                 Some((platform, user)) if platform == claim.platform && user == claim.user_id => {
-                    self.conn
-                        .execute(
-                            "UPDATE files SET claimed_by = ?2, claimed_at = ?3 WHERE key = ?1",
-                            params![key, claim.event, now_secs()],
+                    self.db
+                        .exec(
+                            "UPDATE files SET claimed_by = $2, claimed_at = $3 WHERE key = $1",
+                            vals![&key, &claim.event, now_secs()],
                         )
                         .map_err(|e| self.err(e))?;
                     return Ok(ClaimedKey {
@@ -201,20 +198,24 @@ impl Store {
                 Some(_) => {}
             }
         }
-        Err(self.err(rusqlite::Error::InvalidParameterName(format!(
-            "no free key for {:?} among {MAX_CANDIDATES} numbered names",
-            claim.wanted
-        ))))
+        Err(self.err(DbError::Type {
+            column: 0,
+            expected: "a free key",
+            found: format!(
+                "none for {:?} among {MAX_CANDIDATES} numbered names",
+                claim.wanted
+            ),
+        }))
     }
 
     /// Records that the bucket already holds an object under a key this event claimed as
     /// unknown: the key becomes someone else's, and the next claim moves on.
     pub fn mark_foreign(&mut self, key: &str, event: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE files SET platform = ?3, user_id = 0, claimed_by = NULL
-                 WHERE key = ?1 AND claimed_by = ?2 AND saved_at IS NULL",
-                params![key, event, FOREIGN],
+        self.db
+            .exec(
+                "UPDATE files SET platform = $3, user_id = 0, claimed_by = NULL
+                 WHERE key = $1 AND claimed_by = $2 AND saved_at IS NULL",
+                vals![key, event, FOREIGN],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -222,10 +223,10 @@ impl Store {
 
     /// Gives up the key an event claimed for a document that was not stored.
     pub fn release_claim(&mut self, event: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "DELETE FROM files WHERE claimed_by = ?1 AND saved_at IS NULL",
-                params![event],
+        self.db
+            .exec(
+                "DELETE FROM files WHERE claimed_by = $1 AND saved_at IS NULL",
+                vals![event],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -235,61 +236,65 @@ impl Store {
     /// there, which was the same owner's); answers the file's id.
     pub fn record_saved_file(&mut self, file: &SavedFile) -> Result<i64, StoreError> {
         let now = now_secs();
-        self.conn
-            .query_row(
+        self.db
+            .first(
                 "INSERT INTO files (key, platform, user_id, chat_id, bytes, sha256, file_id,
                      file_unique_id, saved_at, claimed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
-                 ON CONFLICT (key) DO UPDATE SET platform = ?2, user_id = ?3, chat_id = ?4,
-                     bytes = ?5, sha256 = ?6, file_id = ?7, file_unique_id = ?8, saved_at = ?9
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                 ON CONFLICT (key) DO UPDATE SET platform = excluded.platform,
+                     user_id = excluded.user_id, chat_id = excluded.chat_id,
+                     bytes = excluded.bytes, sha256 = excluded.sha256, file_id = excluded.file_id,
+                     file_unique_id = excluded.file_unique_id, saved_at = excluded.saved_at
                  RETURNING id",
-                params![
-                    file.key,
-                    file.platform,
+                vals![
+                    &file.key,
+                    &file.platform,
                     file.user_id,
                     file.chat_id,
-                    file.bytes as i64,
-                    file.sha256,
-                    file.file_id,
-                    file.file_unique_id,
+                    file.bytes,
+                    &file.sha256,
+                    &file.file_id,
+                    file.file_unique_id.as_deref(),
                     now
                 ],
-                |r| r.get(0),
             )
+            .and_then(|r| r.map_or(Ok(0), |r| r.i64(0)))
             .map_err(|e| self.err(e))
     }
 
     /// The record of the document stored under `key`, if any.
     pub fn saved_file(&self, key: &str) -> Result<Option<SavedFile>, StoreError> {
-        self.conn
-            .query_row(
+        self.db
+            .first(
                 "SELECT key, platform, user_id, chat_id, bytes, sha256, file_id, file_unique_id
-                 FROM files WHERE key = ?1 AND saved_at IS NOT NULL",
-                params![key],
-                |r| {
-                    Ok(SavedFile {
-                        key: r.get(0)?,
-                        platform: r.get(1)?,
-                        user_id: r.get(2)?,
-                        chat_id: r.get(3)?,
-                        bytes: r.get::<_, i64>(4)? as u64,
-                        sha256: r.get(5)?,
-                        file_id: r.get(6)?,
-                        file_unique_id: r.get(7)?,
-                    })
-                },
+                 FROM files WHERE key = $1 AND saved_at IS NOT NULL",
+                vals![key],
             )
-            .optional()
+            .and_then(|r| {
+                r.map(|r| {
+                    Ok(SavedFile {
+                        key: r.text(0)?,
+                        platform: r.text(1)?,
+                        user_id: r.i64(2)?,
+                        chat_id: r.i64(3)?,
+                        bytes: r.u64(4)?,
+                        sha256: r.text(5)?,
+                        file_id: r.text(6)?,
+                        file_unique_id: r.opt_text(7)?,
+                    })
+                })
+                .transpose()
+            })
             .map_err(|e| self.err(e))
     }
 
     /// A saved file by its id.
     pub fn file_by_id(&self, id: i64) -> Result<Option<FileEntry>, StoreError> {
         let sql =
-            format!("SELECT {ENTRY_COLUMNS} FROM files WHERE id = ?1 AND saved_at IS NOT NULL");
-        self.conn
-            .query_row(&sql, params![id], entry)
-            .optional()
+            format!("SELECT {ENTRY_COLUMNS} FROM files WHERE id = $1 AND saved_at IS NOT NULL");
+        self.db
+            .first(&sql, vals![id])
+            .and_then(|r| r.as_ref().map(entry).transpose())
             .map_err(|e| self.err(e))
     }
 
@@ -306,47 +311,53 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<FileEntry>, u64), StoreError> {
-        let (filter, platform, user) = match owner {
-            Some((p, u)) => ("platform = ?1 AND user_id = ?2 AND", p, u),
-            None => ("?1 = ?1 AND ?2 = ?2 AND platform != 'bucket' AND", "", 0),
+        let (filter, mut params) = match owner {
+            Some((p, u)) => (
+                "platform = $1 AND user_id = $2 AND",
+                vec![Val::from(p), u.into()],
+            ),
+            None => ("platform != 'bucket' AND", Vec::new()),
         };
+        let total = self.count(
+            &format!("SELECT COUNT(*) FROM files WHERE {filter} saved_at IS NOT NULL"),
+            &params,
+        )?;
+        let (l, o) = (params.len() + 1, params.len() + 2);
+        params.extend([Val::from(limit), Val::from(offset)]);
         let page_sql = format!(
             "SELECT {ENTRY_COLUMNS} FROM files WHERE {filter} saved_at IS NOT NULL
-             ORDER BY saved_at DESC, id DESC LIMIT ?3 OFFSET ?4"
+             ORDER BY saved_at DESC, id DESC LIMIT ${l} OFFSET ${o}"
         );
-        let count_sql = format!("SELECT COUNT(*) FROM files WHERE {filter} saved_at IS NOT NULL");
-        let total: i64 = self
-            .conn
-            .query_row(&count_sql, params![platform, user], |r| r.get(0))
+        let page = self
+            .db
+            .query(&page_sql, &params)
+            .and_then(|r| rows(r, entry))
             .map_err(|e| self.err(e))?;
-        let mut stmt = self
-            .conn
-            .prepare_cached(&page_sql)
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![platform, user, limit as i64, offset as i64], entry)
-            .map_err(|e| self.err(e))?;
-        let page = rows
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        Ok((page, total as u64))
+        Ok((page, total))
     }
 
     /// Frees the keys of documents whose updates never finished (moved to the poison list) by
     /// `before`: claims without a stored file, and renames that never completed.
     pub fn prune_stale_claims(&mut self, before: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch(&format!(
-                "DELETE FROM files WHERE saved_at IS NULL AND claimed_by IS NOT NULL AND claimed_at < {before};
-                 DELETE FROM moves WHERE done_at IS NULL AND started_at < {before};"
-            ))
+        self.db
+            .exec(
+                "DELETE FROM files WHERE saved_at IS NULL AND claimed_by IS NOT NULL AND claimed_at < $1",
+                vals![before],
+            )
+            .and_then(|_| {
+                self.db.exec(
+                    "DELETE FROM moves WHERE done_at IS NULL AND started_at < $1",
+                    vals![before],
+                )
+            })
+            .map(drop)
             .map_err(|e| self.err(e))
     }
 
     /// Forgets a file whose object is no longer in the bucket.
     pub fn forget_file(&mut self, id: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM files WHERE id = ?1", params![id])
+        self.db
+            .exec("DELETE FROM files WHERE id = $1", vals![id])
             .map(drop)
             .map_err(|e| self.err(e))
     }

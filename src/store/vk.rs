@@ -2,9 +2,9 @@
 //! journaled once, and the journal orders VK events as they arrived) and the long-poll `ts`
 //! to resume from after a restart.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{vals, Sql};
 
-use super::{now_secs, Store, StoreError};
+use super::{error_for, now_secs, Store, StoreError};
 use crate::inbound::VK_IDS;
 
 /// The tables of this module.
@@ -22,48 +22,40 @@ impl Store {
     /// else the next in arrival order.
     pub fn vk_ids(&mut self, event_ids: &[String]) -> Result<Vec<i64>, StoreError> {
         let now = now_secs();
-        let path = self.path.clone();
-        let err = |source| StoreError {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(&err)?;
-        let mut ids = Vec::with_capacity(event_ids.len());
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT OR IGNORE INTO vk_events (event_id, at) VALUES (?1, ?2)")
-                .map_err(&err)?;
-            let mut select = tx
-                .prepare_cached("SELECT seq FROM vk_events WHERE event_id = ?1")
-                .map_err(&err)?;
-            for event in event_ids {
-                insert.execute(params![event, now]).map_err(&err)?;
-                let seq: i64 = select
-                    .query_row(params![event], |r| r.get(0))
-                    .map_err(&err)?;
-                ids.push(VK_IDS + seq);
-            }
-        }
-        tx.commit().map_err(err)?;
-        Ok(ids)
+        let err = error_for(&self.path);
+        self.db
+            .transaction(|db| {
+                let mut ids = Vec::with_capacity(event_ids.len());
+                for event in event_ids {
+                    db.exec(
+                        "INSERT INTO vk_events (event_id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        vals![event, now],
+                    )?;
+                    let seq = db
+                        .first("SELECT seq FROM vk_events WHERE event_id = $1", vals![event])?
+                        .map_or(Ok(0), |r| r.i64(0))?;
+                    ids.push(VK_IDS + seq);
+                }
+                Ok(ids)
+            })
+            .map_err(err)
     }
 
     /// The long-poll `ts` saved after the last journaled batch.
     pub fn vk_ts(&self) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row("SELECT value FROM vk_state WHERE key = 'ts'", [], |r| {
-                r.get(0)
-            })
-            .optional()
+        self.db
+            .first("SELECT value FROM vk_state WHERE key = 'ts'", &[])
+            .and_then(|r| r.map(|r| r.text(0)).transpose())
             .map_err(|e| self.err(e))
     }
 
     /// Saves the long-poll `ts` to resume from.
     pub fn set_vk_ts(&mut self, ts: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO vk_state (key, value) VALUES ('ts', ?1)",
-                params![ts],
+        self.db
+            .exec(
+                "INSERT INTO vk_state (key, value) VALUES ('ts', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                vals![ts],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -71,8 +63,8 @@ impl Store {
 
     /// Forgets the ids of VK events older than `before` (VK does not deliver them again).
     pub(super) fn prune_vk_events(&mut self, before: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM vk_events WHERE at < ?1", params![before])
+        self.db
+            .exec("DELETE FROM vk_events WHERE at < $1", vals![before])
             .map(drop)
             .map_err(|e| self.err(e))
     }
