@@ -67,6 +67,9 @@ pub struct Metrics {
     /// Unix time (ms) an intake success was last written to the store, per source
     /// (Telegram, VK).
     pub intake_noted_ms: [AtomicU64; 2],
+    /// Set while this replica is a standby (another holds the poller lease): the outboxes and
+    /// the ETL are left to the replica that polls.
+    pub standby: std::sync::atomic::AtomicBool,
     /// Webhook deliveries refused for a wrong or missing secret.
     pub webhook_unauthorized: AtomicU64,
     /// Labelled counters, gauges and histograms.
@@ -235,6 +238,11 @@ impl Metrics {
             && last
                 .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// Whether this replica does the work only one replica may do (always, without replicas).
+    pub fn is_active(&self) -> bool {
+        !self.standby.load(Ordering::Relaxed)
     }
 
     /// Adds one to a counter.

@@ -88,9 +88,35 @@ pub struct StoreSettings {
     /// Empty: SQLite in `data_dir`; `postgres://…`: a PostgreSQL server. A secret (it may hold a
     /// password): never logged.
     pub url: Secret,
+    /// How long a replica's lease on polling lasts without renewal, in seconds.
+    pub lease_secs: u64,
+    /// This replica's name in leases; empty: `<host>-<pid>-<random>`.
+    pub replica_id: String,
 }
 
 impl StoreSettings {
+    /// This replica's name: `replica_id`, or one made of the host name, the process id and a
+    /// random part (unique across restarts).
+    pub fn replica_name(&self) -> String {
+        if !self.replica_id.is_empty() {
+            return self.replica_id.clone();
+        }
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+        let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+        let host = if ok {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..end]).into_owned()
+        } else {
+            "replica".to_string()
+        };
+        format!(
+            "{host}-{}-{:04x}",
+            std::process::id(),
+            rand::random::<u16>()
+        )
+    }
+
     /// Whether the store is a PostgreSQL server.
     pub fn is_postgres(&self) -> bool {
         !self.url.is_empty()
@@ -732,6 +758,9 @@ impl Settings {
                     "store.url",
                     "must be empty (SQLite in data_dir) or a postgres:// URL",
                 );
+            }
+            if !(3..=300).contains(&self.store.lease_secs) {
+                return invalid("store.lease_secs", "must be between 3 and 300");
             }
             if self.s3.endpoint.is_empty() {
                 return invalid(

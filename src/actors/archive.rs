@@ -42,13 +42,21 @@ pub struct ArchiveActor {
     draining: bool,
     paused_until: Option<Instant>,
     keep_copies_days: u32,
+    /// A standby replica leaves the outbox to the replica that polls.
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl ArchiveActor {
     /// A writer into `bucket` that keeps local copies of delivered objects for
     /// `keep_copies_days` days (0: none).
-    pub fn new(bucket: Box<Bucket>, store: Addr<StoreActor>, keep_copies_days: u32) -> Self {
+    pub fn new(
+        bucket: Box<Bucket>,
+        store: Addr<StoreActor>,
+        keep_copies_days: u32,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Self {
         Self {
+            metrics,
             bucket: Rc::from(bucket),
             store,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
@@ -99,7 +107,10 @@ impl ArchiveActor {
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
-        if self.draining || self.paused_until.is_some_and(|t| Instant::now() < t) {
+        if self.draining
+            || self.paused_until.is_some_and(|t| Instant::now() < t)
+            || !self.metrics.is_active()
+        {
             return;
         }
         self.draining = true;

@@ -76,9 +76,9 @@ impl EtlSchedulerActor {
         });
     }
 
-    /// Starts a pass unless one is running.
+    /// Starts a pass unless one is running (or another replica does the ETL).
     fn pass(&self, ctx: &mut Context<Self>) {
-        if self.pass_running.replace(true) {
+        if !self.shared.metrics.is_active() || self.pass_running.replace(true) {
             return;
         }
         let (shared, flag) = (self.shared.clone(), self.pass_running.clone());

@@ -8,14 +8,18 @@
 //! Errors and suspiciously quick empty answers back off; `retry_after` is honoured.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
 
 use super::pool::Dispatch;
-use super::store::JournalBatch;
-use super::store_chat::NoteIntake;
+use super::store::{JournalBatch, StoreActor};
+use super::store_chat::{
+    NoteIntake, PollerOffset, ReadLease, ReleaseLease, SavePollerOffset, TakeLease,
+};
 use super::worker::Job;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
@@ -58,6 +62,29 @@ struct Sinks {
     metrics: Arc<Metrics>,
 }
 
+/// The name of the poller's lease and saved offset.
+pub const POLLER_LEASE: &str = "telegram-poller";
+
+/// Polling under a lease, when replicas share one store: only the replica holding the lease
+/// polls, each poll starts right after the lease was renewed and ends (HTTP timeout included)
+/// well before the lease would expire, and the offset is saved under the lease's fencing
+/// token, so the next holder resumes there and two replicas never poll at once.
+pub struct PollLease {
+    /// The shared store.
+    pub store: Addr<StoreActor>,
+    /// This replica's name.
+    pub holder: String,
+    /// How long a lease lasts.
+    pub ttl: Duration,
+    /// Run when this replica begins a term, before its first poll: the journal's unfinished
+    /// updates (left by the replica that held the lease before) are handed to this replica's
+    /// pool.
+    pub take_over: TakeOver,
+}
+
+/// What a replica does when it becomes the poller (the journal replay).
+pub type TakeOver = Rc<dyn Fn() -> LocalBoxFuture<'static, Result<(), String>>>;
+
 /// The long-polling loop.
 pub struct PollerActor {
     telegram: Rc<TelegramClient>,
@@ -67,6 +94,27 @@ pub struct PollerActor {
     backoff: Backoff,
     stopping: bool,
     polling: bool,
+    lease: Option<Rc<PollLease>>,
+    /// The fencing token of the lease this replica holds, if any.
+    term: Option<i64>,
+    /// Who holds the lease, as last seen by a standby (to log changes once).
+    seen_holder: Option<String>,
+}
+
+/// What one round under a lease did.
+enum Round {
+    /// Another replica holds the lease (who, and for how much longer, if known).
+    Standby(Option<(String, i64)>),
+    /// The store could not be asked.
+    StoreFailed(String),
+    /// This replica polled.
+    Polled {
+        token: i64,
+        new_term: bool,
+        start: i64,
+        outcome: PollOutcome,
+        kept: bool,
+    },
 }
 
 impl PollerActor {
@@ -79,8 +127,9 @@ impl PollerActor {
         (journal, note): (Recipient<JournalBatch>, Recipient<NoteIntake>),
         metrics: Arc<Metrics>,
     ) -> Self {
+        let telegram = TelegramClient::new(&settings).with_metrics(metrics.clone());
         Self {
-            telegram: Rc::new(TelegramClient::new(&settings).with_metrics(metrics.clone())),
+            telegram: Rc::new(telegram),
             settings,
             sinks: Rc::new(Sinks {
                 target,
@@ -93,7 +142,25 @@ impl PollerActor {
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             stopping: false,
             polling: false,
+            lease: None,
+            term: None,
+            seen_holder: None,
         }
+    }
+
+    /// Polls only while holding `lease`. The long-poll timeout and the HTTP timeout of
+    /// `getUpdates` are each cut to a third of the lease, so a poll started right after a
+    /// renewal ends before the lease could pass to another replica.
+    pub fn with_lease(mut self, lease: PollLease) -> Self {
+        let third = (lease.ttl.as_secs() / 3).max(1);
+        self.settings.poll_timeout_secs = self.settings.poll_timeout_secs.min(third);
+        self.settings.request_timeout_secs = self.settings.request_timeout_secs.min(third);
+        let metrics = self.sinks.metrics.clone();
+        // A standby until the lease is taken: the outboxes and the ETL wait for it.
+        metrics.standby.store(true, Ordering::Relaxed);
+        self.telegram = Rc::new(TelegramClient::new(&self.settings).with_metrics(metrics));
+        self.lease = Some(Rc::new(lease));
+        self
     }
 
     /// How long to wait before the next poll, and what to log about it.
@@ -264,6 +331,24 @@ impl Handler<Poll> for PollerActor {
         }
         fail::fail_point!("poller.poll");
         self.polling = true;
+        if let Some(lease) = self.lease.clone() {
+            let round = leased_round(
+                lease,
+                self.term,
+                (self.telegram.clone(), self.sinks.clone()),
+                self.offset,
+                (
+                    self.settings.poll_limit,
+                    self.settings.allowed_updates.clone(),
+                ),
+            );
+            ctx.spawn(
+                round
+                    .into_actor(self)
+                    .map(|round, act, ctx| act.after_round(round, ctx)),
+            );
+            return;
+        }
         let fut = poll_once(
             self.telegram.clone(),
             self.sinks.clone(),
@@ -306,5 +391,177 @@ impl Handler<StopPolling> for PollerActor {
         // No poll starts after this one; a poll in flight hands its batch over and ends there.
         self.stopping = true;
         log::info!("polling stops; next offset {}", self.offset);
+        if !self.polling {
+            self.release();
+        }
+    }
+}
+
+impl PollerActor {
+    /// Ends this replica's lease (a clean stop), so another takes over at once.
+    fn release(&mut self) {
+        if let (Some(lease), Some(_)) = (&self.lease, self.term.take()) {
+            lease.store.do_send(ReleaseLease {
+                name: POLLER_LEASE,
+                holder: lease.holder.clone(),
+            });
+            log::info!("poller lease released by replica {}", lease.holder);
+        }
+    }
+
+    /// Schedules what follows a round under the lease.
+    fn after_round(&mut self, round: Round, ctx: &mut Context<Self>) {
+        self.polling = false;
+        let lease = match &self.lease {
+            Some(lease) => lease.clone(),
+            None => return,
+        };
+        let recheck = (lease.ttl / 3).max(Duration::from_millis(200));
+        match round {
+            Round::Standby(seen) => {
+                self.sinks.metrics.standby.store(true, Ordering::Relaxed);
+                // Try again just after the holder's lease would run out (at most every third
+                // of a lease), so a dead holder is replaced about one lease after its last
+                // renewal.
+                let recheck = seen.as_ref().map_or(recheck, |(_, remaining)| {
+                    let after = Duration::from_millis((*remaining).max(0) as u64 + 100);
+                    after.min(recheck)
+                });
+                let holder = seen.map(|(holder, _)| holder);
+                if self.term.take().is_some() {
+                    log::warn!(
+                        "replica {} lost the poller lease to {}; it polls no more until it takes the lease again",
+                        lease.holder,
+                        holder.as_deref().unwrap_or("another replica")
+                    );
+                } else if holder != self.seen_holder {
+                    log::info!(
+                        "standby: replica {} holds the poller lease; this replica ({}) takes over if it lapses",
+                        holder.as_deref().unwrap_or("?"),
+                        lease.holder
+                    );
+                }
+                self.seen_holder = holder;
+                // The intake is healthy: the replica holding the lease polls.
+                Metrics::stamp(&self.sinks.metrics.telegram_intake_ok_ms);
+                if !self.stopping {
+                    ctx.notify_later(Poll, recheck);
+                }
+            }
+            Round::StoreFailed(e) => {
+                // Without the store no lease can be proven: poll no more until it answers.
+                self.term = None;
+                self.sinks.metrics.standby.store(true, Ordering::Relaxed);
+                let delay = self.backoff.next_delay();
+                log::error!(
+                    "poller lease: store unavailable ({e}); not polling, trying again in {:.1} s",
+                    delay.as_secs_f64()
+                );
+                if !self.stopping {
+                    ctx.notify_later(Poll, delay);
+                }
+            }
+            Round::Polled {
+                token,
+                new_term,
+                start,
+                outcome,
+                kept,
+            } => {
+                if new_term {
+                    log::info!("replica {} polls from offset {start}", lease.holder);
+                }
+                self.term = Some(token);
+                self.seen_holder = Some(lease.holder.clone());
+                self.sinks.metrics.standby.store(!kept, Ordering::Relaxed);
+                if let PollOutcome::Fetched { next_offset, .. } = &outcome {
+                    self.offset = *next_offset;
+                }
+                if !kept {
+                    log::warn!(
+                        "replica {} could not save the offset under its lease (token {token}); the lease passed on",
+                        lease.holder
+                    );
+                    self.term = None;
+                }
+                if self.stopping {
+                    self.release();
+                    return;
+                }
+                let delay = self.next_delay(&outcome);
+                if delay.is_zero() {
+                    ctx.notify(Poll);
+                } else {
+                    ctx.notify_later(Poll, delay);
+                }
+            }
+        }
+    }
+}
+
+/// One round under the lease: take or renew it, then (holding it) poll once and save the
+/// offset under its token.
+async fn leased_round(
+    lease: Rc<PollLease>,
+    term: Option<i64>,
+    (telegram, sinks): (Rc<TelegramClient>, Rc<Sinks>),
+    offset: i64,
+    (limit, allowed): (u32, Vec<String>),
+) -> Round {
+    let take = TakeLease {
+        name: POLLER_LEASE,
+        holder: lease.holder.clone(),
+        ttl_ms: lease.ttl.as_millis() as i64,
+    };
+    let token = match lease.store.send(take).await {
+        Ok(Ok(Some(token))) => token,
+        Ok(Ok(None)) => {
+            let holder = match lease.store.send(ReadLease(POLLER_LEASE)).await {
+                Ok(Ok(Some(state))) => Some((state.holder, state.remaining_ms)),
+                _ => None,
+            };
+            return Round::Standby(holder);
+        }
+        Ok(Err(e)) => return Round::StoreFailed(e.to_string()),
+        Err(e) => return Round::StoreFailed(e.to_string()),
+    };
+    let new_term = term != Some(token);
+    if new_term {
+        log::info!(
+            "replica {} holds the poller lease (token {token}); taking over the journal",
+            lease.holder
+        );
+        if let Err(e) = (lease.take_over)().await {
+            return Round::StoreFailed(format!("taking over the journal: {e}"));
+        }
+    }
+    let start = if new_term {
+        match lease.store.send(PollerOffset(POLLER_LEASE)).await {
+            Ok(Ok(saved)) => saved.unwrap_or(0).max(offset),
+            Ok(Err(e)) => return Round::StoreFailed(e.to_string()),
+            Err(e) => return Round::StoreFailed(e.to_string()),
+        }
+    } else {
+        offset
+    };
+    let outcome = poll_once(telegram, sinks, start, limit, allowed).await;
+    let kept = match &outcome {
+        PollOutcome::Fetched { next_offset, .. } if *next_offset != start => {
+            let save = SavePollerOffset {
+                name: POLLER_LEASE,
+                offset: *next_offset,
+                holder: lease.holder.clone(),
+                token,
+            };
+            matches!(lease.store.send(save).await, Ok(Ok(true)))
+        }
+        _ => true,
+    };
+    Round::Polled {
+        token,
+        new_term,
+        start,
+        outcome,
+        kept,
     }
 }

@@ -204,6 +204,57 @@ store_request!(
 );
 
 store_request!(
+    /// Takes or renews a lease; answers its fencing token, or `None` while another holds it.
+    TakeLease {
+        /// The duty.
+        pub name: &'static str,
+        /// This replica.
+        pub holder: String,
+        /// How long it lasts.
+        pub ttl_ms: i64,
+    } -> Option<i64>,
+    |s, m| s.lease_take(m.name, &m.holder, m.ttl_ms)
+);
+
+store_request!(
+    /// Ends this replica's lease at once.
+    ReleaseLease {
+        /// The duty.
+        pub name: &'static str,
+        /// This replica.
+        pub holder: String,
+    } -> (),
+    |s, m| s.lease_release(m.name, &m.holder)
+);
+
+store_request!(
+    /// The lease as the store has it.
+    ReadLease(pub &'static str) -> Option<crate::store::LeaseState>,
+    |s, m| s.lease(m.0)
+);
+
+store_request!(
+    /// The offset a poller saved.
+    PollerOffset(pub &'static str) -> Option<i64>,
+    |s, m| s.poller_offset(m.0)
+);
+
+store_request!(
+    /// Saves a poller's offset under its lease; answers whether the lease still held.
+    SavePollerOffset {
+        /// The duty.
+        pub name: &'static str,
+        /// The offset.
+        pub offset: i64,
+        /// This replica.
+        pub holder: String,
+        /// Its lease's token.
+        pub token: i64,
+    } -> bool,
+    |s, m| s.set_poller_offset(m.name, m.offset, (&m.holder, m.token))
+);
+
+store_request!(
     /// Whether the store can take a write now (readiness).
     ProbeWritable() -> (),
     |s, _m| s.probe_writable()

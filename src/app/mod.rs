@@ -5,17 +5,19 @@ mod etl;
 mod vk;
 
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::FutureExt;
 
 use crate::actors::airtable::AirtableActor;
 use crate::actors::archive::ArchiveActor;
 use crate::actors::etl_scheduler::EtlSchedulerActor;
 use crate::actors::guard;
 use crate::actors::objects::ObjectsPort;
-use crate::actors::poller::{PollerActor, StopPolling};
+use crate::actors::poller::{PollLease, PollerActor, StopPolling, TakeOver};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
 use crate::actors::uploader::S3UploaderActor;
@@ -265,6 +267,7 @@ impl Service {
         let archive = if settings.archive.is_enabled() {
             let raw = target.with_bucket(&settings.archive.raw_bucket).bucket()?;
             let keep_days = settings.archive.local_copy_days;
+            let am = metrics.clone();
             let store = store.clone();
             let etl = etl_target(
                 &target,
@@ -294,7 +297,7 @@ impl Service {
                     &archive_arbiter.handle(),
                     "ArchiveActor",
                     metrics.clone(),
-                    move |_| ArchiveActor::new(raw, store, keep_days),
+                    move |_| ArchiveActor::new(raw, store, keep_days, am),
                 )
                 .recipient(),
             )
@@ -327,7 +330,14 @@ impl Service {
             metrics: metrics.clone(),
         };
         let pool = WorkerPool::start(settings.workers, factory, worker_deps);
-        replay(&store, &pool, settings.max_attempts, &metrics).await?;
+        // Replicas on a shared store: only the poller lease's holder works the journal, and it
+        // replays it when its term begins (see `PollLease::take_over`).
+        let leased = settings.store.is_postgres()
+            && settings.telegram_enabled()
+            && settings.telegram.mode == TelegramMode::Polling;
+        if !leased {
+            replay(&store, &pool, settings.max_attempts, &metrics).await?;
+        }
         let telegram_line = match &bot {
             Some(bot) => format!(
                 "Telegram bot @{} (id {}) via {}{}",
@@ -355,17 +365,53 @@ impl Service {
         );
         let webhook_mode = settings.telegram.mode == TelegramMode::Webhook;
         let poller = (bot.is_some() && !webhook_mode).then(|| {
-            let (tg, pool, store, m) = (
+            let (tg, dispatch, sinks, m) = (
                 (settings.telegram.clone(), settings.security.clone()),
                 pool.clone().recipient(),
                 (store.clone().recipient(), store.clone().recipient()),
                 metrics.clone(),
             );
+            // Replicas on a shared store poll under a lease.
+            let lease = settings.store.is_postgres().then(|| {
+                let holder = settings.store.replica_name();
+                log::info!(
+                    "replica {holder}: polling Telegram only while holding the poller lease ({} s)",
+                    settings.store.lease_secs
+                );
+                (
+                    store.clone(),
+                    holder,
+                    Duration::from_secs(settings.store.lease_secs),
+                )
+            });
+            let (replay_pool, max_attempts) = (pool.clone(), settings.max_attempts);
             guard::start(
                 &Arbiter::current(),
                 "PollerActor",
                 metrics.clone(),
-                move |_| PollerActor::new(tg, pool, store, m),
+                move |_| {
+                    let poller =
+                        PollerActor::new(tg.clone(), dispatch.clone(), sinks.clone(), m.clone());
+                    let Some((store, holder, ttl)) = lease.clone() else {
+                        return poller;
+                    };
+                    let (s, p, metrics) = (store.clone(), replay_pool.clone(), m.clone());
+                    let take_over: TakeOver = Rc::new(move || {
+                        let (s, p, metrics) = (s.clone(), p.clone(), metrics.clone());
+                        async move {
+                            replay(&s, &p, max_attempts, &metrics)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        .boxed_local()
+                    });
+                    poller.with_lease(PollLease {
+                        store,
+                        holder,
+                        ttl,
+                        take_over,
+                    })
+                },
             )
         });
         let vk_poller = settings.vk.enabled.then(|| {

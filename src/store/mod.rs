@@ -17,6 +17,7 @@ mod admin;
 mod days;
 pub mod db;
 mod files;
+mod leases;
 mod outbox;
 pub mod pg_schema;
 #[cfg(test)]
@@ -28,6 +29,7 @@ mod vk;
 pub use admin::{PoisonItem, Status, REJECTED_IDS};
 pub use days::{day_of_key, DayState};
 pub use files::OpenUpload;
+pub use leases::LeaseState;
 pub use renames::{Move, MoveStart};
 pub use saved::{ClaimedKey, FileEntry, KeyClaim, SavedFile, FOREIGN};
 
@@ -238,6 +240,7 @@ impl Store {
             saved::SCHEMA,
             renames::SCHEMA,
             vk::SCHEMA,
+            leases::SCHEMA,
         ];
         for sql in schema {
             db.batch(sql).map_err(err)?;

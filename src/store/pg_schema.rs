@@ -11,9 +11,10 @@ use super::db::{vals, DbError, Postgres, Sql};
 const MIGRATION_LOCK: i64 = 0x7467_696e_6765_7374;
 
 /// The migrations, in order. A released migration is never changed: a change is a new one.
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE journal (
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE journal (
          update_id BIGINT PRIMARY KEY,
          raw TEXT NOT NULL,
          attempts BIGINT NOT NULL DEFAULT 0,
@@ -102,7 +103,9 @@ pub const MIGRATIONS: &[(i64, &str)] = &[(
      CREATE TABLE intake_seen (
          source TEXT PRIMARY KEY,
          at BIGINT NOT NULL);",
-)];
+    ),
+    (2, super::leases::SCHEMA),
+];
 
 /// Applies the migrations this database lacks, holding the migration lock; answers the
 /// versions applied now.
