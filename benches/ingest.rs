@@ -19,8 +19,12 @@
 //! - backlog: the binary starts with 200,000 text updates and 50 documents of 20 MB waiting:
 //!   the time to handle them all and the process's peak RSS (target: 150 MiB or less).
 //!
-//! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`) runs one. `BENCH_UPDATES`
-//! (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
+//! - store: the text throughput of one process on SQLite and on PostgreSQL (a server started
+//!   for the run), `BENCH_STORE_UPDATES` (default 5,000) updates from 500 chats each, with the
+//!   CPU time of the process and of the PostgreSQL server.
+//!
+//! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`, `store`)
+//! runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -60,6 +64,81 @@ fn main() {
     }
     if all || args.iter().any(|a| a == "backlog") {
         bench_backlog();
+    }
+    if all || args.iter().any(|a| a == "store") {
+        bench_store();
+    }
+}
+
+/// CPU seconds (user + system) of the processes whose `stat` files `pids` name.
+fn cpu_secs(pids: &[u32]) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name, which ends with the last ')'.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .sum()
+}
+
+/// The PostgreSQL server's processes (all run as the `postgres` user here).
+fn postgres_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim() == "postgres")
+        })
+        .collect()
+}
+
+/// One process handling a backlog of texts on SQLite, then on PostgreSQL.
+fn bench_store() {
+    let n = env_or("BENCH_STORE_UPDATES", 5_000) as usize;
+    let pg = support::pg::TestPostgres::start();
+    for engine in ["SQLite", "PostgreSQL"] {
+        let tg = FakeTelegram::start(TOKEN);
+        tg.record_calls(false);
+        let s3 = TestS3::start();
+        let data = tempfile::tempdir().unwrap();
+        let mut extra = vec![
+            ("TG_INGEST__WORKERS", "4"),
+            ("TG_INGEST__TELEGRAM__POLL_TIMEOUT_SECS", "10"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+        ];
+        if engine == "PostgreSQL" {
+            extra.push(("TG_INGEST__STORE__URL", pg.url.as_str()));
+        }
+        let _service =
+            TestService::start(settings_from(service_env(&tg, &s3, data.path(), &extra)));
+        let bodies: Vec<_> = (0..n)
+            .map(|i| text(&tg, 30_000 + (i % 500) as i64, "hello"))
+            .collect();
+        let me = std::process::id();
+        let (cpu_before, pg_before) = (cpu_secs(&[me]), cpu_secs(&postgres_pids()));
+        let started = Instant::now();
+        tg.push_many(bodies);
+        wait_until(Duration::from_secs(600), "all replies", || {
+            tg.sent_count() >= n
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let cpu = cpu_secs(&[me]) - cpu_before;
+        let pg_cpu = cpu_secs(&postgres_pids()) - pg_before;
+        println!(
+            "store: {engine}, one process: {n} texts from 500 chats in {elapsed:.2} s = {:.0} updates/s; \
+             CPU: service and fakes {:.0}%, PostgreSQL server {:.0}% (of one core)",
+            n as f64 / elapsed,
+            cpu / elapsed * 100.0,
+            pg_cpu / elapsed * 100.0
+        );
     }
 }
 
