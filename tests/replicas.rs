@@ -99,9 +99,10 @@ fn one_replica_polls_and_another_takes_over_within_the_lease_when_it_is_killed()
     assert_eq!(tg.max_concurrent_polls(), 1, "never two getUpdates at once");
     wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
     assert!(store.poisoned().unwrap().is_empty());
-    // An update the killed replica had replied to but not yet finished is answered again by
-    // the replica that replays the journal; nothing else is.
-    assert!(extra <= USERS as usize, "{extra} extra replies");
+    // An update the killed replica had replied to but not yet recorded as finished is answered
+    // again by the replica that replays the journal. Only the first 100 texts (pushed before
+    // the kill) can be.
+    assert!(extra <= 2 * USERS as usize, "{extra} extra replies");
     let polled_by: Vec<usize> = (0..3)
         .filter(|i| {
             std::fs::read_to_string(&logs[*i])

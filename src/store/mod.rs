@@ -351,18 +351,38 @@ impl Store {
         fresh.map_err(err)
     }
 
-    /// Marks updates as finished: they leave the journal and are remembered as done.
+    /// Marks updates as finished: they leave the journal and are remembered as done. Two
+    /// statements per 100 updates, in one transaction.
     pub fn finish(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        const CHUNK: usize = 100;
         let now = now_secs();
         let err = error_for(&self.path);
+        // One row may be changed once per statement (PostgreSQL refuses more).
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
         self.db
             .transaction(|db| {
-                for id in ids {
-                    db.exec("DELETE FROM journal WHERE update_id = $1", vals![*id])?;
+                for chunk in ids.chunks(CHUNK) {
+                    let n = chunk.len();
+                    let list = (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                    let params: Vec<Val> = chunk.iter().map(|id| Val::from(*id)).collect();
                     db.exec(
-                        "INSERT INTO done (update_id, finished_at) VALUES ($1, $2)
-                         ON CONFLICT (update_id) DO UPDATE SET finished_at = excluded.finished_at",
-                        vals![*id, now],
+                        &format!("DELETE FROM journal WHERE update_id IN ({list})"),
+                        &params,
+                    )?;
+                    let rows = (1..=n)
+                        .map(|i| format!("(${i}, ${})", n + 1))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let mut with_time = params;
+                    with_time.push(Val::from(now));
+                    db.exec(
+                        &format!(
+                            "INSERT INTO done (update_id, finished_at) VALUES {rows}
+                             ON CONFLICT (update_id) DO UPDATE SET finished_at = excluded.finished_at"
+                        ),
+                        &with_time,
                     )?;
                 }
                 Ok(())
@@ -590,6 +610,28 @@ mod tests {
         assert!(
             s.journal(&[(1, "{}")]).unwrap().is_empty(),
             "finished is not journaled again"
+        );
+    }
+
+    #[test]
+    fn finishing_hundreds_at_once_takes_them_all_out_of_the_journal() {
+        let (mut s, _d) = store();
+        let rows: Vec<(i64, String)> = (1..=250)
+            .map(|id| (id, format!("{{\"n\":{id}}}")))
+            .collect();
+        let rows: Vec<(i64, &str)> = rows.iter().map(|(id, raw)| (*id, raw.as_str())).collect();
+        assert_eq!(s.journal(&rows).unwrap().len(), 250);
+        let mut ids: Vec<i64> = (1..=250).collect();
+        ids.push(7); // twice in one batch
+        s.finish(&ids[..240]).unwrap();
+        assert_eq!(s.journal_len().unwrap(), 10);
+        let mut rest = ids[240..].to_vec();
+        rest.push(245); // twice in one call
+        s.finish(&rest).unwrap();
+        assert_eq!(s.journal_len().unwrap(), 0);
+        assert!(
+            s.journal(&rows).unwrap().is_empty(),
+            "all remembered as done"
         );
     }
 
