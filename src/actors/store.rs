@@ -231,6 +231,19 @@ impl Handler<Finished> for StoreActor {
     }
 }
 
+/// Writes the finished updates waiting for their batch now (a clean stop sends it last).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriteFinished;
+
+impl Handler<WriteFinished> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, _: WriteFinished, _: &mut Context<Self>) {
+        self.write_finished();
+    }
+}
+
 impl Handler<AttemptFailed> for StoreActor {
     type Result = ();
 

@@ -19,7 +19,7 @@ use crate::actors::guard;
 use crate::actors::objects::ObjectsPort;
 use crate::actors::poller::{PollLease, PollerActor, StopPolling, TakeOver};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
-use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay};
+use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay, WriteFinished};
 use crate::actors::uploader::S3UploaderActor;
 use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
 use crate::airtable::{AirtableClient, AirtableError};
@@ -544,6 +544,8 @@ impl Service {
             )
             .await;
         }
+        // The finished updates waiting for their batch are written before the store stops.
+        let _ = self.store.send(WriteFinished).await;
         if let Some((journal, poison)) = self.store_stats().await {
             log::info!("journal holds {journal} unfinished updates; poison list holds {poison}");
         }

@@ -322,28 +322,47 @@ impl Store {
         if sqlite {
             self.db.batch("PRAGMA synchronous = FULL;").map_err(err)?;
         }
+        // One statement per 100 updates: a row each, except for those journaled, finished or
+        // set aside before (a repeated delivery is not handled again).
+        const CHUNK: usize = 100;
         let fresh = self.db.transaction(|db| {
-            let mut fresh = Vec::with_capacity(updates.len());
-            for (id, raw, chat, date) in updates {
-                // Finished or set aside: a repeated delivery is not handled again.
-                let seen = db.exists(
-                    "SELECT 1 FROM done WHERE update_id = $1
-                     UNION ALL SELECT 1 FROM poison WHERE update_id = $1",
-                    vals![*id],
-                )?;
-                if seen {
-                    continue;
+            let mut inserted = std::collections::HashSet::new();
+            for chunk in updates.chunks(CHUNK) {
+                let rows = (0..chunk.len())
+                    .map(|i| {
+                        let p = 4 * i + 2;
+                        format!(
+                            "(CAST(${p} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS BIGINT))",
+                            p + 1,
+                            p + 2,
+                            p + 3
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut params = vec![Val::from(now)];
+                for (id, raw, chat, date) in chunk {
+                    params.extend([Val::from(*id), Val::from(*raw), Val::from(*chat), Val::from(*date)]);
                 }
-                let inserted = db.exec(
-                    "INSERT INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
-                     VALUES ($1, $2, 0, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    vals![*id, *raw, now, *chat, *date],
-                )?;
-                if inserted == 1 {
-                    fresh.push(*id);
+                let sql = format!(
+                    "WITH v (update_id, raw, chat_id, msg_date) AS (VALUES {rows})
+                     INSERT INTO journal (update_id, raw, attempts, received_at, chat_id, msg_date)
+                     SELECT v.update_id, v.raw, 0, $1, v.chat_id, v.msg_date FROM v
+                     WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.update_id = v.update_id)
+                       AND NOT EXISTS (SELECT 1 FROM poison p WHERE p.update_id = v.update_id)
+                     ON CONFLICT DO NOTHING
+                     RETURNING update_id"
+                );
+                for row in db.query(&sql, &params)? {
+                    inserted.insert(row.i64(0)?);
                 }
             }
-            Ok(fresh)
+            // In the order they came, each once.
+            Ok(updates
+                .iter()
+                .map(|u| u.0)
+                .filter(|id| inserted.remove(id))
+                .collect::<Vec<i64>>())
         });
         if sqlite {
             self.db.batch("PRAGMA synchronous = NORMAL;").map_err(err)?;
@@ -610,6 +629,11 @@ mod tests {
         assert!(
             s.journal(&[(1, "{}")]).unwrap().is_empty(),
             "finished is not journaled again"
+        );
+        assert_eq!(
+            s.journal(&[(9, "{}"), (8, "{}"), (9, "{}")]).unwrap(),
+            [9, 8],
+            "in the order given, each once"
         );
     }
 
