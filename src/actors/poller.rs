@@ -374,12 +374,7 @@ impl Handler<Poll> for PollerActor {
                 // Idle from now on; the actor ends with the system.
                 return;
             }
-            let delay = act.next_delay(&outcome);
-            if delay.is_zero() {
-                ctx.notify(Poll);
-            } else {
-                ctx.notify_later(Poll, delay);
-            }
+            act.poll_after(&outcome, ctx);
         }));
     }
 }
@@ -406,6 +401,16 @@ impl PollerActor {
                 holder: lease.holder.clone(),
             });
             log::info!("poller lease released by replica {}", lease.holder);
+        }
+    }
+
+    /// Schedules the next poll after `outcome` (at once, or after a backoff or a wait).
+    fn poll_after(&mut self, outcome: &PollOutcome, ctx: &mut Context<Self>) {
+        let delay = self.next_delay(outcome);
+        if delay.is_zero() {
+            ctx.notify(Poll);
+        } else {
+            ctx.notify_later(Poll, delay);
         }
     }
 
@@ -488,12 +493,7 @@ impl PollerActor {
                     self.release();
                     return;
                 }
-                let delay = self.next_delay(&outcome);
-                if delay.is_zero() {
-                    ctx.notify(Poll);
-                } else {
-                    ctx.notify_later(Poll, delay);
-                }
+                self.poll_after(&outcome, ctx);
             }
         }
     }
