@@ -20,7 +20,7 @@ pub(super) const SCHEMA: &str = "
         next_offset BIGINT NOT NULL);";
 
 /// The database's clock in Unix milliseconds, as SQL.
-fn now_ms(engine: Engine) -> &'static str {
+pub(super) fn now_ms(engine: Engine) -> &'static str {
     match engine {
         Engine::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         Engine::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use self::db::{vals, DbError, Engine, Postgres, Row, Sql, Sqlite, Val};
 
 mod admin;
+mod claims;
 mod days;
 pub mod db;
 mod files;
@@ -250,6 +251,8 @@ impl Store {
         db.batch(days::SCHEMA).map_err(err)?;
         db.batch(admin::SCHEMA).map_err(err)?;
         days::migrate(&db).map_err(err)?;
+        claims::migrate_sqlite(&db).map_err(err)?;
+        db.batch(claims::SCHEMA).map_err(err)?;
         let mut store = Self {
             db: Conn::Sqlite(db),
             path: name,

@@ -16,7 +16,7 @@ pub(super) const INDEXES: &str = "
         WHERE delivered_at IS NOT NULL;";
 
 /// An outbox item of a row.
-fn item(r: &Row) -> Result<OutboxItem, DbError> {
+pub(super) fn item(r: &Row) -> Result<OutboxItem, DbError> {
     Ok(OutboxItem {
         id: r.i64(0)?,
         key: r.text(1)?,

@@ -105,6 +105,22 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
          at BIGINT NOT NULL);",
     ),
     (2, super::leases::SCHEMA),
+    (
+        3,
+        concat!(
+            "ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+             ALTER TABLE outbox ADD COLUMN claim_until BIGINT;",
+            // The chat claims (`store::claims::SCHEMA`, written out: a released migration
+            // never changes).
+            "CREATE TABLE chat_claims (
+                 chat_id BIGINT PRIMARY KEY,
+                 holder TEXT NOT NULL,
+                 token BIGINT NOT NULL,
+                 expires_at BIGINT NOT NULL);
+             CREATE INDEX chat_claims_by_holder ON chat_claims (holder);
+             CREATE INDEX journal_by_chat ON journal ((COALESCE(chat_id, 0)), update_id);"
+        ),
+    ),
 ];
 
 /// Applies the migrations this database lacks, holding the migration lock; answers the

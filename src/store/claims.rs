@@ -1,0 +1,368 @@
+//! Claims: how replicas sharing one store split the work of the journal and the outboxes.
+//!
+//! A replica works a chat's journaled updates only while it holds that chat's claim: a row
+//! with the holder and an expiry, renewed while the replica lives and deleted once the chat
+//! has nothing left in the journal. So one chat's updates are handled by one replica at a
+//! time, oldest first, and different chats go to different replicas. The claim of a replica
+//! that died runs out and another replica takes the chat over; the oldest journaled update of
+//! a chat taken over so is charged one attempt (it may be the one that killed the replica), so
+//! an update that crashes every replica ends on the poison list instead of going round.
+//!
+//! Outbox items are claimed one by one in the same way ([`Store::outbox_claim`]): an item is
+//! delivered by the replica that claimed it, and offered to another only once that claim ran
+//! out. Times come from the database's clock.
+
+use super::db::{vals, Engine, Sql, Val};
+use super::leases::now_ms;
+use super::{error_for, rows, JournalEntry, OutboxItem, Store, StoreError};
+
+/// The table and indexes of this module on SQLite (the outbox columns are added by
+/// [`migrate_sqlite`]); PostgreSQL gets the same from its migration 3.
+pub(super) const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS chat_claims (
+        chat_id BIGINT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        token BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL);
+    CREATE INDEX IF NOT EXISTS chat_claims_by_holder ON chat_claims (holder);
+    CREATE INDEX IF NOT EXISTS journal_by_chat ON journal ((COALESCE(chat_id, 0)), update_id);";
+
+/// The outbox columns of per-item claims.
+pub(super) const OUTBOX_COLUMNS: [(&str, &str); 2] = [
+    (
+        "claimed_by",
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+    ),
+    (
+        "claim_until",
+        "ALTER TABLE outbox ADD COLUMN claim_until BIGINT",
+    ),
+];
+
+/// Adds the outbox claim columns to a SQLite database that predates them.
+pub(super) fn migrate_sqlite(db: &super::db::Sqlite) -> Result<(), super::db::DbError> {
+    let columns: Vec<String> = rows(
+        db.query("SELECT name FROM pragma_table_info('outbox')", &[])?,
+        |r| r.text(0),
+    )?;
+    for (name, sql) in OUTBOX_COLUMNS {
+        if !columns.iter().any(|c| c == name) {
+            db.batch(sql)?;
+        }
+    }
+    Ok(())
+}
+
+/// A `$first, $first+1, …` list of `n` parameters.
+fn params_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Claims up to `limit` chats that have journaled updates and no live claim (never
+    /// claimed, released, or run out), oldest waiting update first; answers the chats taken.
+    /// A chat taken over from a claim that ran out has its oldest journaled update charged one
+    /// attempt. Replicas claiming together never get the same chat.
+    pub fn claim_chats(
+        &mut self,
+        holder: &str,
+        ttl_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms(self.db.engine());
+        // `WHERE TRUE` lets SQLite tell the upsert's ON from a join's. Rows are locked in chat
+        // order, so replicas claiming together wait for each other instead of deadlocking.
+        let sql = format!(
+            "WITH free AS (
+                 SELECT COALESCE(j.chat_id, 0) AS chat, MIN(j.update_id) AS oldest FROM journal j
+                 WHERE NOT EXISTS (SELECT 1 FROM chat_claims k
+                     WHERE k.chat_id = COALESCE(j.chat_id, 0) AND k.expires_at >= {now})
+                 GROUP BY COALESCE(j.chat_id, 0)
+                 ORDER BY oldest LIMIT $3)
+             INSERT INTO chat_claims (chat_id, holder, token, expires_at)
+             SELECT chat, $1, 1, {now} + $2 FROM free WHERE TRUE ORDER BY chat
+             ON CONFLICT (chat_id) DO UPDATE SET holder = excluded.holder,
+                 token = chat_claims.token + 1, expires_at = excluded.expires_at
+             WHERE chat_claims.expires_at < {now}
+             RETURNING chat_id, token"
+        );
+        let err = error_for(&self.path);
+        let taken = self
+            .db
+            .query(&sql, vals![holder, ttl_ms, limit])
+            .and_then(|r| rows(r, |r| Ok((r.i64(0)?, r.i64(1)?))))
+            .map_err(err)?;
+        let over: Vec<Val> = taken
+            .iter()
+            .filter(|(_, token)| *token > 1)
+            .map(|(chat, _)| Val::from(*chat))
+            .collect();
+        if !over.is_empty() {
+            let sql = format!(
+                "UPDATE journal SET attempts = attempts + 1 WHERE update_id IN
+                 (SELECT MIN(update_id) FROM journal WHERE COALESCE(chat_id, 0) IN ({})
+                  GROUP BY COALESCE(chat_id, 0))",
+                params_list(1, over.len())
+            );
+            self.db.exec(&sql, &over).map_err(err)?;
+        }
+        Ok(taken.into_iter().map(|(chat, _)| chat).collect())
+    }
+
+    /// Extends every claim `holder` still holds (chats and outbox items) by `ttl_ms`; answers
+    /// how many chats it holds.
+    pub fn renew_claims(&mut self, holder: &str, ttl_ms: i64) -> Result<u64, StoreError> {
+        let now = now_ms(self.db.engine());
+        let err = error_for(&self.path);
+        self.db
+            .transaction(|db| {
+                let chats = db.exec(
+                    &format!("UPDATE chat_claims SET expires_at = {now} + $2 WHERE holder = $1"),
+                    vals![holder, ttl_ms],
+                )?;
+                db.exec(
+                    &format!(
+                        "UPDATE outbox SET claim_until = {now} + $2
+                         WHERE claimed_by = $1 AND delivered_at IS NULL AND dead_reason IS NULL"
+                    ),
+                    vals![holder, ttl_ms],
+                )?;
+                Ok(chats)
+            })
+            .map_err(err)
+    }
+
+    /// Gives up `holder`'s claims on chats that have nothing left in the journal, so their
+    /// next updates may go to any replica; answers how many.
+    pub fn release_idle_claims(&mut self, holder: &str) -> Result<u64, StoreError> {
+        self.db
+            .exec(
+                "DELETE FROM chat_claims WHERE holder = $1 AND NOT EXISTS
+                 (SELECT 1 FROM journal j WHERE COALESCE(j.chat_id, 0) = chat_claims.chat_id)",
+                vals![holder],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Gives up every claim of `holder` (a clean stop): chats and outbox items go to other
+    /// replicas at once.
+    pub fn release_claims(&mut self, holder: &str) -> Result<(), StoreError> {
+        let err = error_for(&self.path);
+        self.db
+            .transaction(|db| {
+                db.exec("DELETE FROM chat_claims WHERE holder = $1", vals![holder])?;
+                db.exec(
+                    "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
+                    vals![holder],
+                )
+            })
+            .map(drop)
+            .map_err(err)
+    }
+
+    /// The ids of up to `limit` journaled updates of the chats `holder` holds, in order.
+    pub fn claimed_updates(&self, holder: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
+        self.db
+            .query(
+                "SELECT j.update_id FROM journal j
+                 JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
+                 WHERE k.holder = $1 ORDER BY j.update_id LIMIT $2",
+                vals![holder, limit],
+            )
+            .and_then(|r| rows(r, |r| r.i64(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The journaled updates among `ids`, in order (those finished meanwhile are left out).
+    pub fn journal_entries(&self, ids: &[i64]) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut all = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let sql = format!(
+                "SELECT update_id, raw, attempts FROM journal WHERE update_id IN ({})",
+                params_list(1, chunk.len())
+            );
+            let params: Vec<Val> = chunk.iter().map(|id| Val::from(*id)).collect();
+            let found = self
+                .db
+                .query(&sql, &params)
+                .and_then(|r| {
+                    rows(r, |r| {
+                        Ok(JournalEntry {
+                            update_id: r.i64(0)?,
+                            raw: r.text(1)?,
+                            attempts: r.u32(2)?,
+                        })
+                    })
+                })
+                .map_err(|e| self.err(e))?;
+            all.extend(found);
+        }
+        all.sort_by_key(|e| e.update_id);
+        Ok(all)
+    }
+
+    /// Up to `limit` pending items of an outbox that no other replica has claimed (or whose
+    /// claim ran out), oldest first, claimed for `holder` for `ttl_ms`. Items `holder` claimed
+    /// before and has not delivered are offered again. On PostgreSQL, replicas claiming
+    /// together skip each other's rows.
+    pub fn outbox_claim(
+        &mut self,
+        kind: &str,
+        limit: usize,
+        (holder, ttl_ms): (&str, i64),
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let engine = self.db.engine();
+        let now = now_ms(engine);
+        let (hint, lock) = match engine {
+            Engine::Sqlite => ("INDEXED BY outbox_pending", ""),
+            Engine::Postgres => ("", "FOR UPDATE SKIP LOCKED"),
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = $3, claim_until = {now} + $4 WHERE id IN (
+                 SELECT id FROM outbox {hint}
+                 WHERE kind = $1 AND dead_reason IS NULL AND delivered_at IS NULL
+                   AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until < {now})
+                 ORDER BY id LIMIT $2 {lock})
+             RETURNING id, key, payload, attempts"
+        );
+        let mut items = self
+            .db
+            .query(&sql, vals![kind, limit, holder, ttl_ms])
+            .and_then(|r| rows(r, super::outbox::item))
+            .map_err(|e| self.err(e))?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_store as store;
+
+    fn journal(s: &mut super::Store, rows: &[(i64, i64)]) {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|&(id, chat)| (id, "{}", Some(chat), None))
+            .collect();
+        s.journal_dated(&rows).unwrap();
+    }
+
+    #[test]
+    fn a_chat_is_worked_by_one_holder_and_its_updates_come_in_order() {
+        let (mut s, _d) = store();
+        journal(&mut s, &[(1, 10), (2, 20), (3, 10), (4, 30), (5, 20)]);
+        // Oldest waiting update first: chats 10 and 20 go to a, 30 to b, nothing is left.
+        let mut a = s.claim_chats("a", 60_000, 2).unwrap();
+        a.sort_unstable();
+        assert_eq!(a, [10, 20]);
+        assert_eq!(s.claim_chats("b", 60_000, 5).unwrap(), [30]);
+        assert!(s.claim_chats("c", 60_000, 5).unwrap().is_empty());
+        assert_eq!(s.claimed_updates("a", 10).unwrap(), [1, 2, 3, 5]);
+        assert_eq!(s.claimed_updates("a", 2).unwrap(), [1, 2]);
+        assert_eq!(s.claimed_updates("b", 10).unwrap(), [4]);
+        let entries = s.journal_entries(&[5, 1, 99]).unwrap();
+        let ids: Vec<_> = entries.iter().map(|e| (e.update_id, e.attempts)).collect();
+        assert_eq!(
+            ids,
+            [(1, 0), (5, 0)],
+            "in order, unknown ids left out, not charged"
+        );
+
+        // A new update of a claimed chat is its holder's.
+        journal(&mut s, &[(6, 30)]);
+        assert!(s.claim_chats("a", 60_000, 5).unwrap().is_empty());
+        assert_eq!(s.claimed_updates("b", 10).unwrap(), [4, 6]);
+
+        // A chat is released once its journal is empty, and then anyone may take it.
+        s.finish(&[4]).unwrap();
+        assert_eq!(s.release_idle_claims("b").unwrap(), 0, "6 is left");
+        s.finish(&[6]).unwrap();
+        assert_eq!(s.release_idle_claims("b").unwrap(), 1);
+        journal(&mut s, &[(7, 30)]);
+        assert_eq!(s.claim_chats("c", 60_000, 5).unwrap(), [30]);
+        assert_eq!(
+            s.journal_entries(&[7]).unwrap()[0].attempts,
+            0,
+            "a released chat is taken without a charge"
+        );
+        assert_eq!(s.renew_claims("a", 60_000).unwrap(), 2);
+        s.release_claims("a").unwrap();
+        assert_eq!(s.renew_claims("a", 60_000).unwrap(), 0);
+        let mut free = s.claim_chats("c", 60_000, 5).unwrap();
+        free.sort_unstable();
+        assert_eq!(free, [10, 20], "a clean stop frees the chats at once");
+    }
+
+    #[test]
+    fn the_chats_of_a_holder_whose_claims_ran_out_are_taken_over_with_a_charge() {
+        let (mut s, _d) = store();
+        journal(&mut s, &[(1, 10), (2, 10), (3, 20)]);
+        assert_eq!(
+            s.claim_chats("dead", -1, 1).unwrap(),
+            [10],
+            "ran out at once"
+        );
+        assert_eq!(s.claim_chats("live", 60_000, 5).unwrap().len(), 2);
+        let entries = s.journal_entries(&[1, 2, 3]).unwrap();
+        let attempts: Vec<_> = entries.iter().map(|e| e.attempts).collect();
+        assert_eq!(
+            attempts,
+            [1, 0, 0],
+            "only the oldest update of the chat taken over is charged"
+        );
+        assert_eq!(
+            s.renew_claims("dead", 60_000).unwrap(),
+            0,
+            "it lost chat 10"
+        );
+        assert!(s.claimed_updates("dead", 10).unwrap().is_empty());
+        assert_eq!(s.claimed_updates("live", 10).unwrap(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn outbox_items_are_claimed_by_one_holder_until_its_claim_runs_out() {
+        let (mut s, _d) = store();
+        for key in ["k1", "k2", "k3"] {
+            s.outbox_put("airtable", key, key).unwrap();
+        }
+        let keys = |items: Vec<crate::store::OutboxItem>| -> Vec<String> {
+            items.into_iter().map(|i| i.key).collect()
+        };
+        assert_eq!(
+            keys(s.outbox_claim("airtable", 2, ("a", 60_000)).unwrap()),
+            ["k1", "k2"]
+        );
+        assert_eq!(
+            keys(s.outbox_claim("airtable", 5, ("b", 60_000)).unwrap()),
+            ["k3"]
+        );
+        assert!(s
+            .outbox_claim("airtable", 5, ("c", 60_000))
+            .unwrap()
+            .is_empty());
+        // Its own undelivered items are offered to a holder again.
+        let again = s.outbox_claim("airtable", 5, ("a", 60_000)).unwrap();
+        assert_eq!(keys(again.clone()), ["k1", "k2"]);
+        s.outbox_delivered(&[again[0].id], false).unwrap();
+        // b's claim runs out: its item goes to c; a's undelivered one stays a's.
+        s.outbox_claim("airtable", 5, ("b", -1)).unwrap();
+        assert_eq!(
+            keys(s.outbox_claim("airtable", 5, ("c", 60_000)).unwrap()),
+            ["k3"]
+        );
+        // A clean stop hands a's item over at once.
+        s.release_claims("a").unwrap();
+        assert_eq!(
+            keys(s.outbox_claim("airtable", 5, ("b", 60_000)).unwrap()),
+            ["k2"]
+        );
+        // The unclaimed reading still sees every pending item.
+        assert_eq!(keys(s.outbox_pending("airtable", 5).unwrap()), ["k2", "k3"]);
+    }
+}
