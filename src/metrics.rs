@@ -13,7 +13,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -67,8 +67,7 @@ pub struct Metrics {
     /// Unix time (ms) an intake success was last written to the store, per source
     /// (Telegram, VK).
     pub intake_noted_ms: [AtomicU64; 2],
-    /// Set while this replica is a standby (another holds the poller lease): the outboxes and
-    /// the ETL are left to the replica that polls.
+    /// Set while this replica is a standby: another holds the poller lease (replicas only).
     pub standby: std::sync::atomic::AtomicBool,
     /// Webhook deliveries refused for a wrong or missing secret.
     pub webhook_unauthorized: AtomicU64,
@@ -238,11 +237,6 @@ impl Metrics {
             && last
                 .compare_exchange(prev, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
-    }
-
-    /// Whether this replica does the work only one replica may do (always, without replicas).
-    pub fn is_active(&self) -> bool {
-        !self.standby.load(Ordering::Relaxed)
     }
 
     /// Adds one to a counter.
@@ -551,6 +545,15 @@ impl Collector for Counters {
         for (name, help, unit, value) in plain {
             Self::counter(&mut e, name, help, unit, value)?;
         }
+        let standby = m.standby.load(Ordering::Relaxed);
+        let gauge = ConstGauge::new(i64::from(standby));
+        let metric = e.encode_descriptor(
+            "poller_standby",
+            "1 while another replica holds the poller lease (replicas on a shared store)",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)?;
         Ok(())
     }
 }

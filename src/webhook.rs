@@ -199,7 +199,8 @@ pub async fn deliver(
     ) {
         intake.store.do_send(NoteIntake("telegram_webhook"));
     }
-    let fresh = if crate::bot::admitted(&intake.security, &update) {
+    let journaled = crate::bot::admitted(&intake.security, &update);
+    let fresh = if journaled {
         match intake.store.send(JournalBatch(vec![update])).await {
             Ok(Ok(fresh)) => fresh,
             Ok(Err(e)) => {
@@ -224,7 +225,12 @@ pub async fn deliver(
     }
     for update in fresh {
         fail::fail_point!("webhook.journaled");
-        match intake.pool.send(Dispatch(Job { update, attempts: 0 })).await {
+        let job = Job {
+            update,
+            attempts: 0,
+            journaled,
+        };
+        match intake.pool.send(Dispatch(job)).await {
             Ok(Ok(())) => Metrics::incr(&metrics.updates_dispatched),
             Ok(Err(e)) => log::error!("{e}; it stays in the journal for the next start"),
             Err(e) => log::error!(

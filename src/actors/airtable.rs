@@ -83,7 +83,6 @@ impl AirtableActor {
         if self.draining
             || self.lingering
             || self.paused_until.is_some_and(|t| Instant::now() < t)
-            || !self.metrics.is_active()
         {
             return;
         }

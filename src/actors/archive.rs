@@ -42,8 +42,6 @@ pub struct ArchiveActor {
     draining: bool,
     paused_until: Option<Instant>,
     keep_copies_days: u32,
-    /// A standby replica leaves the outbox to the replica that polls.
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl ArchiveActor {
@@ -53,10 +51,8 @@ impl ArchiveActor {
         bucket: Box<Bucket>,
         store: Addr<StoreActor>,
         keep_copies_days: u32,
-        metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
-            metrics,
             bucket: Rc::from(bucket),
             store,
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
@@ -107,10 +103,7 @@ impl ArchiveActor {
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
-        if self.draining
-            || self.paused_until.is_some_and(|t| Instant::now() < t)
-            || !self.metrics.is_active()
-        {
+        if self.draining || self.paused_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
         self.draining = true;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::store::StoreActor;
+use super::store_chat::{ReleaseLease, TakeLease};
 use super::store_days::{DayCompacted, DayPending, GetDayState, StaleDays};
 use crate::archive::ARCHIVE_OUTBOX;
 use crate::clock::Day;
@@ -36,7 +37,12 @@ struct Shared {
     running: RefCell<HashSet<Day>>,
     /// Where runs are counted.
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// With replicas: this replica's name and how long the ETL lease lasts.
+    lease: Option<(String, Duration)>,
 }
+
+/// The lease a replica holds while it runs a pass, so passes never overlap across replicas.
+pub const ETL_LEASE: &str = "etl";
 
 /// The scheduler.
 pub struct EtlSchedulerActor {
@@ -62,9 +68,21 @@ impl EtlSchedulerActor {
                 settings,
                 running: RefCell::new(HashSet::new()),
                 metrics,
+                lease: None,
             }),
             pass_running: Rc::new(RefCell::new(false)),
         }
+    }
+
+    /// With replicas on a shared store: a pass runs only while this replica (`holder`) holds
+    /// the ETL lease, renewed every third of `ttl` while the pass runs and released after it.
+    /// Which days need compacting is in the shared store, so a day compacted by one replica
+    /// is not compacted again by the next.
+    pub fn with_lease(mut self, holder: String, ttl: Duration) -> Self {
+        if let Some(shared) = Rc::get_mut(&mut self.shared) {
+            shared.lease = Some((holder, ttl));
+        }
+        self
     }
 
     fn schedule_daily(&self, ctx: &mut Context<Self>) {
@@ -76,15 +94,15 @@ impl EtlSchedulerActor {
         });
     }
 
-    /// Starts a pass unless one is running (or another replica does the ETL).
+    /// Starts a pass unless one is running (here, or on another replica).
     fn pass(&self, ctx: &mut Context<Self>) {
-        if !self.shared.metrics.is_active() || self.pass_running.replace(true) {
+        if self.pass_running.replace(true) {
             return;
         }
         let (shared, flag) = (self.shared.clone(), self.pass_running.clone());
         ctx.spawn(
             async move {
-                shared.pass().await;
+                shared.leased_pass().await;
                 flag.replace(false);
             }
             .into_actor(self),
@@ -96,6 +114,54 @@ impl Shared {
     fn now_local_secs(&self) -> i64 {
         crate::clock::now_millis().div_euclid(1000)
             + i64::from(self.settings.utc_offset_minutes) * 60
+    }
+
+    /// A pass, under the ETL lease when there are replicas.
+    async fn leased_pass(&self) {
+        let (Some((holder, ttl)), Some(store)) = (&self.lease, &self.store) else {
+            return self.pass().await;
+        };
+        let take = || TakeLease {
+            name: ETL_LEASE,
+            holder: holder.clone(),
+            ttl_ms: ttl.as_millis() as i64,
+        };
+        match store.send(take()).await {
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => {
+                log::debug!("ETL: another replica runs a pass; skipping this one");
+                return;
+            }
+            Ok(Err(e)) => return log::warn!("ETL: cannot take the ETL lease ({e}); skipping this pass"),
+            Err(e) => return log::warn!("ETL: store unavailable ({e}); skipping this pass"),
+        }
+        // Renewed while the pass runs.
+        let renew = {
+            let (store, take) = (store.clone(), take());
+            let every = (*ttl / 3).max(Duration::from_millis(200));
+            async move {
+                loop {
+                    actix_rt::time::sleep(every).await;
+                    let again = TakeLease {
+                        name: take.name,
+                        holder: take.holder.clone(),
+                        ttl_ms: take.ttl_ms,
+                    };
+                    if !matches!(store.send(again).await, Ok(Ok(Some(_)))) {
+                        log::warn!("ETL: the ETL lease could not be renewed; another replica may start a pass");
+                    }
+                }
+            }
+        };
+        futures_util::pin_mut!(renew);
+        let pass = self.pass();
+        futures_util::pin_mut!(pass);
+        futures_util::future::select(pass, renew).await;
+        let release = ReleaseLease {
+            name: ETL_LEASE,
+            holder: holder.clone(),
+        };
+        let _ = store.send(release).await;
     }
 
     async fn pass(&self) {

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use futures_util::future::LocalBoxFuture;
 
 use super::pool::Dispatch;
 use super::store::{JournalBatch, StoreActor};
@@ -76,14 +75,7 @@ pub struct PollLease {
     pub holder: String,
     /// How long a lease lasts.
     pub ttl: Duration,
-    /// Run when this replica begins a term, before its first poll: the journal's unfinished
-    /// updates (left by the replica that held the lease before) are handed to this replica's
-    /// pool.
-    pub take_over: TakeOver,
 }
-
-/// What a replica does when it becomes the poller (the journal replay).
-pub type TakeOver = Rc<dyn Fn() -> LocalBoxFuture<'static, Result<(), String>>>;
 
 /// The long-polling loop.
 pub struct PollerActor {
@@ -156,7 +148,7 @@ impl PollerActor {
         self.settings.poll_timeout_secs = self.settings.poll_timeout_secs.min(third);
         self.settings.request_timeout_secs = self.settings.request_timeout_secs.min(third);
         let metrics = self.sinks.metrics.clone();
-        // A standby until the lease is taken: the outboxes and the ETL wait for it.
+        // A standby until the lease is taken.
         metrics.standby.store(true, Ordering::Relaxed);
         self.telegram = Rc::new(TelegramClient::new(&self.settings).with_metrics(metrics));
         self.lease = Some(Rc::new(lease));
@@ -273,12 +265,17 @@ async fn poll_once(
         }
     };
     let mut handed_over = 0;
-    let mut ordered = fresh;
-    ordered.extend(turned_away);
-    ordered.sort_by_key(|u| u.update_id);
-    for update in ordered {
+    let mut ordered: Vec<_> = fresh.into_iter().map(|u| (u, true)).collect();
+    ordered.extend(turned_away.into_iter().map(|u| (u, false)));
+    ordered.sort_by_key(|(u, _)| u.update_id);
+    for (update, journaled) in ordered {
         let id = update.update_id;
-        match sinks.target.send(Dispatch(Job { update, attempts: 0 })).await {
+        let job = Job {
+            update,
+            attempts: 0,
+            journaled,
+        };
+        match sinks.target.send(Dispatch(job)).await {
             Ok(Ok(())) => {
                 Metrics::incr(&sinks.metrics.updates_dispatched);
                 handed_over += 1;
@@ -528,12 +525,9 @@ async fn leased_round(
     let new_term = term != Some(token);
     if new_term {
         log::info!(
-            "replica {} holds the poller lease (token {token}); taking over the journal",
+            "replica {} holds the poller lease (token {token})",
             lease.holder
         );
-        if let Err(e) = (lease.take_over)().await {
-            return Round::StoreFailed(format!("taking over the journal: {e}"));
-        }
     }
     let start = if new_term {
         match lease.store.send(PollerOffset(POLLER_LEASE)).await {

@@ -126,6 +126,9 @@ pub struct StoreActor {
     /// Updates reported finished and not yet written: written together a moment later, in
     /// one transaction, so a busy store (PostgreSQL above all) spends one commit on many.
     finished: Vec<i64>,
+    /// With replicas on one store: this replica's name and how long its claims last. Outbox
+    /// items are then claimed one by one before delivery, so two replicas never send the same.
+    claimant: Option<(String, i64)>,
 }
 
 /// How long finished updates wait to be written together.
@@ -137,7 +140,17 @@ impl StoreActor {
         Self {
             store,
             finished: Vec::new(),
+            claimant: None,
         }
+    }
+
+    /// Claims outbox items for `holder` (for `ttl_ms`, renewed by [`RenewClaims`]) before
+    /// handing them out for delivery.
+    ///
+    /// [`RenewClaims`]: super::store_chat::RenewClaims
+    pub fn claiming(mut self, holder: String, ttl_ms: i64) -> Self {
+        self.claimant = Some((holder, ttl_ms));
+        self
     }
 
     /// Writes the finished updates waiting.
@@ -303,9 +316,14 @@ impl Handler<PendingOutbox> for StoreActor {
     type Result = Result<Vec<OutboxItem>, Arc<StoreError>>;
 
     fn handle(&mut self, msg: PendingOutbox, _: &mut Context<Self>) -> Self::Result {
-        self.store
-            .outbox_pending(msg.kind, msg.limit)
-            .map_err(Arc::new)
+        match &self.claimant {
+            Some((holder, ttl_ms)) => {
+                self.store
+                    .outbox_claim(msg.kind, msg.limit, (holder.as_str(), *ttl_ms))
+            }
+            None => self.store.outbox_pending(msg.kind, msg.limit),
+        }
+        .map_err(Arc::new)
     }
 }
 

@@ -259,3 +259,54 @@ store_request!(
     ProbeWritable() -> (),
     |s, _m| s.probe_writable()
 );
+
+store_request!(
+    /// One round of this replica's chat claims: gives up the chats with nothing left in the
+    /// journal, claims up to `want` more, and answers the journaled updates of the chats it
+    /// holds (`update_id` and chat, at most `limit`, in order).
+    ClaimRound {
+        /// This replica.
+        pub holder: String,
+        /// How long a claim lasts.
+        pub ttl_ms: i64,
+        /// Most chats to claim now.
+        pub want: usize,
+        /// Most updates to answer.
+        pub limit: usize,
+    } -> Vec<(i64, i64)>,
+    |s, m| {
+        s.release_idle_claims(&m.holder)
+            .and_then(|_| s.claim_chats(&m.holder, m.ttl_ms, m.want))
+            .and_then(|_| s.claimed_updates(&m.holder, m.limit))
+    }
+);
+
+store_request!(
+    /// Extends this replica's claims (chats and outbox items); answers how many chats it holds.
+    RenewClaims {
+        /// This replica.
+        pub holder: String,
+        /// How long a claim lasts from now.
+        pub ttl_ms: i64,
+    } -> u64,
+    |s, m| s.renew_claims(&m.holder, m.ttl_ms)
+);
+
+store_request!(
+    /// Takes the claims a former process of this replica left (same name) and charges the
+    /// oldest update of each of their chats; answers how many chats.
+    AdoptClaims(pub String) -> u64,
+    |s, m| s.adopt_claims(&m.0)
+);
+
+store_request!(
+    /// Gives up every claim of this replica (a clean stop).
+    ReleaseClaims(pub String) -> (),
+    |s, m| s.release_claims(&m.0)
+);
+
+store_request!(
+    /// The journaled updates among these ids, in order.
+    JournalEntries(pub Vec<i64>) -> Vec<crate::store::JournalEntry>,
+    |s, m| s.journal_entries(&m.0)
+);

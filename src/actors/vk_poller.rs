@@ -252,7 +252,11 @@ async fn poll_once(
     }
     for update in fresh {
         let id = update.update_id;
-        match sinks.target.send(Dispatch(Job { update, attempts: 0 })).await {
+        match sinks.target.send(Dispatch(Job {
+            update,
+            attempts: 0,
+            journaled: true,
+        })).await {
             Ok(Ok(())) => Metrics::incr(&sinks.metrics.updates_dispatched),
             Ok(Err(e)) => log::error!("{e}; it stays in the journal for the next start"),
             Err(e) => log::error!(

@@ -29,6 +29,8 @@ pub struct Job {
     pub update: Arc<IncomingUpdate>,
     /// Earlier attempts (failures, panics, replays after a crash).
     pub attempts: u32,
+    /// Whether it is in the journal (an update the allowlists refuse is not).
+    pub journaled: bool,
 }
 
 /// One update for this worker to handle. Answered once the update is queued and the worker's

@@ -5,23 +5,24 @@ mod etl;
 mod vk;
 
 use std::future::Future;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::FutureExt;
+
 
 use crate::actors::airtable::AirtableActor;
 use crate::actors::archive::ArchiveActor;
 use crate::actors::etl_scheduler::EtlSchedulerActor;
 use crate::actors::guard;
 use crate::actors::objects::ObjectsPort;
-use crate::actors::poller::{PollLease, PollerActor, StopPolling, TakeOver};
+use crate::actors::claims::{hand_over, ClaimActor, Claimant, StopClaims};
+use crate::actors::poller::{PollLease, PollerActor, StopPolling};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
-use crate::actors::store::{MoveToPoison, StoreActor, StoreStats, TakeReplay, WriteFinished};
+use crate::actors::store::{StoreActor, StoreStats, TakeReplay, WriteFinished};
+use crate::actors::store_chat::ReleaseClaims;
 use crate::actors::uploader::S3UploaderActor;
-use crate::actors::worker::{HandlerFactory, Job, WorkerDeps};
+use crate::actors::worker::{HandlerFactory, WorkerDeps};
 use crate::airtable::{AirtableClient, AirtableError};
 use crate::backoff::Backoff;
 use crate::bot::{Bot, BotDeps};
@@ -31,7 +32,7 @@ use crate::ratelimit::RateLimiter;
 use crate::settings::{AirtableSettings, Settings, TelegramMode};
 use crate::storage::{S3Target, StorageError};
 use crate::store::StoreError;
-use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError, User};
+use crate::telegram::{TelegramClient, TelegramError, User};
 use crate::vk::{Pace, VkClient, VkError};
 
 use self::etl::etl_target;
@@ -145,6 +146,8 @@ pub struct Service {
     poller: Option<Addr<PollerActor>>,
     vk_poller: Option<Addr<crate::actors::vk_poller::VkPollerActor>>,
     pool: Addr<WorkerPool>,
+    /// With replicas: this replica's chat claims and its name.
+    claims: Option<(Addr<ClaimActor>, String)>,
     store: Addr<StoreActor>,
     shutdown_deadline: Duration,
     target: S3Target,
@@ -204,13 +207,28 @@ impl Service {
 
         let metrics = Arc::new(Metrics::default());
         let store = settings.open_store()?;
+        // Replicas on a shared store split the journal by chat claims and the outboxes by item
+        // claims, under this process's name.
+        let replica = settings
+            .store
+            .is_postgres()
+            .then(|| settings.store.replica_name());
+        let claim_ttl = Duration::from_secs(settings.store.lease_secs);
         let store_arbiter = Arbiter::new();
-        let store = guard::start(
-            &store_arbiter.handle(),
-            "StoreActor",
-            metrics.clone(),
-            |_| StoreActor::new(store),
-        );
+        let store = {
+            let replica = replica.clone();
+            guard::start(
+                &store_arbiter.handle(),
+                "StoreActor",
+                metrics.clone(),
+                move |_| match replica {
+                    Some(holder) => {
+                        StoreActor::new(store).claiming(holder, claim_ttl.as_millis() as i64)
+                    }
+                    None => StoreActor::new(store),
+                },
+            )
+        };
         let settings = Arc::new(settings);
         let limiter = RateLimiter::shared(&settings.telegram.rate_limit);
         let uploader_arbiter = Arbiter::new();
@@ -267,7 +285,6 @@ impl Service {
         let archive = if settings.archive.is_enabled() {
             let raw = target.with_bucket(&settings.archive.raw_bucket).bucket()?;
             let keep_days = settings.archive.local_copy_days;
-            let am = metrics.clone();
             let store = store.clone();
             let etl = etl_target(
                 &target,
@@ -276,12 +293,19 @@ impl Service {
                 Some(store.clone().recipient()),
             )?;
             let (ar, etl_store) = (settings.archive.clone(), store.clone());
+            let etl_replica = replica.clone();
             let em = metrics.clone();
             etl_scheduler = Some(guard::start(
                 &etl_arbiter.handle(),
                 "EtlSchedulerActor",
                 metrics.clone(),
-                move |_| EtlSchedulerActor::new(etl, ar, Some(etl_store), em.clone()),
+                move |_| {
+                    let scheduler = EtlSchedulerActor::new(etl, ar, Some(etl_store), em.clone());
+                    match etl_replica {
+                        Some(holder) => scheduler.with_lease(holder, claim_ttl),
+                        None => scheduler,
+                    }
+                },
             ));
             log::info!(
                 "archive on for chats {:?}: raw bucket `{}`, enriched bucket `{}`, daily ETL at {} (UTC{:+03}:{:02})",
@@ -297,7 +321,7 @@ impl Service {
                     &archive_arbiter.handle(),
                     "ArchiveActor",
                     metrics.clone(),
-                    move |_| ArchiveActor::new(raw, store, keep_days, am),
+                    move |_| ArchiveActor::new(raw, store, keep_days),
                 )
                 .recipient(),
             )
@@ -330,14 +354,29 @@ impl Service {
             metrics: metrics.clone(),
         };
         let pool = WorkerPool::start(settings.workers, factory, worker_deps);
-        // Replicas on a shared store: only the poller lease's holder works the journal, and it
-        // replays it when its term begins (see `PollLease::take_over`).
-        let leased = settings.store.is_postgres()
-            && settings.telegram_enabled()
-            && settings.telegram.mode == TelegramMode::Polling;
-        if !leased {
+        // One process works its whole journal: first what the previous run left. Replicas on
+        // a shared store work the chats they claim instead, the leftovers included.
+        let claims = replica.clone().map(|holder| {
+            let me = Claimant {
+                holder,
+                ttl: claim_ttl,
+                max_chats: 4 * settings.workers,
+                per_round: settings.workers,
+                max_attempts: settings.max_attempts,
+            };
+            let (store, pool, m) = (store.clone(), pool.clone().recipient(), metrics.clone());
+            guard::start(&Arbiter::current(), "ClaimActor", metrics.clone(), move |_| {
+                ClaimActor::new(me, store, pool, m)
+            })
+        });
+        if claims.is_none() {
             replay(&store, &pool, settings.max_attempts, &metrics).await?;
         }
+        // Where the intakes hand journaled updates.
+        let front: Recipient<Dispatch> = match &claims {
+            Some(claims) => claims.clone().recipient(),
+            None => pool.clone().recipient(),
+        };
         let telegram_line = match &bot {
             Some(bot) => format!(
                 "Telegram bot @{} (id {}) via {}{}",
@@ -367,13 +406,12 @@ impl Service {
         let poller = (bot.is_some() && !webhook_mode).then(|| {
             let (tg, dispatch, sinks, m) = (
                 (settings.telegram.clone(), settings.security.clone()),
-                pool.clone().recipient(),
+                front.clone(),
                 (store.clone().recipient(), store.clone().recipient()),
                 metrics.clone(),
             );
             // Replicas on a shared store poll under a lease.
-            let lease = settings.store.is_postgres().then(|| {
-                let holder = settings.store.replica_name();
+            let lease = replica.clone().map(|holder| {
                 log::info!(
                     "replica {holder}: polling Telegram only while holding the poller lease ({} s)",
                     settings.store.lease_secs
@@ -384,7 +422,6 @@ impl Service {
                     Duration::from_secs(settings.store.lease_secs),
                 )
             });
-            let (replay_pool, max_attempts) = (pool.clone(), settings.max_attempts);
             guard::start(
                 &Arbiter::current(),
                 "PollerActor",
@@ -395,22 +432,7 @@ impl Service {
                     let Some((store, holder, ttl)) = lease.clone() else {
                         return poller;
                     };
-                    let (s, p, metrics) = (store.clone(), replay_pool.clone(), m.clone());
-                    let take_over: TakeOver = Rc::new(move || {
-                        let (s, p, metrics) = (s.clone(), p.clone(), metrics.clone());
-                        async move {
-                            replay(&s, &p, max_attempts, &metrics)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
-                        .boxed_local()
-                    });
-                    poller.with_lease(PollLease {
-                        store,
-                        holder,
-                        ttl,
-                        take_over,
-                    })
+                    poller.with_lease(PollLease { store, holder, ttl })
                 },
             )
         });
@@ -418,7 +440,7 @@ impl Service {
             vk::start_poller(
                 &settings,
                 &vk_pace,
-                (pool.clone(), store.clone(), metrics.clone()),
+                (front.clone(), store.clone(), metrics.clone()),
             )
         });
         let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -454,7 +476,7 @@ impl Service {
                     max_body: (tg.webhook.max_body_kib as usize).saturating_mul(1024),
                     security: settings.security.clone(),
                     store: store.clone(),
-                    pool: pool.clone().recipient(),
+                    pool: front.clone(),
                     metrics: metrics.clone(),
                     closing: closing.clone(),
                 };
@@ -494,6 +516,7 @@ impl Service {
             poller,
             vk_poller,
             pool,
+            claims: claims.zip(replica),
             store,
             shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_secs),
             _etl_scheduler: etl_scheduler,
@@ -529,8 +552,22 @@ impl Service {
         if let Some(poller) = &self.vk_poller {
             let _ = poller.send(StopPolling).await;
         }
+        if let Some((claims, _)) = &self.claims {
+            let _ = claims.send(StopClaims).await;
+        }
         let drained =
             actix_rt::time::timeout(self.shutdown_deadline, self.pool.send(DrainPool)).await;
+        if let (Ok(_), Some((_, holder))) = (&drained, &self.claims) {
+            // Everything this replica took on is done: its chats and outbox items go to the
+            // other replicas at once. Otherwise its claims run out and the chats are taken
+            // over with their unfinished updates charged.
+            let _ = self.store.send(WriteFinished).await;
+            match self.store.send(ReleaseClaims(holder.clone())).await {
+                Ok(Ok(())) => log::info!("replica {holder} released its chat and outbox claims"),
+                Ok(Err(e)) => log::warn!("cannot release this replica's claims ({e}); they run out by themselves"),
+                Err(e) => log::warn!("store unavailable ({e}); this replica's claims run out by themselves"),
+            }
+        }
         if drained.is_err() {
             log::warn!(
                 "in-flight work did not finish within {} s; it stays in the journal and is replayed at the next start",
@@ -756,6 +793,7 @@ async fn replay(
     const PAGE: usize = 500;
     let started = std::time::Instant::now();
     let (mut count, mut replayed, mut after) = (0, 0, None);
+    let target = pool.clone().recipient();
     loop {
         let entries = store
             .send(TakeReplay { after, limit: PAGE })
@@ -768,46 +806,7 @@ async fn replay(
         after = Some(last.update_id);
         count += entries.len();
         for entry in entries {
-            if entry.attempts >= max_attempts {
-                log::error!(
-                "update_id={} moved to the poison list: the service stopped {} times while handling it",
-                entry.update_id,
-                entry.attempts
-            );
-                Metrics::incr(&metrics.updates_poisoned);
-                store.do_send(MoveToPoison {
-                    update_id: entry.update_id,
-                    reason: format!(
-                        "interrupted {} times (crash or shutdown) while handling it",
-                        entry.attempts
-                    ),
-                    attempts: entry.attempts,
-                });
-                continue;
-            }
-            let raw = match serde_json::value::RawValue::from_string(entry.raw) {
-                Ok(raw) => raw,
-                Err(e) => {
-                    log::error!(
-                        "update_id={} in the journal is not JSON ({e}); moved aside",
-                        entry.update_id
-                    );
-                    store.do_send(MoveToPoison {
-                        update_id: entry.update_id,
-                        reason: format!("journal entry is not JSON: {e}"),
-                        attempts: entry.attempts,
-                    });
-                    continue;
-                }
-            };
-            let Ok(update) = IncomingUpdate::parse(raw) else {
-                continue;
-            };
-            let job = Job {
-                update: Arc::new(update),
-                attempts: entry.attempts,
-            };
-            if let Ok(Ok(())) = pool.send(Dispatch(job)).await {
+            if hand_over(store, &target, entry, max_attempts, metrics).await {
                 replayed += 1;
                 Metrics::incr(&metrics.updates_replayed);
             }

@@ -7,7 +7,7 @@ use actix::prelude::*;
 
 use super::{retry, StartupError};
 use crate::actors::guard;
-use crate::actors::pool::WorkerPool;
+use crate::actors::pool::Dispatch;
 use crate::actors::store::StoreActor;
 use crate::actors::vk_poller::{VkPollerActor, VkSinks};
 use crate::metrics::Metrics;
@@ -84,7 +84,7 @@ pub fn client_config(settings: &Settings) -> VkConfig {
 pub fn start_poller(
     settings: &Settings,
     pace: &Pace,
-    (pool, store, metrics): (Addr<WorkerPool>, Addr<StoreActor>, Arc<Metrics>),
+    (target, store, metrics): (Recipient<Dispatch>, Addr<StoreActor>, Arc<Metrics>),
 ) -> Addr<VkPollerActor> {
     let (config, pace) = (client_config(settings), pace.clone());
     guard::start(
@@ -93,7 +93,7 @@ pub fn start_poller(
         metrics.clone(),
         move |_| {
             let sinks = VkSinks {
-                target: pool.clone().recipient(),
+                target: target.clone(),
                 store: store.clone(),
                 metrics: metrics.clone(),
             };

@@ -138,6 +138,30 @@ impl Store {
             .map_err(err)
     }
 
+    /// At the start of a process that goes by the name of an earlier one: the chats it still
+    /// holds may have updates that process was handling when it ended, so the oldest
+    /// journaled update of each is charged one attempt (as a replay at start-up does).
+    /// Answers how many chats it holds.
+    pub fn adopt_claims(&mut self, holder: &str) -> Result<u64, StoreError> {
+        let err = error_for(&self.path);
+        self.db
+            .exec(
+                "UPDATE journal SET attempts = attempts + 1 WHERE update_id IN
+                 (SELECT MIN(j.update_id) FROM journal j
+                  JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
+                  WHERE k.holder = $1 GROUP BY k.chat_id)",
+                vals![holder],
+            )
+            .map_err(err)?;
+        self.db
+            .first(
+                "SELECT COUNT(*) FROM chat_claims WHERE holder = $1",
+                vals![holder],
+            )
+            .and_then(|r| r.map_or(Ok(0), |r| r.u64(0)))
+            .map_err(err)
+    }
+
     /// Gives up `holder`'s claims on chats that have nothing left in the journal, so their
     /// next updates may go to any replica; answers how many.
     pub fn release_idle_claims(&mut self, holder: &str) -> Result<u64, StoreError> {
@@ -166,16 +190,21 @@ impl Store {
             .map_err(err)
     }
 
-    /// The ids of up to `limit` journaled updates of the chats `holder` holds, in order.
-    pub fn claimed_updates(&self, holder: &str, limit: usize) -> Result<Vec<i64>, StoreError> {
+    /// Up to `limit` journaled updates of the chats `holder` holds (`update_id` and chat), in
+    /// order.
+    pub fn claimed_updates(
+        &self,
+        holder: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
         self.db
             .query(
-                "SELECT j.update_id FROM journal j
+                "SELECT j.update_id, k.chat_id FROM journal j
                  JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
                  WHERE k.holder = $1 ORDER BY j.update_id LIMIT $2",
                 vals![holder, limit],
             )
-            .and_then(|r| rows(r, |r| r.i64(0)))
+            .and_then(|r| rows(r, |r| Ok((r.i64(0)?, r.i64(1)?))))
             .map_err(|e| self.err(e))
     }
 
@@ -253,6 +282,12 @@ mod tests {
         s.journal_dated(&rows).unwrap();
     }
 
+    /// The ids of the updates `holder` may work, up to `limit`.
+    fn ids(s: &super::Store, holder: &str, limit: usize) -> Vec<i64> {
+        let listed = s.claimed_updates(holder, limit).unwrap();
+        listed.into_iter().map(|(id, _)| id).collect()
+    }
+
     #[test]
     fn a_chat_is_worked_by_one_holder_and_its_updates_come_in_order() {
         let (mut s, _d) = store();
@@ -263,13 +298,13 @@ mod tests {
         assert_eq!(a, [10, 20]);
         assert_eq!(s.claim_chats("b", 60_000, 5).unwrap(), [30]);
         assert!(s.claim_chats("c", 60_000, 5).unwrap().is_empty());
-        assert_eq!(s.claimed_updates("a", 10).unwrap(), [1, 2, 3, 5]);
-        assert_eq!(s.claimed_updates("a", 2).unwrap(), [1, 2]);
-        assert_eq!(s.claimed_updates("b", 10).unwrap(), [4]);
+        assert_eq!(ids(&s, "a", 10), [1, 2, 3, 5]);
+        assert_eq!(ids(&s, "a", 2), [1, 2]);
+        assert_eq!(ids(&s, "b", 10), [4]);
         let entries = s.journal_entries(&[5, 1, 99]).unwrap();
-        let ids: Vec<_> = entries.iter().map(|e| (e.update_id, e.attempts)).collect();
+        let got: Vec<_> = entries.iter().map(|e| (e.update_id, e.attempts)).collect();
         assert_eq!(
-            ids,
+            got,
             [(1, 0), (5, 0)],
             "in order, unknown ids left out, not charged"
         );
@@ -277,7 +312,7 @@ mod tests {
         // A new update of a claimed chat is its holder's.
         journal(&mut s, &[(6, 30)]);
         assert!(s.claim_chats("a", 60_000, 5).unwrap().is_empty());
-        assert_eq!(s.claimed_updates("b", 10).unwrap(), [4, 6]);
+        assert_eq!(ids(&s, "b", 10), [4, 6]);
 
         // A chat is released once its journal is empty, and then anyone may take it.
         s.finish(&[4]).unwrap();
@@ -292,6 +327,10 @@ mod tests {
             "a released chat is taken without a charge"
         );
         assert_eq!(s.renew_claims("a", 60_000).unwrap(), 2);
+        // A new process under a's name takes its chats over, charging their oldest updates.
+        assert_eq!(s.adopt_claims("a").unwrap(), 2);
+        let attempts: Vec<_> = s.journal_entries(&[1, 2, 3, 5]).unwrap().iter().map(|e| e.attempts).collect();
+        assert_eq!(attempts, [1, 1, 0, 0]);
         s.release_claims("a").unwrap();
         assert_eq!(s.renew_claims("a", 60_000).unwrap(), 0);
         let mut free = s.claim_chats("c", 60_000, 5).unwrap();
@@ -321,8 +360,8 @@ mod tests {
             0,
             "it lost chat 10"
         );
-        assert!(s.claimed_updates("dead", 10).unwrap().is_empty());
-        assert_eq!(s.claimed_updates("live", 10).unwrap(), [1, 2, 3]);
+        assert!(ids(&s, "dead", 10).is_empty());
+        assert_eq!(ids(&s, "live", 10), [1, 2, 3]);
     }
 
     #[test]
