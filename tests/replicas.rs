@@ -1,6 +1,8 @@
 //! Replicas of the binary on one PostgreSQL store: exactly one polls (the poller lease's
-//! holder); when it is killed another takes over within the lease time, replays what the dead
-//! one left in the journal, and nothing is lost; two replicas never poll at once.
+//! holder), and when it is killed another takes over within the lease time; two replicas never
+//! poll at once. The journal is worked by chat claims: each chat's updates are handled by one
+//! replica at a time in order, the chats spread over all replicas, the chats of a replica
+//! killed while holding them go on elsewhere, and a PostgreSQL restart only pauses the work.
 
 mod support;
 
@@ -27,6 +29,87 @@ fn replies(tg: &FakeTelegram) -> HashMap<i64, usize> {
     (0..USERS)
         .map(|u| (1000 + u, tg.texts_to(1000 + u).len()))
         .collect()
+}
+
+/// Three replicas of the binary on `pg`, each with its HTTP endpoints on a port of its own.
+struct Replicas {
+    children: Vec<Option<ChildGuard>>,
+    logs: Vec<std::path::PathBuf>,
+    ports: Vec<u16>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Replicas {
+    fn start(tg: &FakeTelegram, s3: &TestS3, pg: &TestPostgres, extra: &[(&str, &str)]) -> Self {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let lease = LEASE_SECS.to_string();
+        let logs: Vec<_> = dirs.iter().map(|d| d.path().join("replica.log")).collect();
+        let children = (0..3)
+            .map(|i| {
+                let (id, listen) = (format!("r{i}"), format!("127.0.0.1:{}", ports[i]));
+                let mut vars = vec![
+                    ("TG_INGEST__STORE__URL", pg.url.as_str()),
+                    ("TG_INGEST__STORE__LEASE_SECS", lease.as_str()),
+                    ("TG_INGEST__STORE__REPLICA_ID", id.as_str()),
+                    ("TG_INGEST__HTTP__LISTEN", listen.as_str()),
+                    ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+                    ("RUST_LOG", "info"),
+                ];
+                vars.extend_from_slice(extra);
+                Some(spawn_binary(
+                    &service_env(tg, s3, dirs[i].path(), &vars),
+                    &logs[i],
+                ))
+            })
+            .collect();
+        Self {
+            children,
+            logs,
+            ports,
+            _dirs: dirs,
+        }
+    }
+
+    /// Updates replica `i` handled, as its `/metrics` counts them (all kinds and outcomes).
+    fn handled(&self, i: usize) -> u64 {
+        let addr = format!("127.0.0.1:{}", self.ports[i]).parse().unwrap();
+        let (status, body) = http_get(addr, "/metrics");
+        assert_eq!(status, 200);
+        body.lines()
+            .filter(|l| l.starts_with("tg_ingest_updates_handled_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.logs[i]).unwrap_or_default()
+    }
+
+    /// Stops every replica still running with SIGTERM; each must exit 0.
+    fn stop(&mut self) {
+        for child in self.children.iter_mut().flatten() {
+            sigterm(child);
+            assert_eq!(wait_exit(child, WAIT), Some(0));
+        }
+    }
+}
+
+/// The user messages each sent message of `chat` replies to, in the order they were sent,
+/// repeats of the same one in a row counted once.
+fn reply_order(tg: &FakeTelegram, chat: i64) -> Vec<i64> {
+    let mut order: Vec<i64> = Vec::new();
+    for sent in tg.messages_to(chat) {
+        if sent.method != "sendMessage" {
+            continue;
+        }
+        if let Some(to) = sent.reply_to {
+            if order.last() != Some(&to) {
+                order.push(to);
+            }
+        }
+    }
+    order
 }
 
 #[test]
@@ -129,4 +212,250 @@ fn one_replica_polls_and_another_takes_over_within_the_lease_when_it_is_killed()
         sigterm(child);
         assert_eq!(wait_exit(child, WAIT), Some(0));
     }
+}
+
+/// 2,000 texts and 30 documents from 50 people, pushed at once to three replicas: every
+/// update is answered exactly once and every document stored once, each chat's replies come
+/// in the order of its messages, and every replica handles a share.
+#[test]
+fn three_replicas_share_the_chats_and_keep_each_chats_order() {
+    const TEXTS_PER_USER: i64 = 40;
+    const DOCS: i64 = 30;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let mut replicas = Replicas::start(&tg, &s3, &pg, &[]);
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "a replica holds the poller lease", || {
+        holder(&store).is_some()
+    });
+    let mut sent: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut docs = Vec::new();
+    let mut bodies = Vec::new();
+    for round in 0..TEXTS_PER_USER {
+        for u in 0..USERS {
+            let user = 1000 + u;
+            let body = text(&tg, user, &format!("text {round}"));
+            sent.entry(user)
+                .or_default()
+                .push(body["message"]["message_id"].as_i64().unwrap());
+            bodies.push(body);
+            if round == 20 && u < DOCS {
+                let (file, name) = (format!("doc-{u}"), format!("spread-{u}.bin"));
+                let bytes = random_bytes(40_000 + 1000 * u as usize, u as u64);
+                tg.add_file(&file, FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+                let body = document(&tg, user, &file, Some(&name), bytes.len() as u64);
+                sent.entry(user)
+                    .or_default()
+                    .push(body["message"]["message_id"].as_i64().unwrap());
+                bodies.push(body);
+                docs.push((user, name, bytes));
+            }
+        }
+    }
+    let started = Instant::now();
+    tg.push_many(bodies);
+    let total = (USERS * TEXTS_PER_USER + DOCS) as usize;
+    wait_until(Duration::from_secs(180), "every message answered", || {
+        sent.iter()
+            .all(|(user, ids)| tg.replied_to(*user).len() == ids.len())
+    });
+    let elapsed = started.elapsed();
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    std::thread::sleep(Duration::from_millis(500));
+
+    for (user, ids) in &sent {
+        // Exactly once: one reply per text (the greeting or the reminder), and each user
+        // message replied to in the order it was sent.
+        let texts = tg.texts_to(*user);
+        let reminders = texts
+            .iter()
+            .filter(|t| t.contains("[document is required]"))
+            .count();
+        let greetings = texts.iter().filter(|t| t.contains("[greeting]")).count();
+        assert_eq!(greetings, 1, "chat {user}: {texts:?}");
+        assert_eq!(reminders as i64, TEXTS_PER_USER - 1, "chat {user}");
+        assert_eq!(
+            reply_order(&tg, *user),
+            *ids,
+            "chat {user}: replies out of order"
+        );
+    }
+    for (user, name, bytes) in &docs {
+        assert!(
+            s3.get(name).is_some_and(|b| b == *bytes),
+            "{name} stored byte for byte"
+        );
+        let saved = tg
+            .texts_to(*user)
+            .iter()
+            .filter(|t| t.contains("[document has been saved]"))
+            .count();
+        assert_eq!(saved, 1, "chat {user}: one saved reply");
+    }
+    let stored = s3
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("spread-"))
+        .count();
+    assert_eq!(stored, DOCS as usize, "each document stored under one key");
+    assert_eq!(tg.max_concurrent_polls(), 1, "never two getUpdates at once");
+    assert!(store.poisoned().unwrap().is_empty());
+    let shares: Vec<u64> = (0..3).map(|i| replicas.handled(i)).collect();
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        total as u64,
+        "each update handled once: {shares:?}"
+    );
+    for (i, share) in shares.iter().enumerate() {
+        assert!(
+            *share >= total as u64 / 10,
+            "replica r{i} handled {share} of {total} ({shares:?}); its log: {}",
+            replicas.log(i)
+        );
+    }
+    eprintln!(
+        "replicas: {total} updates from {USERS} people answered in {:.1} s ({:.0}/s), handled {shares:?}",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    replicas.stop();
+}
+
+/// A replica killed while it holds chats: its claims run out within the lease time and
+/// another replica answers the rest of those chats; nothing is lost.
+#[test]
+fn the_chats_of_a_replica_killed_while_holding_them_go_on_elsewhere() {
+    const PER_USER: i64 = 15;
+    const PEOPLE: i64 = 24;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    // Five replies a second per chat: each chat's backlog takes about three seconds.
+    let mut replicas = Replicas::start(
+        &tg,
+        &s3,
+        &pg,
+        &[
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "true"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_PER_SEC", "5"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_BURST", "1"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_PER_SEC", "1000"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_BURST", "1000"),
+        ],
+    );
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "a replica holds the poller lease", || {
+        holder(&store).is_some()
+    });
+    let (poller, _) = holder(&store).unwrap();
+    let mut bodies = Vec::new();
+    for round in 0..PER_USER {
+        for u in 0..PEOPLE {
+            bodies.push(text(&tg, 1000 + u, &format!("text {round}")));
+        }
+    }
+    tg.push_many(bodies);
+    // The victim: a replica other than the poller, holding chats with work left.
+    let mut victim = None;
+    wait_until(WAIT, "a standby replica holds chats", || {
+        victim = (0..3)
+            .map(|i| format!("r{i}"))
+            .filter(|r| *r != poller)
+            .map(|r| {
+                let chats: std::collections::BTreeSet<i64> = store
+                    .claimed_updates(&r, 10_000)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, chat)| chat)
+                    .collect();
+                (r, chats)
+            })
+            .find(|(_, chats)| chats.len() >= 2);
+        victim.is_some()
+    });
+    let (victim, chats) = victim.unwrap();
+    let index: usize = victim[1..].parse().unwrap();
+    let before: HashMap<i64, usize> = chats.iter().map(|c| (*c, tg.texts_to(*c).len())).collect();
+    let mut dead = replicas.children[index].take().unwrap();
+    dead.kill().unwrap();
+    let killed_at = Instant::now();
+    let _ = dead.wait();
+    wait_until(WAIT, "the killed replica's chats answered on", || {
+        chats.iter().any(|c| tg.texts_to(*c).len() > before[c])
+    });
+    let resumed = killed_at.elapsed();
+    wait_until(Duration::from_secs(120), "every text answered", || {
+        (0..PEOPLE).all(|u| tg.replied_to(1000 + u).len() == PER_USER as usize)
+    });
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    assert!(store.poisoned().unwrap().is_empty());
+    assert!(
+        store.claimed_updates(&victim, 10).unwrap().is_empty(),
+        "the dead replica holds nothing with work left"
+    );
+    let again: usize = (0..PEOPLE)
+        .map(|u| tg.texts_to(1000 + u).len() - PER_USER as usize)
+        .sum();
+    eprintln!(
+        "replicas: {victim} killed holding {} chats; they were answered on {:.1} s later \
+         (lease {LEASE_SECS} s); {again} texts answered twice",
+        chats.len(),
+        resumed.as_secs_f64()
+    );
+    // At most the update in hand in each of its chats can be answered twice.
+    assert!(again <= chats.len(), "{again} repeated replies");
+    assert!(
+        resumed <= Duration::from_secs(LEASE_SECS + 2),
+        "resumed after {resumed:?}"
+    );
+    replicas.stop();
+}
+
+/// PostgreSQL stops under three replicas and starts again: they are not ready meanwhile, then
+/// reconnect and go on; nothing is lost or answered twice.
+#[test]
+fn replicas_reconnect_after_a_postgresql_restart() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let mut replicas = Replicas::start(&tg, &s3, &pg, &[]);
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "a replica holds the poller lease", || {
+        holder(&store).is_some()
+    });
+    for u in 0..USERS {
+        tg.push(text(&tg, 1000 + u, "before"));
+    }
+    wait_until(WAIT, "answered before the restart", || {
+        replies(&tg).values().all(|n| *n == 1)
+    });
+    drop(store);
+    pg.stop();
+    for u in 0..USERS {
+        tg.push(text(&tg, 1000 + u, "after"));
+    }
+    let first = format!("127.0.0.1:{}", replicas.ports[0]).parse().unwrap();
+    wait_until(WAIT, "not ready while the store is down", || {
+        http_get(first, "/readyz").0 == 503
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        replies(&tg).values().all(|n| *n == 1),
+        "nothing is answered without the store"
+    );
+    pg.restart();
+    wait_until(WAIT, "answered after the restart", || {
+        replies(&tg).values().all(|n| *n >= 2)
+    });
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(replies(&tg).values().all(|n| *n == 2), "{:?}", replies(&tg));
+    assert_eq!(tg.max_concurrent_polls(), 1);
+    for i in 0..3 {
+        let addr = format!("127.0.0.1:{}", replicas.ports[i]).parse().unwrap();
+        wait_until(WAIT, "ready again", || http_get(addr, "/readyz").0 == 200);
+    }
+    replicas.stop();
 }

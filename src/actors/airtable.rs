@@ -80,9 +80,7 @@ impl AirtableActor {
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
-        if self.draining
-            || self.lingering
-            || self.paused_until.is_some_and(|t| Instant::now() < t)
+        if self.draining || self.lingering || self.paused_until.is_some_and(|t| Instant::now() < t)
         {
             return;
         }

@@ -47,11 +47,7 @@ pub struct ArchiveActor {
 impl ArchiveActor {
     /// A writer into `bucket` that keeps local copies of delivered objects for
     /// `keep_copies_days` days (0: none).
-    pub fn new(
-        bucket: Box<Bucket>,
-        store: Addr<StoreActor>,
-        keep_copies_days: u32,
-    ) -> Self {
+    pub fn new(bucket: Box<Bucket>, store: Addr<StoreActor>, keep_copies_days: u32) -> Self {
         Self {
             bucket: Rc::from(bucket),
             store,

@@ -124,42 +124,48 @@ impl ClaimActor {
         };
         let store = self.store.clone();
         ctx.spawn(
-            async move { store.send(ask).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string()) }
-                .into_actor(self)
-                .then(|listed, act, _| {
-                    let fresh = listed.map(|listed| act.take_listing(listed));
-                    let hand = act.hand_over(fresh.clone().unwrap_or_default());
-                    async move { (fresh.map(|f| !f.is_empty()), hand.await) }.into_actor(act)
-                })
-                .map(|(outcome, not_taken), act, ctx| {
-                    for id in not_taken {
-                        act.in_flight.remove(&id);
-                    }
-                    act.running = false;
-                    let pause = match outcome {
-                        Ok(busy) => {
-                            act.backoff.reset();
-                            if busy || act.held > 0 {
-                                BUSY_ROUND
-                            } else {
-                                IDLE_ROUND
-                            }
+            async move {
+                store
+                    .send(ask)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())
+            }
+            .into_actor(self)
+            .then(|listed, act, _| {
+                let fresh = listed.map(|listed| act.take_listing(listed));
+                let hand = act.hand_over(fresh.clone().unwrap_or_default());
+                async move { (fresh.map(|f| !f.is_empty()), hand.await) }.into_actor(act)
+            })
+            .map(|(outcome, not_taken), act, ctx| {
+                for id in not_taken {
+                    act.in_flight.remove(&id);
+                }
+                act.running = false;
+                let pause = match outcome {
+                    Ok(busy) => {
+                        act.backoff.reset();
+                        if busy || act.held > 0 {
+                            BUSY_ROUND
+                        } else {
+                            IDLE_ROUND
                         }
-                        Err(e) => {
-                            let wait = act.backoff.next_delay();
-                            log::error!(
-                                "chat claims: store unavailable ({e}); trying again in {:.1} s",
-                                wait.as_secs_f64()
-                            );
-                            wait
-                        }
-                    };
-                    if act.again {
-                        act.round(ctx);
-                    } else {
-                        ctx.notify_later(Round, pause);
                     }
-                }),
+                    Err(e) => {
+                        let wait = act.backoff.next_delay();
+                        log::error!(
+                            "chat claims: store unavailable ({e}); trying again in {:.1} s",
+                            wait.as_secs_f64()
+                        );
+                        wait
+                    }
+                };
+                if act.again {
+                    act.round(ctx);
+                } else {
+                    ctx.notify_later(Round, pause);
+                }
+            }),
         );
     }
 
@@ -268,7 +274,9 @@ pub async fn hand_over(
             false
         }
         Err(e) => {
-            log::error!("worker pool unavailable for update_id={id} ({e}); it stays in the journal");
+            log::error!(
+                "worker pool unavailable for update_id={id} ({e}); it stays in the journal"
+            );
             false
         }
     }

@@ -132,7 +132,9 @@ impl Shared {
                 log::debug!("ETL: another replica runs a pass; skipping this one");
                 return;
             }
-            Ok(Err(e)) => return log::warn!("ETL: cannot take the ETL lease ({e}); skipping this pass"),
+            Ok(Err(e)) => {
+                return log::warn!("ETL: cannot take the ETL lease ({e}); skipping this pass")
+            }
             Err(e) => return log::warn!("ETL: store unavailable ({e}); skipping this pass"),
         }
         // Renewed while the pass runs.

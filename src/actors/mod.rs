@@ -1,8 +1,8 @@
 //! The actors. Each file holds one actor and the messages it handles.
 
 pub mod airtable;
-pub mod claims;
 pub mod archive;
+pub mod claims;
 pub mod etl_scheduler;
 pub mod guard;
 pub mod objects;

@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-
 use crate::actors::airtable::AirtableActor;
 use crate::actors::archive::ArchiveActor;
+use crate::actors::claims::{hand_over, ClaimActor, Claimant, StopClaims};
 use crate::actors::etl_scheduler::EtlSchedulerActor;
 use crate::actors::guard;
 use crate::actors::objects::ObjectsPort;
-use crate::actors::claims::{hand_over, ClaimActor, Claimant, StopClaims};
 use crate::actors::poller::{PollLease, PollerActor, StopPolling};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{StoreActor, StoreStats, TakeReplay, WriteFinished};
@@ -365,9 +364,12 @@ impl Service {
                 max_attempts: settings.max_attempts,
             };
             let (store, pool, m) = (store.clone(), pool.clone().recipient(), metrics.clone());
-            guard::start(&Arbiter::current(), "ClaimActor", metrics.clone(), move |_| {
-                ClaimActor::new(me, store, pool, m)
-            })
+            guard::start(
+                &Arbiter::current(),
+                "ClaimActor",
+                metrics.clone(),
+                move |_| ClaimActor::new(me, store, pool, m),
+            )
         });
         if claims.is_none() {
             replay(&store, &pool, settings.max_attempts, &metrics).await?;
@@ -564,8 +566,12 @@ impl Service {
             let _ = self.store.send(WriteFinished).await;
             match self.store.send(ReleaseClaims(holder.clone())).await {
                 Ok(Ok(())) => log::info!("replica {holder} released its chat and outbox claims"),
-                Ok(Err(e)) => log::warn!("cannot release this replica's claims ({e}); they run out by themselves"),
-                Err(e) => log::warn!("store unavailable ({e}); this replica's claims run out by themselves"),
+                Ok(Err(e)) => log::warn!(
+                    "cannot release this replica's claims ({e}); they run out by themselves"
+                ),
+                Err(e) => log::warn!(
+                    "store unavailable ({e}); this replica's claims run out by themselves"
+                ),
             }
         }
         if drained.is_err() {

@@ -329,7 +329,12 @@ mod tests {
         assert_eq!(s.renew_claims("a", 60_000).unwrap(), 2);
         // A new process under a's name takes its chats over, charging their oldest updates.
         assert_eq!(s.adopt_claims("a").unwrap(), 2);
-        let attempts: Vec<_> = s.journal_entries(&[1, 2, 3, 5]).unwrap().iter().map(|e| e.attempts).collect();
+        let attempts: Vec<_> = s
+            .journal_entries(&[1, 2, 3, 5])
+            .unwrap()
+            .iter()
+            .map(|e| e.attempts)
+            .collect();
         assert_eq!(attempts, [1, 1, 0, 0]);
         s.release_claims("a").unwrap();
         assert_eq!(s.renew_claims("a", 60_000).unwrap(), 0);
