@@ -467,3 +467,91 @@ fn replicas_reconnect_after_a_postgresql_restart() {
     }
     replicas.stop();
 }
+
+/// Webhook mode: every replica accepts deliveries (a load balancer in front sends each to any
+/// of them, a repeated one to another). Each update is handled once, in its chat's order.
+#[test]
+fn in_webhook_mode_every_replica_accepts_deliveries() {
+    const SECRET: &str = "replica-secret_42";
+    const PEOPLE: i64 = 30;
+    const PER_USER: i64 = 10;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    // One public URL for all of them, as behind a load balancer.
+    let public = format!("http://127.0.0.1:{}/telegram/webhook", free_port());
+    let mut replicas = Replicas::start(
+        &tg,
+        &s3,
+        &pg,
+        &[
+            ("TG_INGEST__TELEGRAM__MODE", "webhook"),
+            ("TG_INGEST__TELEGRAM__WEBHOOK__URL", public.as_str()),
+            ("TG_INGEST__TELEGRAM__WEBHOOK__SECRET_TOKEN", SECRET),
+        ],
+    );
+    let urls: Vec<String> = replicas
+        .ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}/telegram/webhook"))
+        .collect();
+    for url in &urls {
+        let addr = url[7..].split('/').next().unwrap().parse().unwrap();
+        wait_until(WAIT, "replica ready", || {
+            std::net::TcpStream::connect(addr).is_ok() && http_get(addr, "/readyz").0 == 200
+        });
+    }
+    let mut update_id = 5000;
+    let mut sent: HashMap<i64, Vec<i64>> = HashMap::new();
+    for round in 0..PER_USER {
+        for u in 0..PEOPLE {
+            let user = 2000 + u;
+            update_id += 1;
+            let body = text(&tg, user, &format!("hook {round}"));
+            let message_id = body["message"]["message_id"].as_i64().unwrap();
+            sent.entry(user).or_default().push(message_id);
+            let mut update = body;
+            update["update_id"] = serde_json::json!(update_id);
+            let bytes = serde_json::to_vec(&update).unwrap();
+            let to = update_id as usize % 3;
+            assert_eq!(http_post(&urls[to], Some(SECRET), &bytes).unwrap().0, 200);
+            // Delivered again, to another replica.
+            let again = (to + 1) % 3;
+            assert_eq!(
+                http_post(&urls[again], Some(SECRET), &bytes).unwrap().0,
+                200
+            );
+        }
+    }
+    wait_until(WAIT, "every text answered", || {
+        sent.iter()
+            .all(|(user, ids)| tg.replied_to(*user).len() == ids.len())
+    });
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    std::thread::sleep(Duration::from_millis(500));
+    for (user, ids) in &sent {
+        assert_eq!(
+            tg.texts_to(*user).len(),
+            ids.len(),
+            "chat {user}: once each"
+        );
+        assert_eq!(reply_order(&tg, *user), *ids, "chat {user}: in order");
+    }
+    assert_eq!(
+        tg.max_concurrent_polls(),
+        0,
+        "no replica polls in webhook mode"
+    );
+    let shares: Vec<u64> = (0..3).map(|i| replicas.handled(i)).collect();
+    assert_eq!(shares.iter().sum::<u64>(), (PEOPLE * PER_USER) as u64);
+    assert!(
+        shares.iter().all(|n| *n > 0),
+        "every replica handled some: {shares:?}"
+    );
+    eprintln!(
+        "replicas: webhook mode, {} deliveries (each twice) handled {shares:?}",
+        PEOPLE * PER_USER
+    );
+    replicas.stop();
+}
