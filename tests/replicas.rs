@@ -555,3 +555,76 @@ fn in_webhook_mode_every_replica_accepts_deliveries() {
     );
     replicas.stop();
 }
+
+/// Go-button presses on three replicas: the Airtable outbox is drained by all of them, each
+/// row sent once (item claims), within Airtable's rate limit shared by the replicas.
+#[test]
+fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
+    use support::fake_airtable::FakeAirtable;
+    const PRESSES: i64 = 60;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let at = FakeAirtable::start();
+    let at_env = at.env();
+    let mut extra: Vec<(&str, &str)> = at_env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // Airtable allows 5 requests a second per base: the replicas share it.
+    extra.push(("TG_INGEST__AIRTABLE__REQUESTS_PER_SEC", "1.6"));
+    let mut replicas = Replicas::start(&tg, &s3, &pg, &extra);
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = service_env(&tg, &s3, dir.path(), &[]);
+    vars.extend(at_env.clone());
+    let settings = settings_from(vars);
+    // A button is pressed once: one button per press, in six group chats.
+    let buttons: Vec<(i64, i64, String)> = actix_rt::System::new().block_on(async {
+        let mut buttons = Vec::new();
+        for n in 0..PRESSES {
+            let chat = -1001 - n % 6;
+            let message = tg_ingest::app::post_button(&settings, chat, None, None)
+                .await
+                .unwrap();
+            buttons.push((chat, message, tg.button_data(chat, message).unwrap()));
+        }
+        buttons
+    });
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "a replica holds the poller lease", || {
+        holder(&store).is_some()
+    });
+    let started = Instant::now();
+    for (user, (chat, message, data)) in buttons.iter().enumerate() {
+        tg.push(press(*chat, *message, 3000 + user as i64, Some("u"), data));
+    }
+    wait_until(WAIT, "every press a row", || {
+        at.rows().len() == PRESSES as usize
+    });
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(at.rows().len(), PRESSES as usize);
+    assert_eq!(
+        at.records_taken(),
+        PRESSES as usize,
+        "no row was sent twice"
+    );
+    assert_eq!(at.rate_violations(), 0, "the shared rate limit held");
+    let senders: Vec<u64> = (0..3)
+        .map(|i| {
+            let addr = format!("127.0.0.1:{}", replicas.ports[i]).parse().unwrap();
+            let (_, body) = http_get(addr, "/metrics");
+            body.lines()
+                .find(|l| l.starts_with("tg_ingest_airtable_rows_total "))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64
+        })
+        .collect();
+    assert_eq!(senders.iter().sum::<u64>(), PRESSES as u64, "{senders:?}");
+    eprintln!(
+        "replicas: {PRESSES} presses written to Airtable in {:.1} s, rows sent per replica {senders:?}, {} requests",
+        elapsed.as_secs_f64(),
+        at.writes()
+    );
+    replicas.stop();
+}

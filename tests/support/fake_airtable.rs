@@ -34,6 +34,7 @@ struct Inner {
     rows: Vec<Row>,
     requests: Vec<Instant>,
     writes: usize,
+    records_taken: usize,
     rate_violations: usize,
     faults: VecDeque<AirtableFault>,
     down_until: Option<Instant>,
@@ -131,6 +132,11 @@ impl FakeAirtable {
     /// Write requests received (accepted or not).
     pub fn writes(&self) -> usize {
         self.with(|i| i.writes)
+    }
+
+    /// Records taken by accepted write requests (a record sent twice counts twice).
+    pub fn records_taken(&self) -> usize {
+        self.with(|i| i.records_taken)
     }
 
     /// Requests that came faster than 5 per second.
@@ -285,6 +291,7 @@ async fn upsert(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> 
     if let Some(AirtableFault::Status(status)) = fault {
         return error(status, "SERVER_ERROR", "Injected failure");
     }
+    i.records_taken += records.len();
     let mut out = Vec::new();
     for record in records {
         let fields = record["fields"].as_object().unwrap().clone();
