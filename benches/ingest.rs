@@ -23,8 +23,15 @@
 //!   for the run), `BENCH_STORE_UPDATES` (default 5,000) updates from 500 chats each, with the
 //!   CPU time of the process and of the PostgreSQL server.
 //!
-//! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`, `store`)
-//! runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
+//! - replicas: 1, 2 and 3 replicas of the binary on one PostgreSQL store (a server started for
+//!   the run) and one S3 server: `BENCH_REPLICA_TEXTS` (default 6,000) texts from 500 chats,
+//!   then `BENCH_REPLICA_ARCHIVED` (default 6,000) messages of 50 archived group chats (one
+//!   raw object each); updates/s and archived messages/s, with the CPU time of the replicas,
+//!   of this process (the fakes, and the in-process S3 server unless TG_INGEST_TEST_S3_ENDPOINT
+//!   names one) and of the PostgreSQL server.
+//!
+//! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`, `store`,
+//! `replicas`) runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -67,6 +74,142 @@ fn main() {
     }
     if all || args.iter().any(|a| a == "store") {
         bench_store();
+    }
+    if all || args.iter().any(|a| a == "replicas") {
+        bench_replicas();
+    }
+}
+
+/// Delivered archive objects in the PostgreSQL store at `url`.
+fn archived_in(db: &tg_ingest::store::db::Postgres) -> u64 {
+    use tg_ingest::store::db::Sql;
+    let row = db
+        .first(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'archive' AND delivered_at IS NOT NULL",
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+    row.i64(0).unwrap() as u64
+}
+
+/// 1, 2 and 3 replicas of the binary: texts per second, then archived messages per second.
+fn bench_replicas() {
+    use tg_ingest::store::db::{Postgres, Sql};
+    let texts = env_or("BENCH_REPLICA_TEXTS", 6_000) as usize;
+    let archived = env_or("BENCH_REPLICA_ARCHIVED", 6_000) as i64;
+    let pg = support::pg::TestPostgres::start();
+    let chats: Vec<String> = (0..50).map(|c| (-100_500 - c).to_string()).collect();
+    let archive_chats = chats.join(",");
+    for n in 1..=3usize {
+        // A database of its own for each run.
+        let admin = Postgres::connect(&pg.url).unwrap();
+        admin
+            .batch(&format!("CREATE DATABASE replicas{n}"))
+            .unwrap();
+        let url = pg.url.replace("/postgres", &format!("/replicas{n}"));
+        let tg = FakeTelegram::start(TOKEN);
+        tg.record_calls(false);
+        let s3 = TestS3::start();
+        let raw = s3.create_bucket("raw");
+        let enriched = s3.create_bucket("enriched");
+        let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut children: Vec<std::process::Child> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, dir)| {
+                let id = format!("r{i}");
+                let vars = service_env(
+                    &tg,
+                    &s3,
+                    dir.path(),
+                    &[
+                        ("TG_INGEST__STORE__URL", url.as_str()),
+                        ("TG_INGEST__STORE__REPLICA_ID", id.as_str()),
+                        ("TG_INGEST__WORKERS", "4"),
+                        ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+                        ("TG_INGEST__ARCHIVE__CHATS", archive_chats.as_str()),
+                        ("TG_INGEST__ARCHIVE__RAW_BUCKET", raw.as_str()),
+                        ("TG_INGEST__ARCHIVE__ENRICHED_BUCKET", enriched.as_str()),
+                        ("TG_INGEST__ARCHIVE__CATCH_UP_DAYS", "0"),
+                    ],
+                );
+                spawn_service(vars)
+            })
+            .collect();
+        let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+        let store = tg_ingest::store::Store::connect(&url).unwrap();
+        wait_until(Duration::from_secs(60), "a replica polls", || {
+            store
+                .lease("telegram-poller")
+                .unwrap()
+                .is_some_and(|l| l.remaining_ms > 0)
+        });
+        let me = std::process::id();
+        let cpu = || (cpu_secs(&pids), cpu_secs(&[me]), cpu_secs(&postgres_pids()));
+        let report = |what: &str, count: f64, elapsed: f64, before: (f64, f64, f64)| {
+            let after = cpu();
+            println!(
+                "replicas: {n} replica(s): {what} {:.0}/s ({count} in {elapsed:.2} s); CPU: replicas {:.0}%, \
+                 this process (fakes, S3) {:.0}%, PostgreSQL server {:.0}% (of one core; the machine has {} cores)",
+                count / elapsed,
+                (after.0 - before.0) / elapsed * 100.0,
+                (after.1 - before.1) / elapsed * 100.0,
+                (after.2 - before.2) / elapsed * 100.0,
+                std::thread::available_parallelism().map_or(0, |p| p.get())
+            );
+        };
+
+        let bodies: Vec<_> = (0..texts)
+            .map(|i| text(&tg, 40_000 + (i % 500) as i64, "hello"))
+            .collect();
+        let before = cpu();
+        let started = Instant::now();
+        tg.push_many(bodies);
+        wait_until(Duration::from_secs(600), "all replies", || {
+            tg.sent_count() >= texts
+        });
+        report(
+            "texts",
+            texts as f64,
+            started.elapsed().as_secs_f64(),
+            before,
+        );
+
+        let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
+        let before = cpu();
+        let started = Instant::now();
+        for i in 0..archived {
+            let chat = -100_500 - i % 50;
+            tg.push_raw(
+                1_000_000 + i,
+                serde_json::json!({"update_id": 1_000_000 + i, "message": {
+                    "message_id": i + 1,
+                    "chat": {"id": chat, "type": "supergroup", "title": "Team"},
+                    "date": noon + i,
+                    "from": {"id": 7000 + i % 40, "is_bot": false, "first_name": "Name"},
+                    "text": format!("archived message {i}"),
+                }}),
+            );
+        }
+        let db = Postgres::connect(&url).unwrap();
+        wait_until(Duration::from_secs(600), "all archived", || {
+            std::thread::sleep(Duration::from_millis(100));
+            archived_in(&db) >= archived as u64
+        });
+        report(
+            "archived messages",
+            archived as f64,
+            started.elapsed().as_secs_f64(),
+            before,
+        );
+        for child in &mut children {
+            // SAFETY: signalling a child process this bench started.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        for child in &mut children {
+            let _ = child.wait();
+        }
     }
 }
 

@@ -201,3 +201,69 @@ fn a_lost_postgresql_connection_is_reported_then_opened_again_but_never_inside_a
     let refused = Postgres::connect("postgres://postgres@127.0.0.1:1/postgres");
     assert!(matches!(refused, Err(DbError::Postgres(_))));
 }
+
+/// `sslmode=require` (and `verify-*`) connects over TLS and verifies the server's certificate:
+/// against `sslrootcert` when given, else the public roots (which do not know the test CA).
+#[test]
+fn tls_to_postgresql_verifies_the_server() {
+    let (pg, ca) = TestPostgres::start_with_tls();
+    let ssl = |db: &Postgres| {
+        db.first(
+            "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .unwrap()
+        .i64(0)
+        .unwrap()
+    };
+    let with = |query: &str| format!("{}?{query}", pg.url.replace("postgres@", "postgres:pw@"));
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let db = Postgres::connect(&with(&format!(
+            "sslmode={mode}&sslrootcert={}",
+            ca.display()
+        )))
+        .unwrap();
+        assert_eq!(ssl(&db), 1, "{mode}: over TLS");
+    }
+    let plain = Postgres::connect(&with("sslmode=disable")).unwrap();
+    assert_eq!(ssl(&plain), 0);
+    assert_eq!(
+        ssl(&Postgres::connect(&pg.url).unwrap()),
+        0,
+        "no sslmode: as before"
+    );
+
+    // The public roots do not vouch for the test CA.
+    let refused = Postgres::connect(&with("sslmode=require"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(!refused.contains("pw"), "no password in {refused}");
+    // A file without certificates, an unknown mode.
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let refused = Postgres::connect(&with(&format!(
+        "sslmode=require&sslrootcert={}",
+        empty.path().display()
+    )))
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(refused.contains("no certificate"), "{refused}");
+    let refused = Postgres::connect(&with("sslmode=sometimes"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        refused.contains("sslmode=sometimes is not one of"),
+        "{refused}"
+    );
+    // The store over TLS: migrated and usable.
+    let store = tg_ingest::store::Store::connect(&with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    )))
+    .unwrap();
+    assert_eq!(store.journal_len().unwrap(), 0);
+}

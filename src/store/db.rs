@@ -112,7 +112,16 @@ impl From<tokio_postgres::Error> for DbError {
         // The server's own message is in the source of a `db error`.
         let detail = match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+            None => {
+                // With its causes (a TLS handshake names why it failed there).
+                let mut detail = e.to_string();
+                let mut cause = e.source();
+                while let Some(c) = cause {
+                    detail = format!("{detail}: {c}");
+                    cause = c.source();
+                }
+                detail
+            }
         };
         DbError::Postgres(detail)
     }
@@ -349,9 +358,129 @@ pub struct Postgres {
     in_transaction: std::cell::Cell<bool>,
 }
 
+/// How to reach the server: the URL for the driver, and with `sslmode=require` (or `verify-ca`,
+/// `verify-full`) the TLS set-up that verifies the server's certificate.
+struct Target {
+    url: String,
+    tls: Option<rustls::ClientConfig>,
+}
+
+/// Reads the TLS parameters of a store URL, as libpq names them: `sslmode` (`disable`,
+/// `allow`, `prefer`: no TLS; `require`, `verify-ca`, `verify-full`: TLS, and the server's
+/// certificate and name are always verified) and `sslrootcert` (a PEM file of the certificates
+/// to trust instead of the public roots). Errors never quote the URL (it may hold a password).
+fn target(url: &str) -> Result<Target, DbError> {
+    let bad = |why: String| DbError::Postgres(format!("store.url: {why}"));
+    if !url.contains("sslmode=") && !url.contains("sslrootcert=") {
+        return Ok(Target {
+            url: url.to_string(),
+            tls: None,
+        });
+    }
+    let mut parsed =
+        url::Url::parse(url).map_err(|e| bad(format!("not a postgres:// URL ({e})")))?;
+    let (mut mode, mut root, mut rest) = (None, None, Vec::new());
+    for (key, value) in parsed.query_pairs() {
+        match key.as_ref() {
+            "sslmode" => mode = Some(value.into_owned()),
+            "sslrootcert" => root = Some(value.into_owned()),
+            _ => rest.push((key.into_owned(), value.into_owned())),
+        }
+    }
+    let (driver_mode, tls) = match mode.as_deref() {
+        None | Some("disable" | "allow" | "prefer") if root.is_none() => {
+            (mode.as_deref().map(|m| if m == "allow" { "prefer" } else { m }), false)
+        }
+        None | Some("require" | "verify-ca" | "verify-full") => (Some("require"), true),
+        Some(other) => {
+            return Err(bad(format!(
+                "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full{}",
+                if root.is_some() { " (sslrootcert needs require or verify-*)" } else { "" }
+            )))
+        }
+    };
+    {
+        let mut query = parsed.query_pairs_mut();
+        query.clear();
+        for (key, value) in &rest {
+            query.append_pair(key, value);
+        }
+        if let Some(mode) = driver_mode {
+            query.append_pair("sslmode", mode);
+        }
+    }
+    let tls = if tls {
+        Some(tls_config(root.as_deref()).map_err(bad)?)
+    } else {
+        None
+    };
+    Ok(Target {
+        url: parsed.to_string(),
+        tls,
+    })
+}
+
+/// Verifies the server against the certificates in `root` (PEM), else the public roots.
+fn tls_config(root: Option<&str>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match root {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("sslrootcert {path}: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("sslrootcert {path}: no certificate in it"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// Connects through `tls`, hands the client over `tx`, then drives the connection until it ends.
+async fn drive<T>(
+    url: &str,
+    tls: T,
+    tx: std::sync::mpsc::Sender<Result<tokio_postgres::Client, DbError>>,
+) where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(url, tls));
+    match connecting.await {
+        Ok(Ok((client, connection))) => {
+            let _ = tx.send(Ok(client));
+            if let Err(e) = connection.await {
+                log::warn!("PostgreSQL connection ended: {e}");
+            }
+        }
+        Ok(Err(e)) => {
+            let _ = tx.send(Err(DbError::from(e)));
+        }
+        Err(_) => {
+            let _ = tx.send(Err(DbError::Postgres(format!(
+                "no connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))));
+        }
+    }
+}
+
 fn connect_live(url: &str) -> Result<Live, DbError> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let url = url.to_string();
+    let target = target(url)?;
     let driver = std::thread::Builder::new()
         .name("tg-ingest-postgres".into())
         .spawn(move || {
@@ -366,26 +495,12 @@ fn connect_live(url: &str) -> Result<Live, DbError> {
                 }
             };
             runtime.block_on(async move {
-                let connecting = tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    tokio_postgres::connect(&url, tokio_postgres::NoTls),
-                );
-                match connecting.await {
-                    Ok(Ok((client, connection))) => {
-                        let _ = tx.send(Ok(client));
-                        if let Err(e) = connection.await {
-                            log::warn!("PostgreSQL connection ended: {e}");
-                        }
+                match target.tls {
+                    Some(config) => {
+                        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+                        drive(&target.url, tls, tx).await
                     }
-                    Ok(Err(e)) => {
-                        let _ = tx.send(Err(DbError::from(e)));
-                    }
-                    Err(_) => {
-                        let _ = tx.send(Err(DbError::Postgres(format!(
-                            "no connection within {} s",
-                            CONNECT_TIMEOUT.as_secs()
-                        ))));
-                    }
+                    None => drive(&target.url, tokio_postgres::NoTls, tx).await,
                 }
             });
         })?;

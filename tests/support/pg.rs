@@ -14,6 +14,8 @@ pub struct TestPostgres {
     pub port: u16,
     bin: PathBuf,
     dir: tempfile::TempDir,
+    /// Server settings beyond the address (`-c name=value …`).
+    extra: String,
 }
 
 /// The newest installed PostgreSQL's `bin` directory.
@@ -58,6 +60,45 @@ fn run(bin: &Path, program: &str, args: &[&str]) {
 impl TestPostgres {
     /// Starts a server. Panics when PostgreSQL is not installed (CI installs it).
     pub fn start() -> Self {
+        Self::start_with(|_| String::new())
+    }
+
+    /// Starts a server that also speaks TLS, with a certificate for 127.0.0.1 signed by a CA
+    /// made for it; answers the server and the CA's PEM file.
+    pub fn start_with_tls() -> (Self, PathBuf) {
+        let mut ca = None;
+        let pg = Self::start_with(|dir| {
+            let sh = |script: &str| {
+                let out = Command::new("sh")
+                    .args(["-ec", script])
+                    .current_dir(dir)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{script}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=tg-ingest-test-ca -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null");
+            sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null");
+            sh("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > server.ext");
+            sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext 2>/dev/null");
+            sh("chmod 600 server.key");
+            if is_root() {
+                sh("chown postgres:postgres server.key server.pem");
+            }
+            ca = Some(dir.join("ca.pem"));
+            format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                dir.display()
+            )
+        });
+        (pg, ca.unwrap())
+    }
+
+    /// Starts a server with the settings `extra` gives for its directory.
+    fn start_with(extra: impl FnOnce(&Path) -> String) -> Self {
         let bin = bin_dir().expect(
             "PostgreSQL is not installed (apt-get install -y postgresql); the store's PostgreSQL tests need it",
         );
@@ -87,11 +128,13 @@ impl TestPostgres {
             ],
         );
         let port = super::free_port();
+        let extra = extra(dir.path());
         let pg = Self {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             port,
             bin,
             dir,
+            extra,
         };
         pg.start_server();
         pg
@@ -103,9 +146,10 @@ impl TestPostgres {
 
     fn start_server(&self) {
         let options = format!(
-            "-h 127.0.0.1 -p {} -k {} -F -c max_connections=200",
+            "-h 127.0.0.1 -p {} -k {} -F -c max_connections=200{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra
         );
         let log = self.dir.path().join("server.log").display().to_string();
         run(
