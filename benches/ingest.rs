@@ -107,7 +107,7 @@ fn bench_replicas() {
         admin
             .batch(&format!("CREATE DATABASE replicas{n}"))
             .unwrap();
-        let url = pg.url.replace("/postgres", &format!("/replicas{n}"));
+        let url = format!("{}/replicas{n}", pg.url.rsplit_once('/').unwrap().0);
         let tg = FakeTelegram::start(TOKEN);
         tg.record_calls(false);
         let s3 = TestS3::start();

@@ -628,3 +628,82 @@ fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
     );
     replicas.stop();
 }
+
+/// VK on three replicas: only the holder of the VK lease long-polls; when it is killed another
+/// resumes from the saved `ts` within the lease time, and every message is answered.
+#[test]
+fn vk_is_polled_by_one_replica_and_another_takes_over_when_it_is_killed() {
+    use support::fake_vk::{FakeVk, VK_GROUP, VK_TOKEN};
+    const PEOPLE: i64 = 20;
+    let tg = FakeTelegram::start(TOKEN);
+    let vk = FakeVk::start();
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let group = VK_GROUP.to_string();
+    let mut replicas = Replicas::start(
+        &tg,
+        &s3,
+        &pg,
+        &[
+            ("TG_INGEST__VK__ENABLED", "true"),
+            ("TG_INGEST__VK__TOKEN", VK_TOKEN),
+            ("TG_INGEST__VK__GROUP_ID", group.as_str()),
+            ("TG_INGEST__VK__API_URL", vk.api_url.as_str()),
+            ("TG_INGEST__VK__WAIT", "1"),
+        ],
+    );
+    let store = Store::connect(&pg.url).unwrap();
+    let vk_holder = |store: &Store| {
+        store
+            .lease("vk-poller")
+            .unwrap()
+            .filter(|l| l.remaining_ms > 0)
+            .map(|l| (l.holder, l.token))
+    };
+    wait_until(WAIT, "a replica holds the VK lease", || {
+        vk_holder(&store).is_some() && vk.keys_issued() >= 1
+    });
+    let (first, first_token) = vk_holder(&store).unwrap();
+    let answered = |n: usize| (0..PEOPLE).all(|u| vk.texts_to(500 + u).len() >= n);
+    for u in 0..PEOPLE {
+        vk.push_message(500 + u, "first", serde_json::json!([]));
+    }
+    wait_until(WAIT, "the first messages answered", || answered(1));
+    let index: usize = first[1..].parse().unwrap();
+    let mut dead = replicas.children[index].take().unwrap();
+    dead.kill().unwrap();
+    let killed_at = Instant::now();
+    let _ = dead.wait();
+    for u in 0..PEOPLE {
+        vk.push_message(500 + u, "second", serde_json::json!([]));
+    }
+    wait_until(WAIT, "another replica holds the VK lease", || {
+        vk_holder(&store).is_some_and(|(h, _)| h != first)
+    });
+    let takeover = killed_at.elapsed();
+    let (second, second_token) = vk_holder(&store).unwrap();
+    assert!(second_token > first_token);
+    wait_until(WAIT, "the second messages answered", || answered(2));
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    std::thread::sleep(Duration::from_millis(500));
+    let extra: usize = (0..PEOPLE).map(|u| vk.texts_to(500 + u).len() - 2).sum();
+    assert_eq!(vk.max_concurrent_polls(), 1, "never two long polls at once");
+    let polled: Vec<usize> = (0..3)
+        .filter(|i| replicas.log(*i).contains("holds the VK lease (token"))
+        .collect();
+    assert_eq!(polled.len(), 2, "the first holder and its successor only");
+    eprintln!(
+        "replicas: VK lease {first} (token {first_token}) killed; {second} (token {second_token}) polled VK {:.1} s later; \
+         {} messages from {PEOPLE} people answered, {extra} again",
+        takeover.as_secs_f64(),
+        2 * PEOPLE
+    );
+    assert!(
+        takeover <= Duration::from_secs(LEASE_SECS + 2),
+        "{takeover:?}"
+    );
+    // The killed replica may have answered a message without recording it finished: at most
+    // one per chat, and only among the first messages.
+    assert!(extra <= PEOPLE as usize, "{extra} repeated answers");
+    replicas.stop();
+}

@@ -9,6 +9,10 @@
 //! new `ts` (VK says events before it may be lost, which is logged), `failed: 2` gets a new key,
 //! `failed: 3` a new key and `ts`. One poll is in flight at a time; errors back off, VK's rate
 //! limits (6, 9) wait, and a refused token (5) is logged as an error on every try.
+//!
+//! With replicas on a shared store only the replica holding the VK lease polls (taken or
+//! renewed before every poll, each poll a third of the lease at most); a new holder resumes
+//! from the `ts` the previous one saved.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,10 +21,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde::Deserialize;
 
-use super::poller::StopPolling;
+use super::poller::{PollLease, StopPolling};
 use super::pool::Dispatch;
 use super::store::{JournalBatch, StoreActor};
-use super::store_chat::{SetVkTs, VkIds, VkTs};
+use super::store_chat::{ReleaseLease, SetVkTs, TakeLease, VkIds, VkTs};
 use super::worker::Job;
 use crate::backoff::Backoff;
 use crate::inbound::IncomingUpdate;
@@ -95,6 +99,9 @@ pub struct VkSinks {
     pub metrics: Arc<Metrics>,
 }
 
+/// The name of the VK poller's lease.
+pub const VK_LEASE: &str = "vk-poller";
+
 /// The VK long-polling loop.
 pub struct VkPollerActor {
     client: Rc<VkClient>,
@@ -105,6 +112,9 @@ pub struct VkPollerActor {
     backoff: Backoff,
     stopping: bool,
     polling: bool,
+    lease: Option<Rc<PollLease>>,
+    /// The fencing token of the VK lease this replica holds, if any.
+    term: Option<i64>,
 }
 
 impl VkPollerActor {
@@ -118,7 +128,80 @@ impl VkPollerActor {
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             stopping: false,
             polling: false,
+            lease: None,
+            term: None,
         }
+    }
+
+    /// Polls only while holding the VK lease (the client's long-poll wait and timeout must
+    /// already be within a third of it).
+    pub fn with_lease(mut self, lease: PollLease) -> Self {
+        self.lease = Some(Rc::new(lease));
+        self
+    }
+
+    /// Ends this replica's VK lease (a clean stop), so another replica polls at once.
+    fn release(&mut self) {
+        if let (Some(lease), Some(_)) = (&self.lease, self.term.take()) {
+            lease.store.do_send(ReleaseLease {
+                name: VK_LEASE,
+                holder: lease.holder.clone(),
+            });
+            log::info!("VK lease released by replica {}", lease.holder);
+        }
+    }
+
+    /// Takes or renews the lease, then polls; a standby looks again a little later.
+    fn leased_poll(&mut self, lease: Rc<PollLease>, ctx: &mut Context<Self>) {
+        self.polling = true;
+        let take = TakeLease {
+            name: VK_LEASE,
+            holder: lease.holder.clone(),
+            ttl_ms: lease.ttl.as_millis() as i64,
+        };
+        let store = lease.store.clone();
+        ctx.spawn(async move { store.send(take).await }.into_actor(self).map(
+            move |taken, act, ctx| {
+                act.polling = false;
+                let recheck = (lease.ttl / 10).clamp(Duration::from_millis(200), Duration::from_secs(1));
+                match taken {
+                    Ok(Ok(Some(token))) => {
+                        if act.term != Some(token) {
+                            log::info!(
+                                "replica {} holds the VK lease (token {token}); polling VK from the saved ts",
+                                lease.holder
+                            );
+                            act.session = None;
+                            act.resume = Resume::Saved;
+                            act.term = Some(token);
+                        }
+                        if !act.stopping {
+                            act.poll(ctx);
+                        }
+                    }
+                    Ok(Ok(None)) => {
+                        if act.term.take().is_some() {
+                            log::warn!(
+                                "replica {} lost the VK lease; it polls VK no more until it takes the lease again",
+                                lease.holder
+                            );
+                        }
+                        ctx.notify_later(Poll, recheck);
+                    }
+                    Ok(Err(e)) => {
+                        act.term = None;
+                        let delay = act.backoff.next_delay();
+                        log::error!("VK lease: store unavailable ({e}); not polling VK, trying again in {:.1} s", delay.as_secs_f64());
+                        ctx.notify_later(Poll, delay);
+                    }
+                    Err(e) => {
+                        act.term = None;
+                        log::error!("VK lease: store unavailable ({e})");
+                        ctx.notify_later(Poll, recheck);
+                    }
+                }
+            },
+        ));
     }
 }
 
@@ -301,6 +384,16 @@ impl Handler<Poll> for VkPollerActor {
         if self.stopping || self.polling {
             return;
         }
+        match self.lease.clone() {
+            Some(lease) => self.leased_poll(lease, ctx),
+            None => self.poll(ctx),
+        }
+    }
+}
+
+impl VkPollerActor {
+    /// One long poll, then the next is scheduled.
+    fn poll(&mut self, ctx: &mut Context<Self>) {
         self.polling = true;
         let fut = poll_once(
             self.client.clone(),
@@ -334,6 +427,7 @@ impl Handler<Poll> for VkPollerActor {
                 }
             };
             if act.stopping {
+                act.release();
                 return;
             }
             if delay.is_zero() {
@@ -351,5 +445,8 @@ impl Handler<StopPolling> for VkPollerActor {
     fn handle(&mut self, _: StopPolling, _: &mut Context<Self>) {
         self.stopping = true;
         log::info!("VK long polling stops");
+        if !self.polling {
+            self.release();
+        }
     }
 }

@@ -443,6 +443,7 @@ impl Service {
                 &settings,
                 &vk_pace,
                 (front.clone(), store.clone(), metrics.clone()),
+                replica.clone().map(|holder| (holder, claim_ttl)),
             )
         });
         let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -2,11 +2,13 @@
 //! and the intake actor.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
 use super::{retry, StartupError};
 use crate::actors::guard;
+use crate::actors::poller::PollLease;
 use crate::actors::pool::Dispatch;
 use crate::actors::store::StoreActor;
 use crate::actors::vk_poller::{VkPollerActor, VkSinks};
@@ -85,8 +87,18 @@ pub fn start_poller(
     settings: &Settings,
     pace: &Pace,
     (target, store, metrics): (Recipient<Dispatch>, Addr<StoreActor>, Arc<Metrics>),
+    replica: Option<(String, Duration)>,
 ) -> Addr<VkPollerActor> {
-    let (config, pace) = (client_config(settings), pace.clone());
+    let (mut config, pace) = (client_config(settings), pace.clone());
+    if let Some((holder, ttl)) = &replica {
+        // A poll started right after the lease was renewed ends before it could pass on.
+        config.wait = config.wait.min(*ttl / 3);
+        config.request_timeout = config.request_timeout.min(*ttl / 3);
+        log::info!(
+            "replica {holder}: polling VK only while holding the VK lease ({} s)",
+            ttl.as_secs()
+        );
+    }
     guard::start(
         &Arbiter::current(),
         "VkPollerActor",
@@ -98,7 +110,15 @@ pub fn start_poller(
                 metrics: metrics.clone(),
             };
             let client = VkClient::new(config.clone(), pace.clone()).with_metrics(metrics.clone());
-            VkPollerActor::new(client, sinks)
+            let poller = VkPollerActor::new(client, sinks);
+            match replica.clone() {
+                Some((holder, ttl)) => poller.with_lease(PollLease {
+                    store: store.clone(),
+                    holder,
+                    ttl,
+                }),
+                None => poller,
+            }
         },
     )
 }
