@@ -5,8 +5,8 @@
 //! in rounds, it gives up chats with nothing left, claims a few more that no live replica
 //! holds, and hands their journaled updates to its pool in order, each once. A chat's updates
 //! thus go to one replica at a time and one worker there, oldest first; different chats
-//! spread over the replicas (each holds at most `4 × workers` chats and claims at most
-//! `workers` per round). Claims are renewed every third of their lifetime; those of a
+//! spread over the replicas (each claims at most its share of the chats waiting, and holds at
+//! most `32 × workers`). Claims are renewed every third of their lifetime; those of a
 //! replica that died run out and its chats go on elsewhere. Updates the allowlists refuse are
 //! not journaled: they go to the pool at once.
 
@@ -30,7 +30,7 @@ const LIST: usize = 1000;
 /// Most updates handed to the pool and not yet finished.
 const IN_FLIGHT: usize = 500;
 /// Pause between rounds while there is work.
-const BUSY_ROUND: Duration = Duration::from_millis(20);
+const BUSY_ROUND: Duration = Duration::from_millis(10);
 /// Pause between rounds while idle (new updates also start a round at once).
 const IDLE_ROUND: Duration = Duration::from_millis(100);
 
@@ -52,8 +52,6 @@ pub struct Claimant {
     pub ttl: Duration,
     /// Most chats held at once.
     pub max_chats: usize,
-    /// Most chats claimed in one round.
-    pub per_round: usize,
     /// Attempts before an update is moved aside.
     pub max_attempts: u32,
 }
@@ -111,11 +109,7 @@ impl ClaimActor {
         }
         self.running = true;
         self.again = false;
-        let want = self
-            .me
-            .max_chats
-            .saturating_sub(self.held)
-            .min(self.me.per_round);
+        let want = self.me.max_chats.saturating_sub(self.held);
         let ask = ClaimRound {
             holder: self.me.holder.clone(),
             ttl_ms: self.ttl_ms(),
@@ -303,8 +297,14 @@ impl Actor for ClaimActor {
             );
         });
         let (store, me) = (self.store.clone(), self.me.clone());
+        let counted = RenewClaims {
+            holder: me.holder.clone(),
+            ttl_ms: self.ttl_ms(),
+        };
         ctx.spawn(
             async move {
+                // Counted among the live replicas before the first claim.
+                let _ = store.send(counted).await;
                 match store.send(AdoptClaims(me.holder.clone())).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => log::info!(

@@ -133,6 +133,8 @@ pub struct StoreActor {
 
 /// How long finished updates wait to be written together.
 const FINISH_BATCH_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+/// How long finished updates wait after the store failed to write them.
+const FINISH_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl StoreActor {
     /// Wraps an opened store.
@@ -153,13 +155,34 @@ impl StoreActor {
         self
     }
 
-    /// Writes the finished updates waiting.
-    fn write_finished(&mut self) {
+    /// Writes the finished updates waiting; answers whether they are written. When the store
+    /// fails (PostgreSQL restarting), they are kept for the next try: an update finished but
+    /// left in the journal would be handled again.
+    fn write_finished(&mut self) -> bool {
         if self.finished.is_empty() {
-            return;
+            return true;
         }
-        let ids = std::mem::take(&mut self.finished);
-        logged("cannot mark updates finished", self.store.finish(&ids));
+        match self.store.finish(&self.finished) {
+            Ok(()) => {
+                self.finished.clear();
+                true
+            }
+            Err(e) => {
+                log::error!(
+                    "cannot mark {} updates finished ({e}); trying again in {} ms",
+                    self.finished.len(),
+                    FINISH_RETRY.as_millis()
+                );
+                false
+            }
+        }
+    }
+
+    /// Writes the finished updates now, and again later until they are written.
+    fn flush_finished(&mut self, ctx: &mut Context<Self>) {
+        if !self.write_finished() {
+            ctx.run_later(FINISH_RETRY, |act, ctx| act.flush_finished(ctx));
+        }
     }
 
     /// The store, for handlers declared beside other actors' messages.
@@ -172,7 +195,7 @@ impl Actor for StoreActor {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.write_finished();
+        let _ = self.write_finished();
     }
 
     fn started(&mut self, ctx: &mut Context<Self>) {
@@ -238,7 +261,7 @@ impl Handler<Finished> for StoreActor {
 
     fn handle(&mut self, msg: Finished, ctx: &mut Context<Self>) {
         if self.finished.is_empty() {
-            ctx.run_later(FINISH_BATCH_WAIT, |act, _| act.write_finished());
+            ctx.run_later(FINISH_BATCH_WAIT, |act, ctx| act.flush_finished(ctx));
         }
         self.finished.push(msg.0);
     }
@@ -253,7 +276,7 @@ impl Handler<WriteFinished> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, _: WriteFinished, _: &mut Context<Self>) {
-        self.write_finished();
+        let _ = self.write_finished();
     }
 }
 

@@ -262,8 +262,9 @@ store_request!(
 
 store_request!(
     /// One round of this replica's chat claims: gives up the chats with nothing left in the
-    /// journal, claims up to `want` more, and answers the journaled updates of the chats it
-    /// holds (`update_id` and chat, at most `limit`, in order).
+    /// journal, claims up to `want` more, drops rows of updates finished already, and answers
+    /// the journaled updates of the chats it holds (`update_id` and chat, at most `limit`, in
+    /// order).
     ClaimRound {
         /// This replica.
         pub holder: String,
@@ -275,9 +276,13 @@ store_request!(
         pub limit: usize,
     } -> Vec<(i64, i64)>,
     |s, m| {
-        s.release_idle_claims(&m.holder)
-            .and_then(|_| s.claim_chats(&m.holder, m.ttl_ms, m.want))
-            .and_then(|_| s.claimed_updates(&m.holder, m.limit))
+        s.release_idle_claims(&m.holder)?;
+        s.claim_chats(&m.holder, m.ttl_ms, m.want)?;
+        let dropped = s.drop_finished_in_claims(&m.holder)?;
+        if dropped > 0 {
+            log::info!("{dropped} updates journaled again after they had finished (a repeated delivery) were dropped");
+        }
+        s.claimed_updates(&m.holder, m.limit)
     }
 );
 

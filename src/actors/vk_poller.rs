@@ -180,6 +180,8 @@ impl VkPollerActor {
                         }
                     }
                     Ok(Ok(None)) => {
+                        // The intake is healthy: the replica holding the lease polls.
+                        Metrics::stamp(&act.sinks.metrics.vk_intake_ok_ms);
                         if act.term.take().is_some() {
                             log::warn!(
                                 "replica {} lost the VK lease; it polls VK no more until it takes the lease again",

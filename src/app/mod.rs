@@ -355,22 +355,34 @@ impl Service {
         let pool = WorkerPool::start(settings.workers, factory, worker_deps);
         // One process works its whole journal: first what the previous run left. Replicas on
         // a shared store work the chats they claim instead, the leftovers included.
-        let claims = replica.clone().map(|holder| {
-            let me = Claimant {
-                holder,
-                ttl: claim_ttl,
-                max_chats: 4 * settings.workers,
-                per_round: settings.workers,
-                max_attempts: settings.max_attempts,
-            };
-            let (store, pool, m) = (store.clone(), pool.clone().recipient(), metrics.clone());
-            guard::start(
-                &Arbiter::current(),
-                "ClaimActor",
-                metrics.clone(),
-                move |_| ClaimActor::new(me, store, pool, m),
-            )
-        });
+        // The claims have a connection of their own, so their rounds never wait behind the
+        // workers' statements (nor the workers behind them).
+        let claims_arbiter = Arbiter::new();
+        let claims = match replica.clone() {
+            Some(holder) => {
+                let own = settings.open_store()?;
+                let store = guard::start(
+                    &claims_arbiter.handle(),
+                    "StoreActor",
+                    metrics.clone(),
+                    move |_| StoreActor::new(own),
+                );
+                let me = Claimant {
+                    holder,
+                    ttl: claim_ttl,
+                    max_chats: 32 * settings.workers,
+                    max_attempts: settings.max_attempts,
+                };
+                let (pool, m) = (pool.clone().recipient(), metrics.clone());
+                Some(guard::start(
+                    &Arbiter::current(),
+                    "ClaimActor",
+                    metrics.clone(),
+                    move |_| ClaimActor::new(me, store, pool, m),
+                ))
+            }
+            None => None,
+        };
         if claims.is_none() {
             replay(&store, &pool, settings.max_attempts, &metrics).await?;
         }
@@ -529,6 +541,7 @@ impl Service {
                 archive_arbiter,
                 etl_arbiter,
                 store_arbiter,
+                claims_arbiter,
             ],
             _embedded: embedded,
         })

@@ -53,6 +53,9 @@ pub(super) fn migrate_sqlite(db: &super::db::Sqlite) -> Result<(), super::db::Db
     Ok(())
 }
 
+/// How many of the oldest unclaimed journaled updates a claim looks at for chats to take.
+const WINDOW: usize = 1000;
+
 /// A `$first, $first+1, …` list of `n` parameters.
 fn params_list(first: usize, n: usize) -> String {
     (first..first + n)
@@ -64,6 +67,10 @@ fn params_list(first: usize, n: usize) -> String {
 impl Store {
     /// Claims up to `limit` chats that have journaled updates and no live claim (never
     /// claimed, released, or run out), oldest waiting update first; answers the chats taken.
+    /// Only the oldest [`WINDOW`] unclaimed updates are looked at, so a round costs the same
+    /// however long the journal is. A replica takes at most its share: the chats with work
+    /// (claimed or waiting) divided by the live replicas ([`Store::renew_claims`] keeps this
+    /// one counted), less those it holds, so the first replica to look does not take them all.
     /// A chat taken over from a claim that ran out has its oldest journaled update charged one
     /// attempt. Replicas claiming together never get the same chat.
     pub fn claim_chats(
@@ -79,14 +86,29 @@ impl Store {
         // `WHERE TRUE` lets SQLite tell the upsert's ON from a join's. Rows are locked in chat
         // order, so replicas claiming together wait for each other instead of deadlocking.
         let sql = format!(
-            "WITH free AS (
-                 SELECT COALESCE(j.chat_id, 0) AS chat, MIN(j.update_id) AS oldest FROM journal j
+            "WITH waiting AS (
+                 SELECT COALESCE(j.chat_id, 0) AS chat, j.update_id FROM journal j
                  WHERE NOT EXISTS (SELECT 1 FROM chat_claims k
                      WHERE k.chat_id = COALESCE(j.chat_id, 0) AND k.expires_at >= {now})
-                 GROUP BY COALESCE(j.chat_id, 0)
-                 ORDER BY oldest LIMIT $3)
+                 ORDER BY j.update_id LIMIT {WINDOW}),
+             free AS (
+                 SELECT chat, MIN(update_id) AS oldest FROM waiting GROUP BY chat),
+             live AS (
+                 SELECT CASE WHEN COUNT(*) > 0 THEN COUNT(*) ELSE 1 END AS n FROM leases
+                 WHERE name LIKE 'replica:%' AND expires_at >= {now}),
+             held AS (
+                 SELECT COUNT(*) AS total,
+                        COUNT(*) FILTER (WHERE holder = $1) AS mine
+                 FROM chat_claims WHERE expires_at >= {now}),
+             share AS (
+                 SELECT ((SELECT COUNT(*) FROM free) + (SELECT total FROM held)
+                         + (SELECT n FROM live) - 1) / (SELECT n FROM live)
+                        - (SELECT mine FROM held) AS n),
+             pick AS (
+                 SELECT chat FROM free ORDER BY oldest
+                 LIMIT (SELECT CASE WHEN n < 0 THEN 0 WHEN n < $3 THEN n ELSE $3 END FROM share))
              INSERT INTO chat_claims (chat_id, holder, token, expires_at)
-             SELECT chat, $1, 1, {now} + $2 FROM free WHERE TRUE ORDER BY chat
+             SELECT chat, $1, 1, {now} + $2 FROM pick WHERE TRUE ORDER BY chat
              ON CONFLICT (chat_id) DO UPDATE SET holder = excluded.holder,
                  token = chat_claims.token + 1, expires_at = excluded.expires_at
              WHERE chat_claims.expires_at < {now}
@@ -115,13 +137,21 @@ impl Store {
         Ok(taken.into_iter().map(|(chat, _)| chat).collect())
     }
 
-    /// Extends every claim `holder` still holds (chats and outbox items) by `ttl_ms`; answers
-    /// how many chats it holds.
+    /// Extends every claim `holder` still holds (chats and outbox items) by `ttl_ms`, and
+    /// counts it among the live replicas as long; answers how many chats it holds.
     pub fn renew_claims(&mut self, holder: &str, ttl_ms: i64) -> Result<u64, StoreError> {
         let now = now_ms(self.db.engine());
         let err = error_for(&self.path);
         self.db
             .transaction(|db| {
+                db.exec(
+                    &format!(
+                        "INSERT INTO leases (name, holder, token, expires_at)
+                         VALUES ('replica:' || $1, $1, 1, {now} + $2)
+                         ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at"
+                    ),
+                    vals![holder, ttl_ms],
+                )?;
                 let chats = db.exec(
                     &format!("UPDATE chat_claims SET expires_at = {now} + $2 WHERE holder = $1"),
                     vals![holder, ttl_ms],
@@ -174,6 +204,23 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Drops the journal rows of `holder`'s chats whose update is already finished; answers how
+    /// many. On PostgreSQL a repeated delivery can journal an update again while another
+    /// transaction finishes it (the insert checked `done` before that commit, and the row it
+    /// conflicted with was then deleted); such a row is not work.
+    pub fn drop_finished_in_claims(&mut self, holder: &str) -> Result<u64, StoreError> {
+        self.db
+            .exec(
+                "DELETE FROM journal WHERE update_id IN (
+                     SELECT j.update_id FROM journal j
+                     JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
+                     WHERE k.holder = $1
+                       AND EXISTS (SELECT 1 FROM done d WHERE d.update_id = j.update_id))",
+                vals![holder],
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Gives up every claim of `holder` (a clean stop): chats and outbox items go to other
     /// replicas at once.
     pub fn release_claims(&mut self, holder: &str) -> Result<(), StoreError> {
@@ -181,6 +228,10 @@ impl Store {
         self.db
             .transaction(|db| {
                 db.exec("DELETE FROM chat_claims WHERE holder = $1", vals![holder])?;
+                db.exec(
+                    "DELETE FROM leases WHERE name = 'replica:' || $1",
+                    vals![holder],
+                )?;
                 db.exec(
                     "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
                     vals![holder],
@@ -341,6 +392,62 @@ mod tests {
         let mut free = s.claim_chats("c", 60_000, 5).unwrap();
         free.sort_unstable();
         assert_eq!(free, [10, 20], "a clean stop frees the chats at once");
+    }
+
+    #[test]
+    fn an_update_journaled_again_after_it_finished_is_dropped_not_worked() {
+        use super::Sql;
+        let (mut s, _d) = store();
+        journal(&mut s, &[(1, 10), (2, 10)]);
+        assert_eq!(s.claim_chats("a", 60_000, 5).unwrap(), [10]);
+        s.finish(&[1]).unwrap();
+        // The race a repeated delivery can win on PostgreSQL, written directly.
+        s.db.exec(
+            "INSERT INTO journal (update_id, raw, attempts, received_at, chat_id) VALUES (1, '{}', 0, 0, 10)",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.drop_finished_in_claims("b").unwrap(), 0, "not b's chat");
+        assert_eq!(s.drop_finished_in_claims("a").unwrap(), 1);
+        assert_eq!(ids(&s, "a", 10), [2]);
+    }
+
+    #[test]
+    fn a_replica_takes_its_share_of_the_waiting_chats() {
+        let (mut s, _d) = store();
+        let rows: Vec<(i64, i64)> = (1..=10).map(|i| (i, 100 + i)).collect();
+        journal(&mut s, &rows);
+        for r in ["a", "b", "c"] {
+            s.renew_claims(r, 60_000).unwrap();
+        }
+        assert_eq!(
+            s.claim_chats("a", 60_000, 50).unwrap().len(),
+            4,
+            "10 chats, 3 replicas"
+        );
+        assert!(
+            s.claim_chats("a", 60_000, 50).unwrap().is_empty(),
+            "a has its share"
+        );
+        assert_eq!(s.claim_chats("b", 60_000, 50).unwrap().len(), 4);
+        assert_eq!(
+            s.claim_chats("c", 60_000, 1).unwrap().len(),
+            1,
+            "its own limit"
+        );
+        assert_eq!(
+            s.claim_chats("c", 60_000, 50).unwrap().len(),
+            1,
+            "the last one"
+        );
+        // c stops: the two live replicas share its chats.
+        s.release_claims("c").unwrap();
+        assert_eq!(
+            s.claim_chats("a", 60_000, 50).unwrap().len(),
+            1,
+            "5 each now"
+        );
+        assert_eq!(s.claim_chats("b", 60_000, 50).unwrap().len(), 1);
     }
 
     #[test]
