@@ -56,6 +56,14 @@ pub(super) fn migrate_sqlite(db: &super::db::Sqlite) -> Result<(), super::db::Db
 /// How many of the oldest unclaimed journaled updates a claim looks at for chats to take.
 const WINDOW: usize = 1000;
 
+/// Locks the rows a subquery selects, in its order (PostgreSQL; SQLite has one writer).
+fn row_locks(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "",
+        Engine::Postgres => "FOR UPDATE",
+    }
+}
+
 /// A `$first, $first+1, …` list of `n` parameters.
 fn params_list(first: usize, n: usize) -> String {
     (first..first + n)
@@ -142,30 +150,39 @@ impl Store {
     pub fn renew_claims(&mut self, holder: &str, ttl_ms: i64) -> Result<u64, StoreError> {
         let now = now_ms(self.db.engine());
         let err = error_for(&self.path);
+        // Three statements, each its own transaction, and the chat rows locked in chat order
+        // as a claim locks them: a renewal never deadlocks with another replica's claim.
         self.db
-            .transaction(|db| {
-                db.exec(
-                    &format!(
-                        "INSERT INTO leases (name, holder, token, expires_at)
-                         VALUES ('replica:' || $1, $1, 1, {now} + $2)
-                         ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at"
-                    ),
-                    vals![holder, ttl_ms],
-                )?;
-                let chats = db.exec(
-                    &format!("UPDATE chat_claims SET expires_at = {now} + $2 WHERE holder = $1"),
-                    vals![holder, ttl_ms],
-                )?;
-                db.exec(
-                    &format!(
-                        "UPDATE outbox SET claim_until = {now} + $2
-                         WHERE claimed_by = $1 AND delivered_at IS NULL AND dead_reason IS NULL"
-                    ),
-                    vals![holder, ttl_ms],
-                )?;
-                Ok(chats)
-            })
-            .map_err(err)
+            .exec(
+                &format!(
+                    "INSERT INTO leases (name, holder, token, expires_at)
+                     VALUES ('replica:' || $1, $1, 1, {now} + $2)
+                     ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at"
+                ),
+                vals![holder, ttl_ms],
+            )
+            .map_err(err)?;
+        let chats = self
+            .db
+            .exec(
+                &format!(
+                    "UPDATE chat_claims SET expires_at = {now} + $2 WHERE chat_id IN
+                     (SELECT chat_id FROM chat_claims WHERE holder = $1 ORDER BY chat_id {})",
+                    row_locks(self.db.engine())
+                ),
+                vals![holder, ttl_ms],
+            )
+            .map_err(err)?;
+        self.db
+            .exec(
+                &format!(
+                    "UPDATE outbox SET claim_until = {now} + $2
+                     WHERE claimed_by = $1 AND delivered_at IS NULL AND dead_reason IS NULL"
+                ),
+                vals![holder, ttl_ms],
+            )
+            .map_err(err)?;
+        Ok(chats)
     }
 
     /// At the start of a process that goes by the name of an earlier one: the chats it still
@@ -195,12 +212,15 @@ impl Store {
     /// Gives up `holder`'s claims on chats that have nothing left in the journal, so their
     /// next updates may go to any replica; answers how many.
     pub fn release_idle_claims(&mut self, holder: &str) -> Result<u64, StoreError> {
+        let sql = format!(
+            "DELETE FROM chat_claims WHERE chat_id IN
+             (SELECT chat_id FROM chat_claims k WHERE holder = $1 AND NOT EXISTS
+                 (SELECT 1 FROM journal j WHERE COALESCE(j.chat_id, 0) = k.chat_id)
+              ORDER BY chat_id {})",
+            row_locks(self.db.engine())
+        );
         self.db
-            .exec(
-                "DELETE FROM chat_claims WHERE holder = $1 AND NOT EXISTS
-                 (SELECT 1 FROM journal j WHERE COALESCE(j.chat_id, 0) = chat_claims.chat_id)",
-                vals![holder],
-            )
+            .exec(&sql, vals![holder])
             .map_err(|e| self.err(e))
     }
 
