@@ -219,9 +219,7 @@ impl Store {
               ORDER BY chat_id {})",
             row_locks(self.db.engine())
         );
-        self.db
-            .exec(&sql, vals![holder])
-            .map_err(|e| self.err(e))
+        self.db.exec(&sql, vals![holder]).map_err(|e| self.err(e))
     }
 
     /// Drops the journal rows of `holder`'s chats whose update is already finished; answers how
@@ -291,15 +289,7 @@ impl Store {
             let found = self
                 .db
                 .query(&sql, &params)
-                .and_then(|r| {
-                    rows(r, |r| {
-                        Ok(JournalEntry {
-                            update_id: r.i64(0)?,
-                            raw: r.text(1)?,
-                            attempts: r.u32(2)?,
-                        })
-                    })
-                })
+                .and_then(|r| rows(r, super::journal_entry))
                 .map_err(|e| self.err(e))?;
             all.extend(found);
         }

@@ -139,6 +139,15 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A journal entry of a row of `update_id, raw, attempts`.
+fn journal_entry(r: &Row) -> Result<JournalEntry, DbError> {
+    Ok(JournalEntry {
+        update_id: r.i64(0)?,
+        raw: r.text(1)?,
+        attempts: r.u32(2)?,
+    })
+}
+
 /// Reads every row of a result with `f`.
 fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T, DbError>) -> Result<Vec<T>, DbError> {
     rows.iter().map(f).collect()
@@ -475,15 +484,7 @@ impl Store {
                  ORDER BY update_id LIMIT $2",
                 vals![after, limit],
             )
-            .and_then(|r| {
-                rows(r, |r| {
-                    Ok(JournalEntry {
-                        update_id: r.i64(0)?,
-                        raw: r.text(1)?,
-                        attempts: r.u32(2)?,
-                    })
-                })
-            })
+            .and_then(|r| rows(r, journal_entry))
             .map_err(|e| self.err(e))
     }
 
