@@ -240,6 +240,7 @@ fn tls_to_postgresql_verifies_the_server() {
         .unwrap()
         .to_string();
     assert!(refused.contains("certificate"), "{refused}");
+    eprintln!("store_engines: without sslrootcert: {refused}");
     assert!(!refused.contains("pw"), "no password in {refused}");
     // A file without certificates, an unknown mode.
     let empty = tempfile::NamedTempFile::new().unwrap();
