@@ -735,3 +735,72 @@ fn vk_is_polled_by_one_replica_and_another_takes_over_when_it_is_killed() {
     assert!(extra <= PEOPLE as usize, "{extra} repeated answers");
     replicas.stop();
 }
+
+/// The daily ETL on three replicas: a finished day of archived group messages is compacted
+/// once, by whichever replica holds the ETL lease, though every replica looks every second.
+#[test]
+fn a_day_is_compacted_once_across_replicas() {
+    use tg_ingest::clock::Day;
+    use tg_ingest::etl::marker_key;
+    const GROUP: i64 = -100_600;
+    const MESSAGES: i64 = 300;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let (raw, enriched) = (s3.create_bucket("raw"), s3.create_bucket("enriched"));
+    let group = GROUP.to_string();
+    let mut replicas = Replicas::start(
+        &tg,
+        &s3,
+        &pg,
+        &[
+            ("TG_INGEST__ARCHIVE__CHATS", group.as_str()),
+            ("TG_INGEST__ARCHIVE__RAW_BUCKET", raw.as_str()),
+            ("TG_INGEST__ARCHIVE__ENRICHED_BUCKET", enriched.as_str()),
+            ("TG_INGEST__ARCHIVE__RECHECK_SECS", "1"),
+        ],
+    );
+    let offset = -180; // archive.utc_offset_minutes by default
+    let now = tg_ingest::clock::now_millis() / 1000;
+    let yesterday = Day::of(now, offset).prev();
+    let noon = yesterday.0 * 86_400 - i64::from(offset) * 60 + 12 * 3600;
+    for i in 0..MESSAGES {
+        let id = 50_000 + i;
+        tg.push_raw(
+            id,
+            serde_json::json!({"update_id": id, "message": {
+                "message_id": i + 1,
+                "chat": {"id": GROUP, "type": "supergroup", "title": "Team"},
+                "date": noon + i,
+                "from": {"id": 7000 + i % 7, "is_bot": false, "first_name": "Name"},
+                "text": format!("message {i}"),
+            }}),
+        );
+    }
+    let marker = || -> Option<serde_json::Value> {
+        let bytes = s3.get_in(&enriched, &marker_key("telegram", yesterday))?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    wait_until(WAIT, "yesterday compacted", || {
+        marker().is_some_and(|m| m["rows"] == MESSAGES)
+    });
+    // Every replica passes over the day several times more.
+    std::thread::sleep(Duration::from_secs(4));
+    let runs: Vec<u64> = (0..3)
+        .map(|i| {
+            let addr = format!("127.0.0.1:{}", replicas.ports[i]).parse().unwrap();
+            let (_, body) = http_get(addr, "/metrics");
+            body.lines()
+                .filter(|l| l.starts_with("tg_ingest_etl_runs_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        })
+        .collect();
+    assert_eq!(runs.iter().sum::<u64>(), 1, "one ETL run in all: {runs:?}");
+    let compacting: usize = (0..3)
+        .map(|i| replicas.log(i).matches("; compacting it").count())
+        .sum();
+    assert_eq!(compacting, 1);
+    eprintln!("replicas: {MESSAGES} archived messages of {yesterday} compacted once; runs per replica {runs:?}");
+    replicas.stop();
+}
