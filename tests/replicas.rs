@@ -70,8 +70,8 @@ impl Replicas {
             _dirs: dirs,
         };
         // Every replica up before the test starts (a late one would join the work late).
-        for port in &replicas.ports {
-            let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        for i in 0..replicas.ports.len() {
+            let addr = replicas.addr(i);
             wait_until(WAIT, "replica ready", || {
                 std::net::TcpStream::connect(addr).is_ok() && http_get(addr, "/readyz").0 == 200
             });
@@ -79,15 +79,24 @@ impl Replicas {
         replicas
     }
 
-    /// Updates replica `i` handled, as its `/metrics` counts them (all kinds and outcomes).
-    fn handled(&self, i: usize) -> u64 {
-        let addr = format!("127.0.0.1:{}", self.ports[i]).parse().unwrap();
-        let (status, body) = http_get(addr, "/metrics");
+    /// The address of replica `i`'s HTTP endpoints.
+    fn addr(&self, i: usize) -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", self.ports[i]).parse().unwrap()
+    }
+
+    /// The sum of every sample of the metric `name` on replica `i` (all label values).
+    fn metric(&self, i: usize, name: &str) -> u64 {
+        let (status, body) = http_get(self.addr(i), "/metrics");
         assert_eq!(status, 200);
         body.lines()
-            .filter(|l| l.starts_with("tg_ingest_updates_handled_total{"))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
+    }
+
+    /// Updates replica `i` handled (all kinds and outcomes).
+    fn handled(&self, i: usize) -> u64 {
+        self.metric(i, "tg_ingest_updates_handled_total")
     }
 
     fn log(&self, i: usize) -> String {
@@ -451,7 +460,7 @@ fn replicas_reconnect_after_a_postgresql_restart() {
     for u in 0..USERS {
         tg.push(text(&tg, 1000 + u, "after"));
     }
-    let first = format!("127.0.0.1:{}", replicas.ports[0]).parse().unwrap();
+    let first = replicas.addr(0);
     wait_until(WAIT, "not ready while the store is down", || {
         http_get(first, "/readyz").0 == 503
     });
@@ -470,7 +479,7 @@ fn replicas_reconnect_after_a_postgresql_restart() {
     assert!(replies(&tg).values().all(|n| *n == 2), "{:?}", replies(&tg));
     assert_eq!(tg.max_concurrent_polls(), 1);
     for i in 0..3 {
-        let addr = format!("127.0.0.1:{}", replicas.ports[i]).parse().unwrap();
+        let addr = replicas.addr(i);
         wait_until(WAIT, "ready again", || http_get(addr, "/readyz").0 == 200);
     }
     replicas.stop();
@@ -504,12 +513,6 @@ fn in_webhook_mode_every_replica_accepts_deliveries() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}/telegram/webhook"))
         .collect();
-    for url in &urls {
-        let addr = url[7..].split('/').next().unwrap().parse().unwrap();
-        wait_until(WAIT, "replica ready", || {
-            std::net::TcpStream::connect(addr).is_ok() && http_get(addr, "/readyz").0 == 200
-        });
-    }
     let mut update_id = 5000;
     let mut sent: HashMap<i64, Vec<i64>> = HashMap::new();
     for round in 0..PER_USER {
@@ -639,14 +642,7 @@ fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
     );
     assert_eq!(at.rate_violations(), 0, "the shared rate limit held");
     let senders: Vec<u64> = (0..3)
-        .map(|i| {
-            let addr = format!("127.0.0.1:{}", replicas.ports[i]).parse().unwrap();
-            let (_, body) = http_get(addr, "/metrics");
-            body.lines()
-                .find(|l| l.starts_with("tg_ingest_airtable_rows_total "))
-                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .unwrap_or(0.0) as u64
-        })
+        .map(|i| replicas.metric(i, "tg_ingest_airtable_rows_total"))
         .collect();
     assert_eq!(senders.iter().sum::<u64>(), PRESSES as u64, "{senders:?}");
     eprintln!(
@@ -787,14 +783,7 @@ fn a_day_is_compacted_once_across_replicas() {
     // Every replica passes over the day several times more.
     std::thread::sleep(Duration::from_secs(4));
     let runs: Vec<u64> = (0..3)
-        .map(|i| {
-            let addr = format!("127.0.0.1:{}", replicas.ports[i]).parse().unwrap();
-            let (_, body) = http_get(addr, "/metrics");
-            body.lines()
-                .filter(|l| l.starts_with("tg_ingest_etl_runs_total{"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum::<f64>() as u64
-        })
+        .map(|i| replicas.metric(i, "tg_ingest_etl_runs_total"))
         .collect();
     assert_eq!(runs.iter().sum::<u64>(), 1, "one ETL run in all: {runs:?}");
     let compacting: usize = (0..3)

@@ -329,8 +329,9 @@ impl Actor for ClaimActor {
 
 impl Supervised for ClaimActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
+        // The round in flight was dropped. The updates handed over are still with the workers:
+        // `in_flight` stays, so none is handed over twice.
         self.running = false;
-        self.in_flight.clear();
     }
 }
 
