@@ -586,33 +586,32 @@ fn in_webhook_mode_every_replica_accepts_deliveries() {
     replicas.stop();
 }
 
-/// Go-button presses on three replicas: the Airtable outbox is drained by all of them, each
-/// row sent once (item claims), within Airtable's rate limit shared by the replicas.
-#[test]
-fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
-    use support::fake_airtable::FakeAirtable;
-    const PRESSES: i64 = 60;
-    let tg = FakeTelegram::start(TOKEN);
-    let s3 = TestS3::start();
-    let pg = TestPostgres::start();
-    let at = FakeAirtable::start();
+/// Three replicas on the fake Airtable, with `extra` settings and two rows a request: posts
+/// `presses` go buttons in six groups, presses each once when a replica polls, and answers
+/// the replicas and when the presses were pushed.
+fn press_buttons_on_replicas(
+    (tg, s3, pg): (&FakeTelegram, &TestS3, &TestPostgres),
+    at: &support::fake_airtable::FakeAirtable,
+    extra: &[(&str, &str)],
+    presses: i64,
+) -> (Replicas, Instant) {
     let at_env = at.env();
-    let mut extra: Vec<(&str, &str)> = at_env
+    let mut vars: Vec<(&str, &str)> = at_env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    // Airtable allows 5 requests a second per base, counted over the replicas: each of the
-    // three sends at most one in any second.
-    extra.push(("TG_INGEST__AIRTABLE__REQUESTS_PER_SEC", "1"));
-    let mut replicas = Replicas::start(&tg, &s3, &pg, &extra);
+    // Two rows a request make enough requests to keep all three replicas sending.
+    vars.push(("TG_INGEST__AIRTABLE__BATCH_SIZE", "2"));
+    vars.extend_from_slice(extra);
+    let replicas = Replicas::start(tg, s3, pg, &vars);
     let dir = tempfile::tempdir().unwrap();
-    let mut vars = service_env(&tg, &s3, dir.path(), &[]);
-    vars.extend(at_env.clone());
-    let settings = settings_from(vars);
-    // A button is pressed once: one button per press, in six group chats.
+    let mut env = service_env(tg, s3, dir.path(), &[]);
+    env.extend(at_env.clone());
+    let settings = settings_from(env);
+    // A button is pressed once: one button per press.
     let buttons: Vec<(i64, i64, String)> = actix_rt::System::new().block_on(async {
         let mut buttons = Vec::new();
-        for n in 0..PRESSES {
+        for n in 0..presses {
             let chat = -1001 - n % 6;
             let message = tg_ingest::app::post_button(&settings, chat, None, None)
                 .await
@@ -630,8 +629,24 @@ fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
         tg.push(press(*chat, *message, 3000 + user as i64, Some("u"), data));
     }
     wait_until(WAIT, "every press a row", || {
-        at.rows().len() == PRESSES as usize
+        at.rows().len() == presses as usize
     });
+    (replicas, started)
+}
+
+/// Go-button presses on three replicas: the Airtable outbox is drained by all of them, each
+/// row sent once (item claims), within Airtable's rate limit shared by the replicas.
+#[test]
+fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
+    use support::fake_airtable::FakeAirtable;
+    const PRESSES: i64 = 60;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let at = FakeAirtable::start();
+    // Airtable allows 5 requests a second per base, counted over the replicas. Each replica
+    // keeps the default `requests_per_sec = 5`: the replicas take turns of one shared rate.
+    let (mut replicas, started) = press_buttons_on_replicas((&tg, &s3, &pg), &at, &[], PRESSES);
     let elapsed = started.elapsed();
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(at.rows().len(), PRESSES as usize);
@@ -645,10 +660,65 @@ fn the_airtable_outbox_is_drained_by_all_replicas_without_double_sends() {
         .map(|i| replicas.metric(i, "tg_ingest_airtable_rows_total"))
         .collect();
     assert_eq!(senders.iter().sum::<u64>(), PRESSES as u64, "{senders:?}");
+    assert!(
+        senders.iter().filter(|&&n| n > 0).count() >= 2,
+        "the outbox is drained by more than one replica: {senders:?}"
+    );
     eprintln!(
         "replicas: {PRESSES} presses written to Airtable in {:.1} s, rows sent per replica {senders:?}, {} requests",
         elapsed.as_secs_f64(),
         at.writes()
+    );
+    replicas.stop();
+}
+
+/// A 429 to one replica pauses the Airtable delivery of all three: the limit, and the pause
+/// Airtable asks for after it, are the base's. Requests whose turn was given before the 429
+/// was known may still go (at most a second's worth); none goes after that until the pause
+/// is over, and none is refused.
+#[test]
+fn a_429_pauses_the_airtable_delivery_of_every_replica() {
+    use support::fake_airtable::{AirtableFault, FakeAirtable};
+    const PRESSES: i64 = 40;
+    const PAUSE: Duration = Duration::from_secs(4);
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let at = FakeAirtable::start();
+    at.inject([AirtableFault::Status(429)]);
+    let (mut replicas, _) = press_buttons_on_replicas(
+        (&tg, &s3, &pg),
+        &at,
+        &[("TG_INGEST__AIRTABLE__RATE_LIMITED_WAIT_SECS", "4")],
+        PRESSES,
+    );
+    let answers = at.answers();
+    let refused = answers[0];
+    assert_eq!(refused.1, 429, "{answers:?}");
+    let since: Vec<(f64, u16)> = answers[1..]
+        .iter()
+        .map(|(t, s)| (t.duration_since(refused.0).as_secs_f64(), *s))
+        .collect();
+    let during: Vec<&(f64, u16)> = since
+        .iter()
+        .filter(|(t, _)| (1.5..PAUSE.as_secs_f64() - 0.1).contains(t))
+        .collect();
+    eprintln!(
+        "replicas: requests after the 429 (s, status): {:?}",
+        &since[..since.len().min(12)]
+    );
+    assert!(
+        during.is_empty(),
+        "no replica sends during the pause: {during:?}"
+    );
+    assert!(
+        since.iter().all(|(_, status)| *status == 200) && at.rate_violations() == 0,
+        "one 429 leads to no other: {since:?}"
+    );
+    assert_eq!(
+        at.records_taken(),
+        PRESSES as usize,
+        "no row was sent twice"
     );
     replicas.stop();
 }

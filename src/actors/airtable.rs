@@ -1,7 +1,9 @@
 //! `AirtableActor`: delivers the rows in the durable `airtable` outbox.
 //!
 //! It sends batches of up to `batch_size` rows as idempotent upserts, never faster than
-//! `requests_per_sec`. After a `429` it pauses `rate_limited_wait_secs`; on 5xx and network
+//! `requests_per_sec` counted over every replica on the store (each request takes a turn of
+//! the base's rate in the store, [`RateTurn`]). After a `429` every replica pauses
+//! `rate_limited_wait_secs`; on 5xx and network
 //! errors it retries forever with capped backoff and jitter. Answers that prove the settings
 //! wrong (401, 403, 404) pause delivery with an error in the log and keep every row: they are
 //! delivered once the token, base or table is fixed. Answers about the rows themselves (400,
@@ -18,6 +20,7 @@ use actix::prelude::*;
 use serde_json::Value;
 
 use super::store::{OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
+use super::store_chat::{HoldRate, RateTurn};
 use crate::airtable::{AirtableClient, AirtableError};
 use crate::backoff::Backoff;
 use crate::button::AIRTABLE_OUTBOX;
@@ -33,6 +36,11 @@ pub struct FlushOutbox;
 /// How long a kick waits so that rows arriving together go in one batch.
 const LINGER: Duration = Duration::from_millis(250);
 
+/// How long after claiming rows a request for them may still start. A claim lasts at least
+/// 3 s (`store.lease_secs`): rows are sent well within it, never by two replicas. A turn of
+/// the rate further off pauses delivery instead.
+const SEND_WINDOW: Duration = Duration::from_secs(1);
+
 /// How a drain ended.
 enum Drained {
     /// Nothing is left.
@@ -47,6 +55,7 @@ pub struct AirtableActor {
     store: Addr<StoreActor>,
     batch_size: usize,
     interval: Duration,
+    rate: Arc<str>,
     rate_limited_wait: Duration,
     backoff: Backoff,
     last_request: Rc<std::cell::Cell<Option<Instant>>>,
@@ -69,6 +78,8 @@ impl AirtableActor {
             batch_size: settings.batch_size,
             // A little under the limit, so a window of one second never holds one too many.
             interval: Duration::from_secs_f64(1.05 / settings.requests_per_sec),
+            // Airtable counts requests per base.
+            rate: format!("airtable:{}", settings.base_id).into(),
             rate_limited_wait: Duration::from_secs(settings.rate_limited_wait_secs),
             backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
             last_request: Rc::default(),
@@ -91,6 +102,7 @@ impl AirtableActor {
             store: self.store.clone(),
             batch_size: self.batch_size,
             interval: self.interval,
+            rate: self.rate.clone(),
             last_request: self.last_request.clone(),
             metrics: self.metrics.clone(),
         };
@@ -107,6 +119,11 @@ impl AirtableActor {
                         "Airtable: rate limit reached (429); pausing {} s",
                         act.rate_limited_wait.as_secs()
                     );
+                    // The limit is the base's: the other replicas pause too.
+                    act.store.do_send(HoldRate {
+                        name: act.rate.clone(),
+                        ms: act.rate_limited_wait.as_millis() as i64,
+                    });
                     act.pause(act.rate_limited_wait, ctx);
                 }
                 Err(e) if e.pauses_sink() => {
@@ -173,6 +190,7 @@ struct Delivery {
     store: Addr<StoreActor>,
     batch_size: usize,
     interval: Duration,
+    rate: Arc<str>,
     last_request: Rc<std::cell::Cell<Option<Instant>>>,
     metrics: Arc<Metrics>,
 }
@@ -199,6 +217,10 @@ impl Delivery {
             if items.is_empty() {
                 return Ok(Drained::Empty);
             }
+            let window = Instant::now() + SEND_WINDOW;
+            if let Err(wait) = self.turn(window).await {
+                return Ok(Drained::Pause(wait));
+            }
             match self.send(&items).await {
                 Ok(()) => self.delivered(&items),
                 Err(e) if e.is_permanent() && items.len() > 1 => {
@@ -207,6 +229,9 @@ impl Delivery {
                         items.len()
                     );
                     for item in &items {
+                        if let Err(wait) = self.turn(window).await {
+                            return Ok(Drained::Pause(wait));
+                        }
                         match self.send(std::slice::from_ref(item)).await {
                             Ok(()) => self.delivered(std::slice::from_ref(item)),
                             Err(e) if e.is_permanent() => self.dead(item, &e),
@@ -229,16 +254,41 @@ impl Delivery {
         }
     }
 
-    /// One request, spaced to respect the per-base rate limit.
-    async fn send(&self, items: &[OutboxItem]) -> Result<(), AirtableError> {
-        if let Some(last) = self.last_request.get() {
-            let next = last + self.interval;
-            let now = Instant::now();
-            if next > now {
-                actix_rt::time::sleep(next - now).await;
+    /// Waits for the next turn of the base's rate, shared by every replica through the store
+    /// (spaced by this replica alone while the store does not answer). `Err(wait)`: the turn
+    /// comes after `deadline`, too late for the rows claimed; delivery pauses that long.
+    async fn turn(&self, deadline: Instant) -> Result<(), Duration> {
+        let shared = self
+            .store
+            .send(RateTurn {
+                name: self.rate.clone(),
+                interval_ms: self.interval.as_millis() as i64,
+            })
+            .await;
+        let now = Instant::now();
+        let alone = || {
+            self.last_request.get().map_or(Duration::ZERO, |last| {
+                (last + self.interval).saturating_duration_since(now)
+            })
+        };
+        let wait = match shared {
+            Ok(Ok(ms)) => Duration::from_millis(ms as u64),
+            Ok(Err(e)) => {
+                log::debug!("Airtable: no shared turn ({e}); spacing this replica's requests");
+                alone()
             }
+            Err(_) => alone(),
+        };
+        if now + wait > deadline {
+            return Err(wait);
         }
+        actix_rt::time::sleep(wait).await;
         self.last_request.set(Some(Instant::now()));
+        Ok(())
+    }
+
+    /// One request (its turn of the rate taken).
+    async fn send(&self, items: &[OutboxItem]) -> Result<(), AirtableError> {
         let records: Vec<Value> = items
             .iter()
             .map(|i| serde_json::from_str(&i.payload).unwrap_or(Value::Null))

@@ -228,6 +228,29 @@ store_request!(
 );
 
 store_request!(
+    /// Takes the next turn of a request rate shared by every replica; answers the
+    /// milliseconds until it.
+    RateTurn {
+        /// The rate (an API and its account).
+        pub name: Arc<str>,
+        /// Milliseconds between two turns.
+        pub interval_ms: i64,
+    } -> i64,
+    |s, m| s.rate_turn(&m.name, m.interval_ms)
+);
+
+store_request!(
+    /// Gives no turn of a shared rate to anyone for a while.
+    HoldRate {
+        /// The rate.
+        pub name: Arc<str>,
+        /// For how many milliseconds from now.
+        pub ms: i64,
+    } -> (),
+    |s, m| s.rate_hold(&m.name, m.ms)
+);
+
+store_request!(
     /// The lease as the store has it.
     ReadLease(pub &'static str) -> Option<crate::store::LeaseState>,
     |s, m| s.lease(m.0)

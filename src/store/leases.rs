@@ -19,11 +19,25 @@ pub(super) const SCHEMA: &str = "
         name TEXT PRIMARY KEY,
         next_offset BIGINT NOT NULL);";
 
+/// The request rates shared by every process on the store: the next free turn of each.
+pub(super) const RATE_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS rate_turns (
+        name TEXT PRIMARY KEY,
+        next_at BIGINT NOT NULL);";
+
 /// The database's clock in Unix milliseconds, as SQL.
 pub(super) fn now_ms(engine: Engine) -> &'static str {
     match engine {
         Engine::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
         Engine::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    }
+}
+
+/// The larger of two values, as SQL.
+fn greatest(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "MAX",
+        Engine::Postgres => "GREATEST",
     }
 }
 
@@ -95,6 +109,41 @@ impl Store {
                 })
                 .transpose()
             })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Takes the next turn of the request rate `name`, one turn every `interval_ms` counted
+    /// over every process on this store (replicas share an API's per-account limit this way):
+    /// answers the milliseconds until the turn (0: now).
+    pub fn rate_turn(&mut self, name: &str, interval_ms: i64) -> Result<i64, StoreError> {
+        let engine = self.db.engine();
+        let now = now_ms(engine);
+        let later = greatest(engine);
+        let sql = format!(
+            "INSERT INTO rate_turns (name, next_at) VALUES ($1, {now} + $2)
+             ON CONFLICT (name) DO UPDATE SET next_at = {later}(rate_turns.next_at, {now}) + $2
+             RETURNING next_at - $2 - {now}"
+        );
+        self.db
+            .first(&sql, vals![name, interval_ms])
+            .and_then(|r| r.map(|r| r.i64(0)).transpose())
+            .map(|wait| wait.unwrap_or(0).max(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Gives no turn of the rate `name` for `ms` from now, to anyone (the API asked for a
+    /// pause).
+    pub fn rate_hold(&mut self, name: &str, ms: i64) -> Result<(), StoreError> {
+        let engine = self.db.engine();
+        let sql = format!(
+            "INSERT INTO rate_turns (name, next_at) VALUES ($1, {} + $2)
+             ON CONFLICT (name) DO UPDATE SET next_at = {}(rate_turns.next_at, excluded.next_at)",
+            now_ms(engine),
+            greatest(engine)
+        );
+        self.db
+            .exec(&sql, vals![name, ms])
+            .map(drop)
             .map_err(|e| self.err(e))
     }
 
@@ -182,5 +231,30 @@ mod tests {
             Some(1),
             "per name"
         );
+    }
+
+    #[test]
+    fn a_shared_rate_gives_each_turn_once_spaced_by_its_interval() {
+        let (mut s, _d) = store();
+        // Turns taken together queue up one interval apart, whoever takes them.
+        let waits: Vec<i64> = (0..4).map(|_| s.rate_turn("api", 1_000).unwrap()).collect();
+        assert!(waits[0] <= 50, "{waits:?}");
+        for pair in waits.windows(2) {
+            let step = pair[1] - pair[0];
+            assert!((900..=1_050).contains(&step), "{waits:?}");
+        }
+        assert!(s.rate_turn("other", 1_000).unwrap() <= 50, "per name");
+
+        // A hold pushes every later turn past it; a shorter hold changes nothing.
+        s.rate_hold("held", 30_000).unwrap();
+        let wait = s.rate_turn("held", 100).unwrap();
+        assert!((29_000..=30_000).contains(&wait), "{wait}");
+        s.rate_hold("held", 1_000).unwrap();
+        let wait = s.rate_turn("held", 100).unwrap();
+        assert!((29_000..=30_100).contains(&wait), "{wait}");
+
+        // A turn long past is not owed: the next one is now.
+        s.rate_turn("past", -60_000).unwrap();
+        assert!(s.rate_turn("past", 1_000).unwrap() <= 50);
     }
 }

@@ -251,6 +251,7 @@ impl Store {
             renames::SCHEMA,
             vk::SCHEMA,
             leases::SCHEMA,
+            leases::RATE_SCHEMA,
         ];
         for sql in schema {
             db.batch(sql).map_err(err)?;

@@ -121,6 +121,13 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
              CREATE INDEX journal_by_chat ON journal ((COALESCE(chat_id, 0)), update_id);"
         ),
     ),
+    (
+        4,
+        // The shared request rates (`store::leases::RATE_SCHEMA`, written out).
+        "CREATE TABLE rate_turns (
+             name TEXT PRIMARY KEY,
+             next_at BIGINT NOT NULL);",
+    ),
 ];
 
 /// Applies the migrations this database lacks, holding the migration lock; answers the

@@ -36,6 +36,7 @@ struct Inner {
     writes: usize,
     records_taken: usize,
     rate_violations: usize,
+    answers: Vec<(Instant, u16)>,
     faults: VecDeque<AirtableFault>,
     down_until: Option<Instant>,
     refuse_value: Option<String>,
@@ -144,6 +145,11 @@ impl FakeAirtable {
         self.with(|i| i.rate_violations)
     }
 
+    /// When each write request came and the status it was answered, in order.
+    pub fn answers(&self) -> Vec<(Instant, u16)> {
+        self.with(|i| i.answers.clone())
+    }
+
     /// Makes the next write requests fail, in order.
     pub fn inject(&self, faults: impl IntoIterator<Item = AirtableFault>) {
         self.with(|i| i.faults.extend(faults));
@@ -224,6 +230,14 @@ async fn list(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
 }
 
 async fn upsert(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    let at = Instant::now();
+    let resp = write(req, body, state.clone()).await;
+    let status = resp.status().as_u16();
+    state.inner.lock().unwrap().answers.push((at, status));
+    resp
+}
+
+async fn write(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
     let mut i = state.inner.lock().unwrap();
     i.writes += 1;
     if let Some(resp) = admit(&req, &state, &mut i) {
