@@ -79,7 +79,7 @@ fn one_press_makes_one_row_with_the_right_values() {
         1,
         "keyboard hidden"
     );
-    assert_eq!(Metrics::get(&service.metrics.airtable_rows), 1);
+    assert_count(&service.metrics.airtable_rows, 1, "one row counted");
 }
 
 #[test]
@@ -594,7 +594,7 @@ fn airtable_down_at_start_up_does_not_stop_the_service_and_rows_arrive_later() {
         "the row once Airtable is back",
         || at.rows().len() == 1,
     );
-    assert_eq!(Metrics::get(&service.metrics.airtable_rows), 1);
+    assert_count(&service.metrics.airtable_rows, 1, "one row counted");
 }
 
 #[test]

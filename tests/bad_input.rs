@@ -121,11 +121,11 @@ fn odd_and_broken_updates_each_get_their_expected_outcome() {
     assert!(r303[1].contains("[document is required]"), "{r303:?}");
     assert!(r303[2].contains("[document is required]"), "{r303:?}");
     assert!(r303[3].contains("not saved"), "{r303:?}");
-    // Counted handled after the last reply was answered: a moment after the fake saw it.
-    wait_until(WAIT, "every update counted handled", || {
-        Metrics::get(&service.metrics.updates_handled) >= pushed
-    });
-    assert_eq!(Metrics::get(&service.metrics.updates_handled), pushed);
+    assert_count(
+        &service.metrics.updates_handled,
+        pushed,
+        "every update counted handled",
+    );
     assert_eq!(Metrics::get(&service.metrics.updates_poisoned), 0);
 }
 

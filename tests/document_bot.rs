@@ -254,5 +254,9 @@ fn unknown_and_malformed_updates_are_skipped_without_blocking_the_next() {
     });
     assert!(h.tg.texts_to(16)[0].contains("[greeting]"));
     wait_until(WAIT, "all confirmed", || h.tg.pending_updates() == 0);
-    assert_eq!(Metrics::get(&h.service.metrics.updates_handled), 4);
+    assert_count(
+        &h.service.metrics.updates_handled,
+        4,
+        "four updates counted handled",
+    );
 }

@@ -224,12 +224,7 @@ fn many_updates_from_many_chats_are_each_answered_once_and_confirmed() {
         assert!(r[1..].iter().all(|t| t.contains("[document is required]")));
     }
     wait_until(WAIT, "all confirmed", || tg.pending_updates() == 0);
-    // A worker counts an update handled after its reply was answered: a moment after the
-    // fake Telegram saw the reply.
-    wait_until(WAIT, "200 counted handled", || {
-        Metrics::get(&service.metrics.updates_handled) >= 200
-    });
-    assert_eq!(Metrics::get(&service.metrics.updates_handled), 200);
+    assert_count(&service.metrics.updates_handled, 200, "200 counted handled");
     assert_eq!(tg.max_concurrent_polls(), 1);
 }
 

@@ -93,6 +93,16 @@ pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
     }
 }
 
+/// Asserts that a counter reaches exactly `expected`. Counters move a moment after what the
+/// fakes see (a worker counts an update handled after its reply was answered; a row is counted
+/// after Airtable's answer was read), so this waits up to 10 s for the count first.
+pub fn assert_count(counter: &std::sync::atomic::AtomicU64, expected: u64, what: &str) {
+    wait_until(Duration::from_secs(10), what, || {
+        Metrics::get(counter) >= expected
+    });
+    assert_eq!(Metrics::get(counter), expected, "{what}");
+}
+
 /// A runtime for one-off S3 calls from test code.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
