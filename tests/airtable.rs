@@ -72,6 +72,10 @@ fn one_press_makes_one_row_with_the_right_values() {
         at_ms >= tg_ingest::clock::iso8601_millis(before - 1000).as_str(),
         "{at_ms}"
     );
+    // The row, the answer and the keyboard edit go out side by side: wait for all three.
+    wait_until(WAIT, "the answer and the keyboard edit", || {
+        !tg.answers().is_empty() && !tg.calls("editMessageReplyMarkup").is_empty()
+    });
     assert_eq!(tg.answers().len(), 1);
     assert_eq!(tg.answers()[0].1, tg_ingest::button::texts::RECORDED);
     assert_eq!(
