@@ -291,8 +291,17 @@ fn main() -> ExitCode {
         return etl_command(system, settings, date, from, to);
     }
     let result = system.block_on(async move {
-        let service = Service::start(settings).await?;
-        service.run_until(shutdown_signal()).await;
+        // Listen before start-up: start-up can retry unreachable services for a while, and a
+        // stop asked for meanwhile (a deploy rolled back, `docker stop`) ends it cleanly.
+        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let service = tokio::select! {
+            started = Service::start(settings) => started?,
+            () = &mut shutdown => {
+                log::info!("shutdown requested during start-up; nothing was taken in yet");
+                return Ok(());
+            }
+        };
+        service.run_until(shutdown).await;
         Ok::<_, tg_ingest::app::StartupError>(())
     });
     match result {
@@ -304,19 +313,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. Both are listened for from the call on, not from the first
+/// poll, so a signal that comes before the future is awaited is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .map_err(|e| log::warn!("cannot listen for {name} ({e})"))
+            .ok()
+    };
+    let (term, int) = (
+        listen(SignalKind::terminate(), "SIGTERM"),
+        listen(SignalKind::interrupt(), "SIGINT"),
+    );
+    async move {
+        let recv = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-        }
-        Err(e) => {
-            log::warn!("cannot listen for SIGTERM ({e}); stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::select! {
+            () = recv(term) => {}
+            () = recv(int) => {}
         }
     }
 }

@@ -72,6 +72,7 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_each_document_once() {
     let expected: Vec<(i64, i64)> = bodies.iter().map(message_id).collect();
 
     let mut child = spawn_binary(&vars, &log);
+    let mut polls_before_start = 0;
     let pusher = bodies;
     let started = Instant::now();
     let mut kills = 0;
@@ -86,6 +87,7 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_each_document_once() {
             child.kill().unwrap();
             child.wait().unwrap();
             kills += 1;
+            polls_before_start = tg.calls("getUpdates").len();
             child = spawn_binary(&vars, &log);
             next_kill = Instant::now() + Duration::from_millis(300 + rng.below(900));
         }
@@ -103,6 +105,10 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_each_document_once() {
     });
     wait_until(Duration::from_secs(60), "every document saved", || {
         s3.keys().len() >= documents.len()
+    });
+    // The last kill can come after everything was answered: stop the last start once it runs.
+    wait_until(Duration::from_secs(30), "the last start polling", || {
+        tg.calls("getUpdates").len() > polls_before_start
     });
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));

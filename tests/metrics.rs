@@ -212,19 +212,25 @@ fn metrics_parse_and_move_as_updates_are_handled() {
     let data_ = tg.button_data(-1001, msg).unwrap();
     tg.push(press(-1001, msg, 501, Some("anna"), &data_));
     wait_until(WAIT, "row written", || at.rows().len() == 1);
-    wait_until(WAIT, "both requests counted", || {
-        let s = scrape(addr).1;
-        value(
-            &s,
-            "tg_ingest_airtable_requests_total",
-            &[("status", "503")],
-        ) == Some(1.0)
-            && value(
-                &s,
-                "tg_ingest_airtable_requests_total",
-                &[("status", "200")],
-            ) == Some(1.0)
-    });
+    // A row is counted by status when Airtable answers, and leaves the outbox a moment later.
+    wait_until(
+        WAIT,
+        "both requests counted, the row out of the outbox",
+        || {
+            let s = scrape(addr).1;
+            value(&s, "tg_ingest_outbox_pending", &[("outbox", "airtable")]) == Some(0.0)
+                && value(
+                    &s,
+                    "tg_ingest_airtable_requests_total",
+                    &[("status", "503")],
+                ) == Some(1.0)
+                && value(
+                    &s,
+                    "tg_ingest_airtable_requests_total",
+                    &[("status", "200")],
+                ) == Some(1.0)
+        },
+    );
     let (_, fourth) = scrape(addr);
     assert_eq!(
         value(

@@ -330,6 +330,43 @@ fn unreachable_services_end_start_up_after_a_bounded_retry() {
 }
 
 #[test]
+fn sigterm_during_start_up_ends_it_at_once_with_exit_0() {
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let tg = FakeTelegram::start(TOKEN);
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    // Telegram unreachable and retried for minutes: start-up is still going on when the stop
+    // comes.
+    vars.push((
+        "TG_INGEST__TELEGRAM__API_URL".into(),
+        format!("http://{closed}"),
+    ));
+    vars.push(("TG_INGEST__TELEGRAM__STARTUP_ATTEMPTS".into(), "100".into()));
+    let log = data.path().join("service.log");
+    let mut child = spawn_binary(&vars, &log);
+    wait_until(WAIT, "start-up retrying getMe", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("retrying"))
+    });
+    let asked = Instant::now();
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), Some(0));
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("shutdown requested during start-up"),
+        "{text}"
+    );
+}
+
+#[test]
 fn invalid_settings_name_the_key_and_exit_2() {
     let (code, stderr) = run_binary(vec![
         ("TG_INGEST__TELEGRAM__TOKEN".into(), TOKEN.into()),
