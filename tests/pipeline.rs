@@ -292,21 +292,31 @@ fn a_missing_bucket_ends_start_up_with_a_clear_error() {
     );
 }
 
-#[test]
-fn unreachable_services_end_start_up_after_a_bounded_retry() {
-    let s3 = TestS3::start();
-    let data = tempfile::tempdir().unwrap();
-    // A port nobody listens on.
+/// The service's settings with the Bot API at a port nobody listens on; also answers the port.
+fn telegram_unreachable(
+    tg: &FakeTelegram,
+    s3: &TestS3,
+    data: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Vec<(String, String)>, std::net::SocketAddr) {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let tg = FakeTelegram::start(TOKEN);
-    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    let mut vars = service_env(tg, s3, data, extra);
     vars.push((
         "TG_INGEST__TELEGRAM__API_URL".into(),
         format!("http://{closed}"),
     ));
+    (vars, closed)
+}
+
+#[test]
+fn unreachable_services_end_start_up_after_a_bounded_retry() {
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let tg = FakeTelegram::start(TOKEN);
+    let (vars, closed) = telegram_unreachable(&tg, &s3, data.path(), &[]);
     let started = Instant::now();
     let (code, stderr) = run_binary(vars);
     assert_eq!(code, Some(1), "{stderr}");
@@ -333,19 +343,15 @@ fn unreachable_services_end_start_up_after_a_bounded_retry() {
 fn sigterm_during_start_up_ends_it_at_once_with_exit_0() {
     let s3 = TestS3::start();
     let data = tempfile::tempdir().unwrap();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let tg = FakeTelegram::start(TOKEN);
-    let mut vars = service_env(&tg, &s3, data.path(), &[]);
     // Telegram unreachable and retried for minutes: start-up is still going on when the stop
     // comes.
-    vars.push((
-        "TG_INGEST__TELEGRAM__API_URL".into(),
-        format!("http://{closed}"),
-    ));
-    vars.push(("TG_INGEST__TELEGRAM__STARTUP_ATTEMPTS".into(), "100".into()));
+    let (vars, _) = telegram_unreachable(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__TELEGRAM__STARTUP_ATTEMPTS", "100")],
+    );
     let log = data.path().join("service.log");
     let mut child = spawn_binary(&vars, &log);
     wait_until(WAIT, "start-up retrying getMe", || {
