@@ -291,16 +291,18 @@ fn main() -> ExitCode {
         return etl_command(system, settings, date, from, to);
     }
     let result = system.block_on(async move {
-        // Listen before start-up: start-up can retry unreachable services for a while, and a
-        // stop asked for meanwhile (a deploy rolled back, `docker stop`) ends it cleanly.
+        // Listen before start-up: the checks can retry unreachable services for a while, and a
+        // stop asked for meanwhile (a deploy rolled back, `docker stop`) ends them at once.
+        // Once actors run, a stop waits for the launch and then stops gracefully.
         let mut shutdown = std::pin::pin!(shutdown_signal());
-        let service = tokio::select! {
-            started = Service::start(settings) => started?,
+        let checked = tokio::select! {
+            checked = Service::check(settings) => checked?,
             () = &mut shutdown => {
-                log::info!("shutdown requested during start-up; nothing was taken in yet");
+                log::info!("shutdown requested during the start-up checks; nothing was taken in yet");
                 return Ok(());
             }
         };
+        let service = checked.launch(None).await?;
         service.run_until(shutdown).await;
         Ok::<_, tg_ingest::app::StartupError>(())
     });

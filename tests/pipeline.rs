@@ -367,9 +367,31 @@ fn sigterm_during_start_up_ends_it_at_once_with_exit_0() {
     );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("shutdown requested during start-up"),
+        text.contains("shutdown requested during the start-up checks"),
         "{text}"
     );
+}
+
+#[test]
+fn sigterm_while_the_actors_start_waits_for_them_and_stops_gracefully() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    let mut vars = service_env(&tg, &s3, data.path(), &[]);
+    // The checks pass; the launch is held for 2 s after every actor was started.
+    vars.push(("FAILPOINTS".into(), "service.launch=return(2000)".into()));
+    let log = data.path().join("service.log");
+    let mut child = spawn_binary(&vars, &log);
+    wait_until(WAIT, "the actors started", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tg-ingest started"))
+    });
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Not given up half-started: the stop came through the graceful path.
+    assert!(!text.contains("during the start-up checks"), "{text}");
+    assert!(text.contains("shutdown requested"), "{text}");
+    assert!(text.contains("tg-ingest stopped"), "{text}");
 }
 
 #[test]

@@ -161,6 +161,16 @@ pub struct Service {
 /// Replaces the handler factory (tests wrap the document bot to inject failures).
 pub type FactoryHook = Box<dyn FnOnce(HandlerFactory) -> HandlerFactory + Send>;
 
+/// The outcome of the start-up checks: nothing has been taken in and no actor runs yet, so
+/// giving it up (a stop asked for while unreachable services were retried) loses nothing.
+pub struct Checked {
+    settings: Settings,
+    target: S3Target,
+    embedded: Option<EmbeddedS3>,
+    bot: Option<User>,
+    vk_pace: Pace,
+}
+
 impl Service {
     /// Runs the start-up checks and starts all actors with the document bot.
     pub async fn start(settings: Settings) -> Result<Self, StartupError> {
@@ -169,9 +179,15 @@ impl Service {
 
     /// As [`Service::start`], letting the caller wrap the handler factory.
     pub async fn start_with(
-        mut settings: Settings,
+        settings: Settings,
         hook: Option<FactoryHook>,
     ) -> Result<Self, StartupError> {
+        Self::check(settings).await?.launch(hook).await
+    }
+
+    /// The start-up checks (retried within their `startup_attempts`): the bucket, the archive
+    /// buckets, the Telegram bot, the VK community and the Airtable table.
+    pub async fn check(mut settings: Settings) -> Result<Checked, StartupError> {
         crate::install_tls_provider();
         let (target, embedded) = storage_target(&mut settings, Embedded::Serve).await?;
         let attempts = settings.s3.startup_attempts.max(1);
@@ -203,7 +219,26 @@ impl Service {
             );
         }
         check_airtable(&settings.airtable).await?;
+        Ok(Checked {
+            settings,
+            target,
+            embedded,
+            bot,
+            vk_pace,
+        })
+    }
+}
 
+impl Checked {
+    /// Opens the store and starts every actor; answers the running service.
+    pub async fn launch(self, hook: Option<FactoryHook>) -> Result<Service, StartupError> {
+        let Checked {
+            settings,
+            target,
+            embedded,
+            bot,
+            vk_pace,
+        } = self;
         let metrics = Arc::new(Metrics::default());
         let store = settings.open_store()?;
         // Replicas on a shared store split the journal by chat claims and the outboxes by item
@@ -519,7 +554,15 @@ impl Service {
         } else {
             None
         };
-        Ok(Self {
+        // Tests hold the launch here (`FAILPOINTS=service.launch=return(MS)`), without blocking
+        // the runtime, to stop the service while its actors already run.
+        if fail::has_failpoints() {
+            let hold = fail::eval("service.launch", |ms| ms.and_then(|ms| ms.parse().ok()));
+            if let Some(ms) = hold.flatten() {
+                actix_rt::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+        Ok(Service {
             http_addr: http.as_ref().map(|h| h.addr),
             http,
             closing,
@@ -546,7 +589,9 @@ impl Service {
             _embedded: embedded,
         })
     }
+}
 
+impl Service {
     /// Sizes of the journal and the poison list.
     pub async fn store_stats(&self) -> Option<(u64, u64)> {
         self.store.send(StoreStats).await.ok()?.ok()
