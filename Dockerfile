@@ -1,7 +1,9 @@
 # Build: docker build -t tg-ingest .
 # Run:   docker run -e TG_INGEST__TELEGRAM__TOKEN=... -v tg-data:/data -p 8080:8080 tg-ingest
-# Or with MinIO: see compose.yaml.
-FROM rust:1.95-slim AS build
+# Or with SeaweedFS: see compose.yaml.
+# Both base images are pinned to released versions of the same Debian release (trixie), so the
+# binary links against the glibc it runs with. To upgrade, change both tags together.
+FROM rust:1.95.0-slim-trixie AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
@@ -12,7 +14,7 @@ COPY tests ./tests
 ENV CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN cargo build --release --locked --bin tg-ingest
 
-FROM debian:bookworm-slim
+FROM debian:13.6-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \

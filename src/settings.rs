@@ -983,14 +983,14 @@ mod tests {
             err.contains("s3.endpoint") && err.contains("replicas cannot share"),
             "{err}"
         );
-        let s = with_vars(&[TOKEN, pg, ("TG_INGEST__S3__ENDPOINT", "http://minio:9000")]).unwrap();
+        let s = with_vars(&[TOKEN, pg, ("TG_INGEST__S3__ENDPOINT", "http://seaweedfs:8333")]).unwrap();
         assert!(s.store.is_postgres());
         assert_eq!(s.store_name(), "postgres://tg@db:5432/tg");
         assert!(!format!("{s:?}").contains("pw-secret"));
         let err = with_vars(&[
             TOKEN,
             ("TG_INGEST__STORE__URL", "mysql://db"),
-            ("TG_INGEST__S3__ENDPOINT", "http://minio:9000"),
+            ("TG_INGEST__S3__ENDPOINT", "http://seaweedfs:8333"),
         ])
         .unwrap_err()
         .to_string();
