@@ -50,7 +50,11 @@ impl Readiness {
         }
         match actix_rt::time::timeout(CHECK_TIMEOUT, self.store.send(ProbeWritable())).await {
             Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => reasons.push(format!("store: {e}")),
+            // The engine's error only: the store's name may be a connection string.
+            Ok(Ok(Err(e))) => reasons.push(format!(
+                "store: {}",
+                crate::logging::scrub(&e.source.to_string())
+            )),
             Ok(Err(e)) => reasons.push(format!("store: unavailable ({e})")),
             Err(_) => reasons.push("store: no answer within 5 s".into()),
         }

@@ -33,20 +33,24 @@ pub fn redact(secret: &str) {
     if secret.len() < 6 {
         return;
     }
-    if let Ok(mut s) = SECRETS.write() {
-        if !s.iter().any(|x| x == secret) {
-            s.push(secret.to_string());
-            // Longest first, so a secret containing another is removed whole.
-            s.sort_by_key(|x| std::cmp::Reverse(x.len()));
-        }
+    // A writer that panicked cannot have left the list half-changed (a push, then a sort), so
+    // a poisoned lock is used as it is: the list must keep working.
+    let mut s = SECRETS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !s.iter().any(|x| x == secret) {
+        s.push(secret.to_string());
+        // Longest first, so a secret containing another is removed whole.
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
     }
 }
 
 /// `text` with every registered secret replaced.
 pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
-    let Ok(secrets) = SECRETS.read() else {
-        return text.into();
-    };
+    // Fails closed: a poisoned lock still scrubs (a panic elsewhere must not let secrets out).
+    let secrets = SECRETS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !secrets.iter().any(|s| text.contains(s.as_str())) {
         return text.into();
     }
@@ -164,6 +168,22 @@ mod tests {
         assert_eq!(scrub("nothing here"), "nothing here");
         redact("abc");
         assert_eq!(scrub("abc"), "abc", "short values are not secrets");
+    }
+
+    #[test]
+    fn the_scrubber_still_scrubs_after_a_panic_poisoned_its_list() {
+        redact("poison-test-secret-1");
+        let poisoner = std::thread::spawn(|| {
+            let _held = SECRETS
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            panic!("a panic while the list is held");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(SECRETS.is_poisoned(), "the test poisons the lock");
+        assert_eq!(scrub("a poison-test-secret-1 b"), "a [redacted] b");
+        redact("poison-test-secret-2");
+        assert_eq!(scrub("poison-test-secret-2"), "[redacted]");
     }
 
     #[test]

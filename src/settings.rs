@@ -790,6 +790,9 @@ impl Settings {
         if let Some((_, tail)) = self.telegram.token.expose().split_once(':') {
             crate::logging::redact(tail);
         }
+        for password in crate::store::url_passwords(self.store.url.expose()) {
+            crate::logging::redact(&password);
+        }
     }
 
     /// Path of the durable store, when it is SQLite.
@@ -983,7 +986,12 @@ mod tests {
             err.contains("s3.endpoint") && err.contains("replicas cannot share"),
             "{err}"
         );
-        let s = with_vars(&[TOKEN, pg, ("TG_INGEST__S3__ENDPOINT", "http://seaweedfs:8333")]).unwrap();
+        let s = with_vars(&[
+            TOKEN,
+            pg,
+            ("TG_INGEST__S3__ENDPOINT", "http://seaweedfs:8333"),
+        ])
+        .unwrap();
         assert!(s.store.is_postgres());
         assert_eq!(s.store_name(), "postgres://tg@db:5432/tg");
         assert!(!format!("{s:?}").contains("pw-secret"));
