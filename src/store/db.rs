@@ -215,7 +215,9 @@ pub trait Sql {
         Ok(!self.query(sql, params)?.is_empty())
     }
 
-    /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails.
+    /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails,
+    /// when its commit fails, and when it panics (a guard rolls back as the panic unwinds, so a
+    /// contained panic never leaves the connection inside a half-done transaction).
     fn transaction<T>(&self, work: impl FnOnce(&Self) -> Result<T, DbError>) -> Result<T, DbError>
     where
         Self: Sized,
@@ -225,14 +227,29 @@ pub trait Sql {
             Engine::Sqlite => "BEGIN IMMEDIATE",
             Engine::Postgres => "BEGIN",
         })?;
-        match work(self) {
-            Ok(v) => {
-                self.batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.batch("ROLLBACK");
-                Err(e)
+        let mut open = RollbackGuard {
+            db: self,
+            armed: true,
+        };
+        let value = work(self)?;
+        self.batch("COMMIT")?;
+        open.armed = false;
+        Ok(value)
+    }
+}
+
+/// Rolls an open transaction back when dropped armed: on an error return, a failed commit or
+/// a panic of the transaction's work.
+struct RollbackGuard<'a, S: Sql> {
+    db: &'a S,
+    armed: bool,
+}
+
+impl<S: Sql> Drop for RollbackGuard<'_, S> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.db.batch("ROLLBACK") {
+                log::warn!("store: rolling back a failed transaction: {e}");
             }
         }
     }

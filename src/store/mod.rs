@@ -748,6 +748,43 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_whose_work_panics_or_fails_is_rolled_back() {
+        let (mut s, _d) = store();
+        let insert =
+            "INSERT INTO greeted_people (platform, user_id, at) VALUES ('telegram', $1, 0)";
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = s.db.transaction(|db| {
+                db.exec(insert, vals![1])?;
+                panic!("a fault in the middle of a transaction");
+                #[allow(unreachable_code)]
+                Ok(())
+            });
+        }));
+        assert!(panicked.is_err(), "the work panicked");
+        let failed: Result<(), DbError> = s.db.transaction(|db| {
+            db.exec(insert, vals![2])?;
+            Err(DbError::Postgres("the work failed".into()))
+        });
+        assert!(failed.is_err());
+        // The connection is outside any transaction: a new one begins and commits on its own.
+        s.db.transaction(|db| db.exec(insert, vals![3])).unwrap();
+        drop(s);
+        let s = _d.open();
+        assert!(
+            !s.is_greeted("telegram", 1).unwrap(),
+            "the panicked write is gone"
+        );
+        assert!(
+            !s.is_greeted("telegram", 2).unwrap(),
+            "the failed write is gone"
+        );
+        assert!(
+            s.is_greeted("telegram", 3).unwrap(),
+            "the next transaction committed"
+        );
+    }
+
+    #[test]
     fn a_failed_connection_names_no_password() {
         let url = "postgres://tg@127.0.0.1:1/tg?password=pw-in-the-query-91&connect_timeout=2";
         let err = Store::connect(url)
