@@ -35,6 +35,8 @@ struct Said {
 struct RecordingChat {
     said: RefCell<Vec<Said>>,
     answers: RefCell<Vec<String>>,
+    /// Texts of the edits of earlier messages.
+    edits: RefCell<Vec<String>>,
 }
 
 impl ChatPort for RecordingChat {
@@ -59,9 +61,10 @@ impl ChatPort for RecordingChat {
         &'a self,
         _chat: i64,
         _message_id: i64,
-        _text: &'a str,
+        text: &'a str,
         _keyboard: Option<&'a Keyboard>,
     ) -> LocalBoxFuture<'a, Result<(), ChatError>> {
+        self.edits.borrow_mut().push(text.to_string());
         async { Ok(()) }.boxed_local()
     }
 
@@ -325,4 +328,42 @@ async fn the_same_conversation_serves_any_platform() {
         list.contains("(1–1 of 1)") && list.contains("1. b.txt — 7 B"),
         "{list}"
     );
+}
+
+#[actix_rt::test]
+async fn forged_file_list_buttons_show_the_last_page_or_are_ignored() {
+    let core = Core::start(&[("doc", b"data")]);
+    let tg = Person {
+        platform: Platform::Telegram,
+        user: 9,
+    };
+    core.event(tg, text("hi")).await;
+    core.event(tg, doc("doc", "only.txt")).await;
+    // A page far past the end, up to the largest number a button can carry: the last page.
+    for data in ["fl:9223372036854775807", "fl:4611686018427387904", "fl:7"] {
+        core.event(tg, press(data)).await;
+        let shown = core.chat.edits.borrow().last().cloned().unwrap_or_default();
+        assert!(
+            shown.contains("(1–1 of 1)") && shown.contains("only.txt"),
+            "{data}: {shown}"
+        );
+    }
+    // Negative or not a number: answered as not ours, nothing else happens.
+    let edits = core.chat.edits.borrow().len();
+    for data in [
+        "fl:-1",
+        "fl:abc",
+        "fl:",
+        "fa:-9223372036854775808",
+        "fl:1e3",
+        "fl:18446744073709551615",
+    ] {
+        core.event(tg, press(data)).await;
+        assert_eq!(
+            core.chat.answers.borrow().last().map(String::as_str),
+            Some(texts::NOT_OURS),
+            "{data}"
+        );
+    }
+    assert_eq!(core.chat.edits.borrow().len(), edits, "no list shown");
 }

@@ -11,6 +11,9 @@ use crate::store::FileEntry;
 
 /// Files per page.
 pub const PAGE: u64 = 10;
+
+/// The largest page number whose offset (`page × PAGE`) is a valid SQL integer.
+const LAST_POSSIBLE_PAGE: u64 = i64::MAX as u64 / PAGE - 1;
 /// Refusal of `/files all` to someone who is not an admin.
 pub const ADMINS_ONLY: &str = "[files] Only the configured admins can list everyone's files.";
 /// Rounds of forgetting deleted objects before a page is shown anyway.
@@ -97,7 +100,9 @@ impl Conversation {
         page: u64,
     ) -> Result<(String, Keyboard, usize), crate::actors::worker::HandlerError> {
         let owner = (!all).then_some(ev.person);
-        let mut page = page;
+        // A button's number comes from the chat and may be forged: past the last page it shows
+        // the last page, and no page number makes an offset the store cannot take.
+        let mut page = page.min(LAST_POSSIBLE_PAGE);
         let mut unchecked = false;
         let (mut files, mut total) = (Vec::new(), 0);
         for round in 0..CHECK_ROUNDS {
