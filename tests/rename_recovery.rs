@@ -72,6 +72,50 @@ fn a_crash_between_copy_and_delete_is_completed_on_replay() {
 }
 
 #[test]
+fn a_listing_while_a_rename_waits_for_its_last_step_keeps_the_file() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let data = tempfile::tempdir().unwrap();
+    // 61 is an admin: `/files all` lists everyone's files.
+    let _service = start(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__BUTTON__ADMINS", "61")],
+    );
+    let bytes = random_bytes(200_000, 12);
+    tg.add_file("w-1", FileBody::Bytes(std::sync::Arc::new(bytes.clone())));
+    tg.push(text(&tg, 52, "hi"));
+    tg.push(document(
+        &tg,
+        52,
+        "w-1",
+        Some("waiting.bin"),
+        bytes.len() as u64,
+    ));
+    wait_for(&tg, 52, "[document has been saved]");
+    tg.push(text(&tg, 52, "/rename"));
+    wait_for(&tg, 52, "[rename]");
+    // Each attempt now stops after the old key is deleted, before the store learns the new
+    // one: the object is only under the new key, the file still under the old one.
+    fail::cfg("rename.after_delete", "return").unwrap();
+    tg.push(text(&tg, 52, "renamed"));
+    wait_until(WAIT, "copied and deleted", || s3.keys() == ["renamed.bin"]);
+    tg.push(text(&tg, 61, "hi"));
+    tg.push(text(&tg, 61, "/files all"));
+    let list = wait_for(&tg, 61, "[files]");
+    assert!(list.contains("waiting.bin"), "listed while renamed: {list}");
+    fail::remove("rename.after_delete");
+    wait_for(&tg, 52, "[document has been renamed]");
+    tg.push(text(&tg, 52, "/files"));
+    let mine = wait_for(&tg, 52, "[files] Your files");
+    assert!(
+        mine.contains("renamed.bin") && mine.contains("(1–1 of 1)"),
+        "the file is kept under its new name: {mine}"
+    );
+}
+
+#[test]
 fn a_40_mib_object_is_renamed_server_side_in_parts() {
     let tg = FakeTelegram::start(TOKEN);
     let s3 = TestS3::start();

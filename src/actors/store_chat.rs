@@ -105,6 +105,13 @@ store_request!(
 );
 
 store_request!(
+    /// Forgets a file whose object a listing did not find, unless a rename of it is under way;
+    /// whether it was forgotten.
+    ForgetMissingFile(pub i64) -> bool,
+    |s, m| s.forget_missing_file(m.0)
+);
+
+store_request!(
     /// Whether anything holds a key.
     KeyIsTaken(pub String) -> bool,
     |s, m| s.key_is_taken(&m.0)

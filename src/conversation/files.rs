@@ -4,7 +4,7 @@
 //! with `/files all`.
 
 use super::{ask, texts, Conversation};
-use crate::actors::store_chat::{FilesPage, ForgetFile};
+use crate::actors::store_chat::{FilesPage, ForgetMissingFile};
 use crate::actors::worker::Outcome;
 use crate::chat::{Button, Event, Keyboard, Press};
 use crate::store::FileEntry;
@@ -135,15 +135,19 @@ impl Conversation {
                 .filter(|(_, exists)| !**exists)
                 .map(|(f, _)| f)
                 .collect();
-            if gone.is_empty() {
-                break;
-            }
+            let mut forgotten = 0;
             for f in gone {
-                log::info!(
-                    "{:?} is no longer in the bucket (deleted outside the service): forgotten",
-                    f.key
-                );
-                ask(&self.deps.store, ForgetFile(f.id)).await?;
+                // A file being renamed may be missing under its old key for a moment: kept.
+                if ask(&self.deps.store, ForgetMissingFile(f.id)).await? {
+                    log::info!(
+                        "{:?} is no longer in the bucket (deleted outside the service): forgotten",
+                        f.key
+                    );
+                    forgotten += 1;
+                }
+            }
+            if forgotten == 0 {
+                break;
             }
             if round + 1 == CHECK_ROUNDS {
                 unchecked = true;

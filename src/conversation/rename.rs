@@ -183,6 +183,9 @@ impl Conversation {
                 .await
                 .map_err(uploader_down)?
                 .map_err(|e| storage_failure("delete", &e, true))?;
+            fail::fail_point!("rename.after_delete", |_| Err(HandlerError::retryable(
+                "failpoint rename.after_delete: stopped between delete and the store's update"
+            )));
             ask(&self.deps.store, FinishMove(m.event.clone())).await?;
         }
         self.reply(ev, &texts::renamed(&m.from_key, &m.to_key))

@@ -361,6 +361,20 @@ impl Store {
             .map(drop)
             .map_err(|e| self.err(e))
     }
+
+    /// Forgets a file whose object was not found under its key, unless a rename of it is under
+    /// way (its object may be under the new key already, the store not yet told); whether it
+    /// was forgotten.
+    pub fn forget_missing_file(&mut self, id: i64) -> Result<bool, StoreError> {
+        self.db
+            .exec(
+                "DELETE FROM files WHERE id = $1
+                 AND NOT EXISTS (SELECT 1 FROM moves WHERE file = $1 AND done_at IS NULL)",
+                vals![id],
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
 }
 
 #[cfg(test)]
