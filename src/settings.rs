@@ -529,6 +529,22 @@ impl Settings {
     }
 
     /// Checks ranges and required values, naming the offending key.
+    /// Settings that are valid but probably not what the operator meant; logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let security = &self.security;
+        if self.vk.enabled
+            && (!security.allowed_user_ids.is_empty() || !security.allowed_chat_ids.is_empty())
+        {
+            warnings.push(
+                "security.allowed_user_ids and security.allowed_chat_ids restrict the Telegram bot \
+                 only: the VK bot serves every person who writes to the community"
+                    .to_string(),
+            );
+        }
+        warnings
+    }
+
     pub fn validate(&self) -> Result<(), SettingsError> {
         let invalid = |key, reason: &str| {
             Err(SettingsError::Invalid {
@@ -924,6 +940,20 @@ mod tests {
         assert!(err.contains("vk.token"), "{err}");
         let both = with_vars(&[vk[0], vk[1], vk[2], TOKEN]).unwrap();
         assert!(both.telegram_enabled() && both.vk.enabled);
+        assert!(both.warnings().is_empty());
+        // Telegram's allowlists do not restrict VK: said at start.
+        for list in [
+            "TG_INGEST__SECURITY__ALLOWED_USER_IDS",
+            "TG_INGEST__SECURITY__ALLOWED_CHAT_IDS",
+        ] {
+            let s = with_vars(&[vk[0], vk[1], vk[2], TOKEN, (list, "5")]).unwrap();
+            let warnings = s.warnings();
+            assert_eq!(warnings.len(), 1, "{list}: {warnings:?}");
+            assert!(
+                warnings[0].contains("VK bot serves every person"),
+                "{warnings:?}"
+            );
+        }
     }
 
     #[test]
@@ -1045,6 +1075,7 @@ mod tests {
         assert_eq!(s.archive.chats, [-100500]);
         assert_eq!(s.button.admins, [42]);
         assert_eq!(s.security.allowed_chat_ids, [1, 2, -100500]);
+        assert!(s.warnings().is_empty(), "no VK bot: nothing to warn of");
         assert!(with_vars(&[TOKEN, ("TG_INGEST__BUTTON__ADMINS", "1,x")]).is_err());
         let err = with_vars(&[
             TOKEN,

@@ -451,6 +451,9 @@ impl Checked {
             target.bucket,
             settings.store_name()
         );
+        for warning in settings.warnings() {
+            log::warn!("settings: {warning}");
+        }
         let webhook_mode = settings.telegram.mode == TelegramMode::Webhook;
         let poller = (bot.is_some() && !webhook_mode).then(|| {
             let (tg, dispatch, sinks, m) = (
