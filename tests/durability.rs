@@ -272,6 +272,79 @@ fn an_s3_outage_of_30_s_delays_documents_but_loses_none() {
 }
 
 #[test]
+fn document_is_acknowledged_at_once_while_s3_is_down_and_only_once() {
+    let tg = FakeTelegram::start(TOKEN);
+    let mut s3 = TestS3::start();
+    if !s3.is_embedded() {
+        // The outage is staged by stopping the in-process server; the default run covers it.
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    // S3 is waited for 2 s per attempt, so the documents' handling fails and is retried while
+    // it is down: each retry must find the acknowledgement sent before.
+    let service = TestService::start(settings_from(service_env(
+        &tg,
+        &s3,
+        data.path(),
+        &[("TG_INGEST__S3__RETRY_FOR_SECS", "2")],
+    )));
+    let users = [83, 84, 85];
+    let docs: Vec<(i64, String, Vec<u8>)> = users
+        .iter()
+        .map(|&u| (u, format!("ack-{u}.bin"), random_bytes(150_000, u as u64)))
+        .collect();
+    for (user, name, bytes) in &docs {
+        tg.add_file(name, FileBody::Bytes(Arc::new(bytes.clone())));
+        tg.push(text(&tg, *user, "hi"));
+    }
+    wait_until(Duration::from_secs(20), "greetings", || {
+        users.iter().all(|u| tg.texts_to(*u).len() == 1)
+    });
+    s3.stop();
+    let down = Instant::now();
+    for (user, name, bytes) in &docs {
+        tg.push(document(&tg, *user, name, Some(name), bytes.len() as u64));
+    }
+    let acknowledged = |u: i64| {
+        tg.texts_to(u)
+            .iter()
+            .filter(|t| t.starts_with("[document] "))
+            .count()
+    };
+    wait_until(
+        Duration::from_secs(2),
+        "[document] for all three within 2 s",
+        || users.iter().all(|u| acknowledged(*u) == 1),
+    );
+    println!(
+        "three [document] replies {:.2} s after the documents, S3 down",
+        down.elapsed().as_secs_f64()
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "handling retried during the outage",
+        || tg_ingest::metrics::Metrics::get(&service.metrics.handler_errors) >= 3,
+    );
+    s3.restart();
+    wait_until(Duration::from_secs(60), "all saved", || {
+        users.iter().all(|u| {
+            tg.texts_to(*u)
+                .iter()
+                .any(|t| t.contains("[document has been saved]"))
+        })
+    });
+    for (user, name, bytes) in &docs {
+        assert_eq!(&s3.get(name).unwrap(), bytes, "{name}");
+        assert_eq!(
+            acknowledged(*user),
+            1,
+            "one [document] despite the retries: {:?}",
+            tg.texts_to(*user)
+        );
+    }
+}
+
+#[test]
 fn telegram_500_and_429_bursts_are_ridden_out_without_loss() {
     let tg = FakeTelegram::start(TOKEN);
     let s3 = TestS3::start();

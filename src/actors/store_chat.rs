@@ -51,6 +51,23 @@ store_request!(
 );
 
 store_request!(
+    /// The message that acknowledged an event, if one was sent.
+    AckOf(pub String) -> Option<i64>,
+    |s, m| s.ack_of(&m.0)
+);
+
+store_request!(
+    /// Remembers the message that acknowledged an event.
+    RecordAck {
+        /// The event's reference.
+        pub event: String,
+        /// The acknowledgement's message.
+        pub message_id: i64,
+    } -> (),
+    |s, m| s.record_ack(&m.event, m.message_id)
+);
+
+store_request!(
     /// Gives a document its key.
     ClaimKey(pub KeyClaim) -> ClaimedKey,
     |s, m| s.claim_key(&m.0)

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::{ask, texts, Conversation};
-use crate::actors::store_chat::{ClaimKey, MarkForeign, ReleaseClaim};
+use crate::actors::store_chat::{AckOf, ClaimKey, MarkForeign, RecordAck, ReleaseClaim};
 use crate::actors::store_files::RecordSavedFile;
 use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, Outcome};
@@ -69,6 +69,37 @@ impl Conversation {
         )))
     }
 
+    /// Sends `[document]` for this event once, however often the event is handled (a retry
+    /// finds the message sent before); answers its message id. Best effort: the file is stored
+    /// whether or not the person can be told (someone who blocked the bot still sent it).
+    async fn acknowledge(
+        &self,
+        ev: &Event,
+        wanted: &str,
+        size: Option<u64>,
+    ) -> Result<Option<i64>, HandlerError> {
+        if let Some(message_id) = ask(&self.deps.store, AckOf(ev.reference.clone())).await? {
+            return Ok(Some(message_id));
+        }
+        match self.reply(ev, &texts::receiving(wanted, size)).await {
+            Ok(message_id) => {
+                let record = RecordAck {
+                    event: ev.reference.clone(),
+                    message_id,
+                };
+                ask(&self.deps.store, record).await?;
+                Ok(Some(message_id))
+            }
+            Err(e) => {
+                log::warn!(
+                    "chat_id={} the [document] acknowledgement was not sent ({e}); storing {wanted:?} anyway",
+                    ev.chat
+                );
+                Ok(None)
+            }
+        }
+    }
+
     /// Stores a document and confirms it.
     pub(super) async fn save_document(
         &self,
@@ -86,28 +117,31 @@ impl Conversation {
                 ));
             }
         }
+        // `[document]` first: the key's check in the bucket and the upload may wait for S3.
+        let acknowledged = self.acknowledge(ev, &wanted, doc.size).await?;
         let key = self.claim_key(ev, &wanted).await?;
-        let shown = texts::receiving(&key, doc.size);
         let ticket = self.next_ticket.get();
         self.next_ticket.set(ticket + 1);
-        // The acknowledgement is best effort: the file is stored whether or not the person can
-        // be told (someone who blocked the bot still sent the document).
-        match self.reply(ev, &shown).await {
-            Ok(message_id) => {
-                let view = ProgressView {
-                    chat: ev.chat,
-                    message_id,
-                    name: key.clone(),
-                    last_edit: Instant::now(),
-                    last_text: shown,
-                    edits: 0,
-                };
-                self.progress.borrow_mut().insert(ticket, view);
+        if let Some(message_id) = acknowledged {
+            let mut shown = texts::receiving(&wanted, doc.size);
+            if key != wanted {
+                // The wanted name is someone else's: the message names the key taken instead.
+                shown = texts::receiving(&key, doc.size);
+                if let Err(e) = self.deps.chat.edit(ev.chat, message_id, &shown, None).await {
+                    if !e.not_modified {
+                        log::warn!("chat_id={} [document] edit failed: {e}", ev.chat);
+                    }
+                }
             }
-            Err(e) => log::warn!(
-                "chat_id={} the [document] acknowledgement was not sent ({e}); storing {key:?} anyway",
-                ev.chat
-            ),
+            let view = ProgressView {
+                chat: ev.chat,
+                message_id,
+                name: key.clone(),
+                last_edit: Instant::now(),
+                last_text: shown,
+                edits: 0,
+            };
+            self.progress.borrow_mut().insert(ticket, view);
         }
         let upload = Upload {
             chat_id: ev.chat,

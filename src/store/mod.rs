@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use self::db::{vals, DbError, Engine, Postgres, Row, Sql, Sqlite, Val};
 
+mod acks;
 mod admin;
 mod claims;
 mod days;
@@ -247,6 +248,7 @@ impl Store {
             SQLITE_SCHEMA,
             outbox::INDEXES,
             files::SCHEMA,
+            acks::SCHEMA,
             saved::SCHEMA,
             renames::SCHEMA,
             vk::SCHEMA,
@@ -297,6 +299,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         self.prune_stale_claims(now_secs() - DONE_RETENTION_SECS)?;
         self.prune_vk_events(now_secs() - DONE_RETENTION_SECS)?;
+        self.prune_acks(now_secs() - DONE_RETENTION_SECS)?;
         Ok(pruned as usize)
     }
 

@@ -128,6 +128,15 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
              name TEXT PRIMARY KEY,
              next_at BIGINT NOT NULL);",
     ),
+    (
+        5,
+        // The acknowledgements sent (`store::acks::SCHEMA`, written out).
+        "CREATE TABLE acks (
+             event TEXT PRIMARY KEY,
+             message_id BIGINT NOT NULL,
+             sent_at BIGINT NOT NULL);
+         CREATE INDEX acks_by_age ON acks (sent_at);",
+    ),
 ];
 
 /// Applies the migrations this database lacks, holding the migration lock; answers the
