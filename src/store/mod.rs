@@ -752,7 +752,7 @@ mod tests {
 
     #[test]
     fn a_transaction_whose_work_panics_or_fails_is_rolled_back() {
-        let (mut s, _d) = store();
+        let (s, dir) = store();
         let insert =
             "INSERT INTO greeted_people (platform, user_id, at) VALUES ('telegram', $1, 0)";
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -772,7 +772,7 @@ mod tests {
         // The connection is outside any transaction: a new one begins and commits on its own.
         s.db.transaction(|db| db.exec(insert, vals![3])).unwrap();
         drop(s);
-        let s = _d.open();
+        let s = dir.open();
         assert!(
             !s.is_greeted("telegram", 1).unwrap(),
             "the panicked write is gone"
