@@ -11,7 +11,13 @@
 //! Every write that creates an object (`PutObject`, `CompleteMultipartUpload`, `CopyObject`) is
 //! therefore followed here by an fsync of the object, its metadata files and every directory
 //! from the object's up to the root, before the answer goes out; a failed sync fails the
-//! request. Every other operation is s3s-fs's own.
+//! request.
+//!
+//! s3s-fs does not list multipart uploads and answers a part for an upload that was aborted
+//! with 403 AccessDenied; here `ListMultipartUploads` is answered from its upload files, and a
+//! request naming an upload that does not exist gets 404 NoSuchUpload, as S3 answers, so an
+//! uploader tells a lost upload from revoked credentials. Every other operation is s3s-fs's
+//! own.
 
 use std::path::{Path, PathBuf};
 
@@ -123,6 +129,17 @@ fn denied(bucket: &str) -> S3Result<()> {
     Ok(())
 }
 
+/// Test hook: with the `embedded_s3.abort` failpoint set to a bucket name, aborts of uploads in
+/// that bucket are answered 503, as a server that is still recovering does.
+fn unavailable_abort(bucket: &str) -> S3Result<()> {
+    let _ = bucket;
+    fail::fail_point!("embedded_s3.abort", |only| match only {
+        Some(b) if b != bucket => Ok(()),
+        _ => Err(s3_error!(ServiceUnavailable, "injected: abort unavailable")),
+    });
+    Ok(())
+}
+
 impl EmbeddedFs {
     /// Runs a write through s3s-fs, then makes what it stored durable before answering.
     async fn durable<T>(
@@ -141,6 +158,92 @@ impl EmbeddedFs {
                 s3_error!(InternalError, "syncing the object: {e}")
             })?;
         Ok(answer)
+    }
+}
+
+/// Whether s3s-fs has the upload `upload_id` open (its upload file exists).
+fn upload_exists(root: &Path, upload_id: &str) -> bool {
+    uuid_like(upload_id) && root.join(format!(".upload-{upload_id}.json")).is_file()
+}
+
+/// Whether `id` looks like the UUIDs s3s-fs gives uploads (so it never names another file).
+fn uuid_like(id: &str) -> bool {
+    id.len() == 36 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+/// 404 NoSuchUpload unless the upload exists.
+fn known_upload(root: &Path, upload_id: &str) -> S3Result<()> {
+    if upload_exists(root, upload_id) {
+        Ok(())
+    } else {
+        Err(s3_error!(NoSuchUpload))
+    }
+}
+
+/// The multipart uploads open in `bucket` under `prefix`, as `(key, upload id)` in key order:
+/// s3s-fs keeps a metadata file per upload, named after the bucket, the key and the upload.
+fn open_uploads(root: &Path, bucket: &str, prefix: &str) -> std::io::Result<Vec<(String, String)>> {
+    let head = format!(".bucket-{}.object-", URL_SAFE_NO_PAD.encode(bucket));
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let name = entry?.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&head)) else {
+            continue;
+        };
+        let Some(rest) = rest.strip_suffix(".metadata.json") else {
+            continue;
+        };
+        let Some((key, upload_id)) = rest.split_once(".upload-") else {
+            continue;
+        };
+        let Some(key) = URL_SAFE_NO_PAD
+            .decode(key)
+            .ok()
+            .and_then(|k| String::from_utf8(k).ok())
+        else {
+            continue;
+        };
+        if key.starts_with(prefix) && upload_exists(root, upload_id) {
+            found.push((key, upload_id.to_string()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+impl EmbeddedFs {
+    /// `ListMultipartUploads`, in one page.
+    async fn list_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        if !self.root.join(&input.bucket).is_dir() {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let (root, bucket) = (self.root.clone(), input.bucket.clone());
+        let found = tokio::task::spawn_blocking(move || open_uploads(&root, &bucket, &prefix))
+            .await
+            .map_err(|e| s3_error!(InternalError, "listing uploads: {e}"))?
+            .map_err(|e| s3_error!(InternalError, "listing uploads: {e}"))?;
+        let uploads = found
+            .into_iter()
+            .map(|(key, upload_id)| MultipartUpload {
+                key: Some(key),
+                upload_id: Some(upload_id),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>();
+        let output = ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            is_truncated: Some(false),
+            max_uploads: input.max_uploads,
+            uploads: (!uploads.is_empty()).then_some(uploads),
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
     }
 }
 
@@ -277,10 +380,51 @@ macro_rules! embedded_s3_impl {
                 self.durable(&bucket, &key, answer).await
             }
 
+            async fn list_multipart_uploads(
+                &self,
+                req: S3Request<ListMultipartUploadsInput>,
+            ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+                self.list_uploads(req).await
+            }
+
+            async fn upload_part(
+                &self,
+                req: S3Request<UploadPartInput>,
+            ) -> S3Result<S3Response<UploadPartOutput>> {
+                known_upload(&self.root, &req.input.upload_id)?;
+                self.inner.upload_part(req).await
+            }
+
+            async fn upload_part_copy(
+                &self,
+                req: S3Request<UploadPartCopyInput>,
+            ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+                known_upload(&self.root, &req.input.upload_id)?;
+                self.inner.upload_part_copy(req).await
+            }
+
+            async fn list_parts(
+                &self,
+                req: S3Request<ListPartsInput>,
+            ) -> S3Result<S3Response<ListPartsOutput>> {
+                known_upload(&self.root, &req.input.upload_id)?;
+                self.inner.list_parts(req).await
+            }
+
+            async fn abort_multipart_upload(
+                &self,
+                req: S3Request<AbortMultipartUploadInput>,
+            ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+                unavailable_abort(&req.input.bucket)?;
+                known_upload(&self.root, &req.input.upload_id)?;
+                self.inner.abort_multipart_upload(req).await
+            }
+
             async fn complete_multipart_upload(
                 &self,
                 req: S3Request<CompleteMultipartUploadInput>,
             ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                known_upload(&self.root, &req.input.upload_id)?;
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
                 denied(&bucket)?;
                 let answer = self.inner.complete_multipart_upload(req).await;
@@ -311,10 +455,6 @@ embedded_s3_impl! {
     list_buckets(ListBucketsInput) -> ListBucketsOutput;
     list_objects(ListObjectsInput) -> ListObjectsOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
-    upload_part(UploadPartInput) -> UploadPartOutput;
-    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
-    list_parts(ListPartsInput) -> ListPartsOutput;
-    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
 }
 
 #[cfg(test)]

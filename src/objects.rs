@@ -80,15 +80,14 @@ pub struct Copier<'a> {
 }
 
 impl Copier<'_> {
-    /// Copies `from` (described by `info`) to `to`. A multipart copy that fails is aborted;
-    /// `on_open` and `on_close` let the caller record the open upload meanwhile.
+    /// Copies `from` (described by `info`) to `to`. A multipart copy is recorded in `ledger`
+    /// while open (its intent before the server creates it), and aborted when it fails.
     pub async fn copy(
         &self,
         from: &str,
         to: &str,
         info: &ObjectInfo,
-        on_open: impl AsyncFnOnce(&str) -> Result<(), StorageError>,
-        on_close: impl FnOnce(&str),
+        ledger: &crate::transfer::Ledger,
     ) -> Result<CopyReport, StorageError> {
         if info.size <= self.single_max {
             self.copy_request(to, from, None).await?;
@@ -112,38 +111,53 @@ impl Copier<'_> {
             .bucket
             .with_extra_headers(headers)
             .map_err(|e| StorageError::from_s3("initiate multipart copy", to, e))?;
-        let upload = bucket
-            .initiate_multipart_upload(to, content_type)
+        let unrecorded = || StorageError::Config {
+            endpoint: String::new(),
+            detail: "the store did not record the multipart copy".into(),
+        };
+        let intent = ledger
+            .intent(&self.bucket.name(), to)
             .await
-            .map_err(|e| StorageError::from_s3("initiate multipart copy", to, e))?;
-        let id = upload.upload_id;
-        let result = match on_open(&id).await {
-            Ok(()) => self.copy_parts(from, to, &id, info.size).await,
+            .map_err(|_| unrecorded())?;
+        let upload = match bucket.initiate_multipart_upload(to, content_type).await {
+            Ok(upload) => upload,
+            Err(e) => {
+                ledger.closed(&intent);
+                return Err(StorageError::from_s3("initiate multipart copy", to, e));
+            }
+        };
+        let open = crate::store::OpenUpload {
+            upload_id: upload.upload_id,
+            bucket: self.bucket.name(),
+            key: to.to_string(),
+        };
+        if !ledger.created(&intent, &open.upload_id).await {
+            if ledger.abort(self.bucket, &open).await {
+                ledger.closed(&intent);
+            }
+            return Err(unrecorded());
+        }
+        let result = match self.copy_parts(from, to, &open.upload_id, info.size).await {
+            Ok(parts) => {
+                let count = parts.len() as u32;
+                self.bucket
+                    .complete_multipart_upload(to, &open.upload_id, parts)
+                    .await
+                    .map(|_| count)
+                    .map_err(|e| StorageError::from_s3("complete multipart copy", to, e))
+            }
             Err(e) => Err(e),
         };
         match result {
-            Ok(parts) => {
-                let count = parts.len() as u32;
-                let done = self
-                    .bucket
-                    .complete_multipart_upload(to, &id, parts)
-                    .await
-                    .map_err(|e| StorageError::from_s3("complete multipart copy", to, e));
-                if done.is_err() {
-                    let _ = self.bucket.abort_upload(to, &id).await;
-                }
-                on_close(&id);
-                done.map(|_| CopyReport {
+            Ok(count) => {
+                ledger.closed(&open.upload_id);
+                Ok(CopyReport {
                     bytes: info.size,
                     parts: count,
                 })
             }
             Err(e) => {
-                if let Err(abort) = self.bucket.abort_upload(to, &id).await {
-                    log::warn!("could not abort the multipart copy to {to:?}: {abort}");
-                } else {
-                    on_close(&id);
-                }
+                ledger.abort(self.bucket, &open).await;
                 Err(e)
             }
         }
@@ -162,6 +176,7 @@ impl Copier<'_> {
         while start < size {
             let end = (start + part).min(size) - 1;
             let number = parts.len() as u32 + 1;
+            fail::fail_point!("copy.part");
             let etag = self
                 .copy_request(to, from, Some((upload_id, number, start, end)))
                 .await?;
@@ -251,6 +266,75 @@ impl Copier<'_> {
         }
         Ok(xml_value(&body, "ETag").unwrap_or_default())
     }
+}
+
+/// The ids of the multipart uploads the server has open for exactly `key`
+/// (`ListMultipartUploads` with the key as prefix). Read from the XML directly: rust-s3's own
+/// listing cannot parse every server's answer (SeaweedFS leaves out `StorageClass`).
+pub async fn open_uploads_of(bucket: &Bucket, key: &str) -> Result<Vec<String>, StorageError> {
+    let fail = |status: Option<u16>, transport: bool, detail: String| StorageError::Request {
+        op: "list multipart uploads",
+        key: key.to_string(),
+        status,
+        transport,
+        detail,
+    };
+    let query = HashMap::from([
+        ("uploads".to_string(), String::new()),
+        ("prefix".to_string(), key.to_string()),
+    ]);
+    let url = bucket
+        .presign_get("/", 60, Some(query))
+        .await
+        .map_err(|e| fail(None, false, e.to_string()))?;
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail(None, false, e.to_string()))?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail(None, true, e.without_url().to_string()))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| fail(Some(status), true, e.without_url().to_string()))?;
+    if !(200..300).contains(&status) {
+        return Err(fail(Some(status), false, error_code(&body)));
+    }
+    Ok(uploads_in(&body)
+        .into_iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, id)| id)
+        .collect())
+}
+
+/// `(key, upload id)` of each `<Upload>` of a `ListMultipartUploads` answer.
+fn uploads_in(body: &str) -> Vec<(String, String)> {
+    body.split("<Upload>")
+        .skip(1)
+        .filter_map(|upload| {
+            let upload = upload.split("</Upload>").next()?;
+            let text = |tag: &str| {
+                let open = format!("<{tag}>");
+                let start = upload.find(&open)? + open.len();
+                let end = upload[start..].find(&format!("</{tag}>"))? + start;
+                Some(xml_unescape(&upload[start..end]))
+            };
+            Some((text("Key")?, text("UploadId")?))
+        })
+        .collect()
+}
+
+/// Text of an XML element with its predefined entities (and `&#34;`) decoded, `&amp;` last.
+fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 /// A `PUT` without a body, signed with AWS Signature Version 4 in its headers.
@@ -407,6 +491,22 @@ pub fn copy_timeout(request_timeout: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn uploads_are_read_from_a_listing() {
+        let body = "<ListMultipartUploadsResult><Bucket>b</Bucket>\
+            <Upload><Key>a &amp;lt; b.bin</Key><UploadId>id-1</UploadId></Upload>\
+            <Upload><Key>a.bin</Key><UploadId>id-2</UploadId><Initiated>x</Initiated></Upload>\
+            </ListMultipartUploadsResult>";
+        assert_eq!(
+            super::uploads_in(body),
+            [
+                ("a &lt; b.bin".to_string(), "id-1".to_string()),
+                ("a.bin".to_string(), "id-2".to_string())
+            ]
+        );
+        assert!(super::uploads_in("<ListMultipartUploadsResult/>").is_empty());
+    }
+
     use super::*;
 
     #[test]

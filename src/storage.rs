@@ -239,12 +239,40 @@ impl StorageError {
     /// that failed before it was sent or whose answer made no sense is a fault of this one
     /// item and is not retried.
     pub fn is_retryable(&self) -> bool {
+        if self.is_lost_upload() {
+            // The attempt starts over with a new multipart upload.
+            return true;
+        }
         match self {
             Self::Unreachable { .. } => true,
             Self::Request {
                 status: Some(s), ..
             } => *s >= 500 || *s == 429 || *s == 408,
             Self::Request { transport, .. } => *transport,
+            _ => false,
+        }
+    }
+
+    /// Whether a multipart upload (or copy) disappeared under its parts: `NoSuchUpload`, as a
+    /// server answers when the upload was aborted by someone else or expired. Nothing is wrong
+    /// with the file: the attempt is started again.
+    pub fn is_lost_upload(&self) -> bool {
+        match self {
+            Self::Request {
+                op,
+                status: Some(404),
+                detail,
+                ..
+            } => {
+                detail.contains("NoSuchUpload")
+                    || (matches!(
+                        *op,
+                        "upload part"
+                            | "upload part copy"
+                            | "complete multipart upload"
+                            | "complete multipart copy"
+                    ) && !detail.contains("NoSuchBucket"))
+            }
             _ => false,
         }
     }

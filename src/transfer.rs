@@ -21,12 +21,13 @@ use s3::Bucket;
 use sha2::{Digest, Sha256};
 
 use crate::actors::store::StoreActor;
-use crate::actors::store_files::{OpenUploads, UploadClosed, UploadOpened};
+use crate::actors::store_files::{
+    OpenUploads, UploadAbortFailed, UploadClosed, UploadCreated, UploadOpened, UploadsToAbort,
+};
 use crate::actors::uploader::{Upload, UploadError, UploadProgress, UploadReport};
-use crate::backoff::Backoff;
 use crate::chat::Platform;
 use crate::storage::StorageError;
-use crate::store::OpenUpload;
+use crate::store::{OpenUpload, UploadOwner, INTENT};
 use crate::telegram::{ByteStream, Download, TelegramClient, TelegramError};
 use crate::vk::{VkClient, VkError};
 
@@ -43,8 +44,8 @@ pub struct Transfer {
     pub download_timeout: Duration,
     /// The documents bucket.
     pub bucket: Rc<Bucket>,
-    /// Where open multipart uploads are recorded.
-    pub store: Addr<StoreActor>,
+    /// Where open multipart uploads are recorded, as whose.
+    pub ledger: Ledger,
     /// Part size in bytes.
     pub part_size: usize,
     /// Parts sent at once.
@@ -175,19 +176,35 @@ impl Transfer {
         tally: &RefCell<Tally>,
     ) -> Result<(u64, u32), UploadError> {
         let key = msg.key.as_str();
-        let upload = self
+        // The intent first: a kill right after the server creates the upload leaves a record
+        // that finds it.
+        let intent = self.ledger.intent(&self.bucket.name(), key).await?;
+        let upload = match self
             .bucket
             .initiate_multipart_upload(key, content_type)
             .await
-            .map_err(|e| StorageError::from_s3("initiate multipart upload", key, e))?;
+        {
+            Ok(upload) => upload,
+            Err(e) => {
+                self.ledger.closed(&intent);
+                return Err(StorageError::from_s3("initiate multipart upload", key, e).into());
+            }
+        };
         let open = OpenUpload {
             upload_id: upload.upload_id,
             bucket: self.bucket.name(),
             key: key.to_string(),
         };
-        let recorded = self.store.send(UploadOpened(open.clone())).await;
-        if !matches!(recorded, Ok(Ok(()))) {
-            abort_failed(&self.bucket, &self.store, open).await;
+        fail::fail_point!("upload.after_create");
+        if !self.ledger.created(&intent, &open.upload_id).await {
+            // Unrecorded: aborted now (the intent stays until the abort is done).
+            let intent = OpenUpload {
+                upload_id: intent,
+                ..open.clone()
+            };
+            if self.ledger.abort(&self.bucket, &open).await {
+                self.ledger.closed(&intent.upload_id);
+            }
             return Err(UploadError::Unavailable);
         }
         let result = self
@@ -207,11 +224,11 @@ impl Transfer {
         };
         match result {
             Ok(done) => {
-                self.store.do_send(UploadClosed(open.upload_id));
+                self.ledger.closed(&open.upload_id);
                 Ok(done)
             }
             Err(e) => {
-                abort_failed(&self.bucket, &self.store, open).await;
+                self.ledger.abort(&self.bucket, &open).await;
                 Err(e)
             }
         }
@@ -305,74 +322,153 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Aborts a multipart upload, trying up to `attempts` times with a backoff capped at `cap`;
-/// forgets it once the server no longer has it. Returns whether it is gone.
-pub async fn abort(
-    bucket: &Bucket,
-    store: &Addr<StoreActor>,
-    open: &OpenUpload,
-    attempts: u32,
-    cap: Duration,
-) -> bool {
-    let mut backoff = Backoff::new(Duration::from_millis(500), cap);
-    for attempt in 1..=attempts {
-        match bucket.abort_upload(&open.key, &open.upload_id).await {
-            Ok(()) => {
-                log::warn!("multipart upload aborted: key={:?}", open.key);
-                store.do_send(UploadClosed(open.upload_id.clone()));
-                return true;
-            }
-            Err(s3::error::S3Error::HttpFailWithBody(404, _)) => {
-                log::info!("multipart upload of {:?} is already gone", open.key);
-                store.do_send(UploadClosed(open.upload_id.clone()));
-                return true;
-            }
-            Err(e) if attempt < attempts => {
-                let delay = backoff.next_delay();
-                log::warn!(
-                    "could not abort the multipart upload of {:?} (attempt {attempt}): {e}; retrying in {:.1} s",
-                    open.key,
-                    delay.as_secs_f64()
-                );
-                actix_rt::time::sleep(delay).await;
-            }
-            Err(e) => log::warn!(
-                "could not abort the multipart upload of {:?}: {e}; it stays recorded",
-                open.key
-            ),
+/// Records the multipart uploads (and copies) of one owner in the store and aborts them, so
+/// none is ever left open: the intent before the server creates it, the id once it does, and an
+/// abort that failed marked for [`sweep`], which tries it again within seconds.
+#[derive(Clone)]
+pub struct Ledger {
+    /// Where open uploads are recorded.
+    pub store: Addr<StoreActor>,
+    /// This replica and uploader start.
+    pub owner: UploadOwner,
+}
+
+impl Ledger {
+    /// Records the intent to create a multipart upload of `key` in `bucket`; answers its id.
+    pub async fn intent(&self, bucket: &str, key: &str) -> Result<String, UploadError> {
+        let id = format!("{INTENT}{:016x}", rand::random::<u64>());
+        let upload = OpenUpload {
+            upload_id: id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        };
+        let opened = UploadOpened {
+            upload,
+            owner: self.owner.clone(),
+        };
+        match self.store.send(opened).await {
+            Ok(Ok(())) => Ok(id),
+            _ => Err(UploadError::Unavailable),
         }
     }
-    false
-}
 
-/// Aborts a failed upload's multipart upload: once at once, then, if the server is away, again
-/// in the background for up to an hour, so the upload's own retry never waits for it. An upload
-/// that still cannot be aborted stays recorded and is aborted at the next start.
-async fn abort_failed(bucket: &Rc<Bucket>, store: &Addr<StoreActor>, open: OpenUpload) {
-    if abort(bucket, store, &open, 1, Duration::ZERO).await {
-        return;
+    /// The server created the upload `intent` was for; whether that is recorded.
+    pub async fn created(&self, intent: &str, upload_id: &str) -> bool {
+        let created = UploadCreated {
+            intent: intent.to_string(),
+            upload_id: upload_id.to_string(),
+        };
+        matches!(self.store.send(created).await, Ok(Ok(())))
     }
-    let (bucket, store) = (bucket.clone(), store.clone());
-    actix_rt::spawn(async move {
-        abort(&bucket, &store, &open, 120, Duration::from_secs(30)).await;
-    });
+
+    /// Forgets an upload that was completed, or an intent whose creation failed.
+    pub fn closed(&self, upload_id: &str) {
+        self.store.do_send(UploadClosed(upload_id.to_string()));
+    }
+
+    /// Aborts an upload once, forgetting it when the server no longer has it; when the server
+    /// cannot be reached it stays recorded, marked for the next [`sweep`]. Answers whether it
+    /// is gone.
+    pub async fn abort(&self, bucket: &Bucket, open: &OpenUpload) -> bool {
+        let gone = abort_once(bucket, &self.store, open).await;
+        if !gone {
+            self.store
+                .do_send(UploadAbortFailed(open.upload_id.clone()));
+        }
+        gone
+    }
 }
 
-/// Aborts the multipart uploads a previous run (or a shutdown deadline) left open on
-/// `target`'s server; returns how many were aborted and how many remain.
-pub async fn abort_leftovers(
-    store: &Addr<StoreActor>,
+/// One abort of a recorded upload (for an intent: of every upload the server has open under
+/// its key that no record names); forgets it when it is gone. Answers whether it is.
+async fn abort_once(bucket: &Bucket, store: &Addr<StoreActor>, open: &OpenUpload) -> bool {
+    if open.is_intent() {
+        return abort_unrecorded(bucket, store, open).await;
+    }
+    match bucket.abort_upload(&open.key, &open.upload_id).await {
+        Ok(()) => {
+            log::warn!("multipart upload aborted: key={:?}", open.key);
+            store.do_send(UploadClosed(open.upload_id.clone()));
+            true
+        }
+        Err(s3::error::S3Error::HttpFailWithBody(404, _)) => {
+            log::info!("multipart upload of {:?} is already gone", open.key);
+            store.do_send(UploadClosed(open.upload_id.clone()));
+            true
+        }
+        Err(e) => {
+            log::warn!(
+                "could not abort the multipart upload of {:?}: {e}; it stays recorded and is tried again",
+                open.key
+            );
+            false
+        }
+    }
+}
+
+/// An intent left by a process that died between asking the server for an upload and
+/// recording its id: the uploads the server has open under the key, and that no record names,
+/// are that process's; they are aborted, then the intent is forgotten.
+async fn abort_unrecorded(bucket: &Bucket, store: &Addr<StoreActor>, intent: &OpenUpload) -> bool {
+    let listed = match crate::objects::open_uploads_of(bucket, &intent.key).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            log::warn!(
+                "could not list the multipart uploads of {:?}: {e}; tried again",
+                intent.key
+            );
+            return false;
+        }
+    };
+    let recorded: std::collections::HashSet<String> = match store.send(OpenUploads).await {
+        Ok(Ok(open)) => open.into_iter().map(|u| u.upload_id).collect(),
+        _ => return false,
+    };
+    let mut all_gone = true;
+    for id in listed.iter().filter(|id| !recorded.contains(*id)) {
+        match bucket.abort_upload(&intent.key, id).await {
+            Ok(()) | Err(s3::error::S3Error::HttpFailWithBody(404, _)) => log::warn!(
+                "multipart upload aborted: key={:?} (left unrecorded by a process that stopped)",
+                intent.key
+            ),
+            Err(e) => {
+                log::warn!(
+                    "could not abort the multipart upload of {:?}: {e}",
+                    intent.key
+                );
+                all_gone = false;
+            }
+        }
+    }
+    if all_gone {
+        store.do_send(UploadClosed(intent.upload_id.clone()));
+    }
+    all_gone
+}
+
+/// Aborts what `owner` must abort now ([`crate::store::Store::uploads_to_abort`]): its own
+/// leftovers and failed aborts, and the uploads of replicas whose heartbeat ran out; with
+/// `mine_too` (at shutdown) its own current ones as well. Answers how many were aborted and
+/// how many remain.
+pub async fn sweep(
+    ledger: &Ledger,
     target: &crate::storage::S3Target,
+    mine_too: bool,
 ) -> Result<(usize, usize), UploadError> {
-    let open = store
-        .send(OpenUploads)
+    let asked = UploadsToAbort {
+        owner: ledger.owner.clone(),
+        mine_too,
+    };
+    let open = ledger
+        .store
+        .send(asked)
         .await
         .map_err(|_| UploadError::Unavailable)?
         .map_err(|_| UploadError::Unavailable)?;
     let mut aborted = 0;
     for upload in &open {
         let bucket = target.with_bucket(&upload.bucket).bucket()?;
-        if abort(&bucket, store, upload, 3, Duration::from_secs(2)).await {
+        if ledger.abort(&bucket, upload).await {
             aborted += 1;
         }
     }

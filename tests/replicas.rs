@@ -863,3 +863,96 @@ fn a_day_is_compacted_once_across_replicas() {
     eprintln!("replicas: {MESSAGES} archived messages of {yesterday} compacted once; runs per replica {runs:?}");
     replicas.stop();
 }
+
+#[test]
+fn a_replica_starting_while_another_uploads_or_copies_leaves_it_alone() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let lease = LEASE_SECS.to_string();
+    // Multipart in parts of 5 MiB; a renamed object over 5 MiB is copied in parts, each held
+    // 1.5 s by the first two replicas, so the copy is still open when another replica starts.
+    let start = |id: &str, failpoints: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("replica.log");
+        let mut vars = service_env(
+            &tg,
+            &s3,
+            dir.path(),
+            &[
+                ("TG_INGEST__STORE__URL", pg.url.as_str()),
+                ("TG_INGEST__STORE__LEASE_SECS", lease.as_str()),
+                ("TG_INGEST__STORE__REPLICA_ID", id),
+                ("TG_INGEST__S3__PART_SIZE_MIB", "5"),
+                ("TG_INGEST__S3__SINGLE_COPY_MAX_MIB", "5"),
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+                ("RUST_LOG", "info"),
+            ],
+        );
+        if !failpoints.is_empty() {
+            vars.push(("FAILPOINTS".into(), failpoints.into()));
+        }
+        (spawn_binary(&vars, &log), log, dir)
+    };
+    let first = [
+        start("r0", "copy.part=sleep(1500)"),
+        start("r1", "copy.part=sleep(1500)"),
+    ];
+    const LEN: u64 = 15 * 1024 * 1024;
+    let expected: Vec<u8> = (0..LEN).map(pattern_byte).collect();
+    tg.add_file("big", FileBody::Pattern(LEN));
+    // About 6 s of download: 60 pieces of 256 KiB, 100 ms apart.
+    tg.set_file_pace(Some(Duration::from_millis(100)));
+    tg.push(text(&tg, 2001, "hi"));
+    wait_until(WAIT, "greeting", || tg.texts_to(2001).len() == 1);
+    tg.push(document(&tg, 2001, "big", Some("big.bin"), LEN));
+    wait_until(WAIT, "the upload open", || s3.open_uploads() >= 1);
+    let late = start("r2", "");
+    wait_until(WAIT, "the late replica up", || {
+        std::fs::read_to_string(&late.1).is_ok_and(|l| l.contains("tg-ingest started"))
+    });
+    let saved = |marker: &str| {
+        tg.texts_to(2001)
+            .iter()
+            .filter(|t| t.contains(marker))
+            .count()
+    };
+    wait_until(WAIT, "saved", || saved("[document has been saved]") == 1);
+    assert_eq!(s3.get("big.bin").unwrap(), expected, "byte-identical");
+    assert_eq!(saved("could not be saved"), 0, "{:?}", tg.texts_to(2001));
+    tg.set_file_pace(None);
+
+    // A multipart copy (the rename) in flight while yet another replica starts.
+    tg.push(text(&tg, 2001, "/rename"));
+    wait_until(WAIT, "asked for the name", || saved("[rename]") == 1);
+    tg.push(text(&tg, 2001, "moved"));
+    wait_until(WAIT, "the copy open", || s3.open_uploads() >= 1);
+    let later = start("r3", "");
+    wait_until(WAIT, "renamed", || {
+        saved("[document has been renamed]") == 1
+    });
+    assert_eq!(
+        s3.get("moved.bin").unwrap(),
+        expected,
+        "byte-identical copy"
+    );
+    assert_eq!(s3.keys(), ["moved.bin"]);
+    wait_until(WAIT, "no multipart upload left open", || {
+        s3.open_uploads() == 0
+    });
+    for (_, log, _) in first.iter().chain([&late, &later]) {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(
+            !log.contains("multipart upload aborted"),
+            "no replica aborted an upload: {log}"
+        );
+        assert!(
+            !log.contains("attempt 1 failed") && !log.contains("S3 copy:"),
+            "no upload or copy attempt was lost: {log}"
+        );
+    }
+    for (mut child, _, _) in first.into_iter().chain([late, later]) {
+        sigterm(&child);
+        assert_eq!(wait_exit(&mut child, WAIT), Some(0));
+    }
+}

@@ -263,6 +263,41 @@ fn kill_9_during_a_multipart_upload_leaves_no_open_upload_after_the_next_start()
 }
 
 #[test]
+fn kill_9_between_creating_a_multipart_upload_and_recording_it_leaves_nothing_open() {
+    let (tg, s3, data) = fakes();
+    let log = data.path().join("service.log");
+    let mut v = vars(&tg, &s3, data.path(), &[]);
+    tg.add_file("gap", FileBody::Pattern(12 * MIB));
+    // The server has created the upload; the process stops there before recording its id.
+    v.push((
+        "FAILPOINTS".into(),
+        "upload.after_create=sleep(60000)".into(),
+    ));
+    let mut child = spawn_binary(&v, &log);
+    tg.push(document(&tg, 52, "gap", Some("gap.bin"), 12 * MIB));
+    wait_until(WAIT, "the upload created on the server", || {
+        s3.open_uploads() == 1
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(s3.open_uploads(), 1, "the killed run left its upload open");
+    v.pop();
+    let mut child = spawn_binary(&v, &log);
+    wait_until(WAIT, "saved after the restart", || saved(&tg, 52) == 1);
+    wait_until(WAIT, "no open upload, listed by the server", || {
+        s3.open_uploads() == 0
+    });
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("left unrecorded by a process that stopped"),
+        "the unrecorded upload was found by its intent: {text}"
+    );
+    assert_eq!(s3.get("gap.bin").unwrap(), pattern(12 * MIB));
+}
+
+#[test]
 fn a_shutdown_whose_deadline_runs_out_aborts_its_multipart_upload() {
     let (tg, s3, data) = fakes();
     let log = data.path().join("service.log");
@@ -295,24 +330,44 @@ fn an_s3_outage_during_a_multipart_upload_leaves_no_open_upload() {
     if !s3.is_embedded() {
         return; // Only the in-process server can be stopped by the test.
     }
-    let _service = TestService::start(settings_from(vars(&tg, &s3, data.path(), &[])));
+    let log = data.path().join("service.log");
+    let mut child = spawn_binary(&vars(&tg, &s3, data.path(), &[]), &log);
     tg.add_file("slow", FileBody::Pattern(30 * MIB));
     tg.set_file_pace(Some(Duration::from_millis(40)));
     tg.push(document(&tg, 50, "slow", Some("slow.bin"), 30 * MIB));
     wait_until(WAIT, "a multipart upload open and recorded", || {
         s3.open_uploads() == 1 && recorded_uploads(data.path()) == 1
     });
+    // The server goes away, and when it is back it refuses aborts for a while (503).
+    fail::cfg("embedded_s3.abort", &format!("return({})", s3.bucket)).unwrap();
     s3.stop();
     wait_until(WAIT, "the failure seen", || {
         tg.sent_to(50, "editMessageText")
             .iter()
             .any(|t| t.contains("storage is unavailable"))
     });
+    std::thread::sleep(Duration::from_secs(8));
     s3.restart();
     tg.set_file_pace(None);
     wait_until(Duration::from_secs(90), "saved", || saved(&tg, 50) == 1);
-    wait_until(WAIT, "no open upload", || s3.open_uploads() == 0);
     assert_eq!(s3.get("slow.bin").unwrap().len() as u64, 30 * MIB);
+    assert_eq!(
+        s3.open_uploads(),
+        1,
+        "the failed attempt's upload is still open"
+    );
+    // Aborts work again, and the service is stopped at once: the abort must not wait for
+    // the next start.
+    fail::remove("embedded_s3.abort");
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+    assert_eq!(
+        s3.open_uploads(),
+        0,
+        "no multipart upload left open on the server after the stop: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert_eq!(recorded_uploads(data.path()), 0, "none left recorded");
 }
 
 #[test]

@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::store_files::{UploadClosed, UploadOpened};
 use super::uploader::S3UploaderActor;
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::objects::{self, CopyReport};
 use crate::storage::StorageError;
-use crate::store::OpenUpload;
 
 /// Which of these keys exist in the documents bucket (answers in the same order).
 #[derive(Message)]
@@ -99,7 +97,7 @@ impl Handler<CopyObject> for S3UploaderActor {
     type Result = ResponseFuture<Result<Option<CopyReport>, Arc<StorageError>>>;
 
     fn handle(&mut self, msg: CopyObject, _: &mut Context<Self>) -> Self::Result {
-        let (bucket, http, store) = (self.bucket(), self.copy_http(), self.store());
+        let (bucket, http, ledger) = (self.bucket(), self.copy_http(), self.ledger());
         let metrics = self.metrics();
         let (single_max, part_size) = self.copy_limits();
         let budget = self.storage_retry_for();
@@ -117,26 +115,7 @@ impl Handler<CopyObject> for S3UploaderActor {
                 single_max,
                 part_size,
             };
-            let open = |id: &str| OpenUpload {
-                upload_id: id.to_string(),
-                bucket: bucket.name(),
-                key: msg.to.clone(),
-            };
-            let copy = || {
-                copier.copy(
-                    &msg.from,
-                    &msg.to,
-                    &info,
-                    async |id| match store.send(UploadOpened(open(id))).await {
-                        Ok(Ok(())) => Ok(()),
-                        _ => Err(StorageError::Config {
-                            endpoint: String::new(),
-                            detail: "the store did not record the multipart copy".into(),
-                        }),
-                    },
-                    |id| store.do_send(UploadClosed(id.to_string())),
-                )
-            };
+            let copy = || copier.copy(&msg.from, &msg.to, &info, &ledger);
             let report = patiently("copy", (budget, &metrics), copy)
                 .await
                 .map_err(Arc::new)?;

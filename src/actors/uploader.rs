@@ -21,8 +21,9 @@ use crate::chat::Platform;
 use crate::metrics::Metrics;
 use crate::settings::{S3Settings, TelegramSettings};
 use crate::storage::{S3Target, StorageError};
+use crate::store::UploadOwner;
 use crate::telegram::{TelegramClient, TelegramError};
-use crate::transfer::Transfer;
+use crate::transfer::{Ledger, Transfer};
 use crate::vk::{VkClient, VkError};
 
 /// Asks for one file to be stored; answered when it is stored or has failed.
@@ -225,7 +226,17 @@ pub struct S3UploaderActor {
     /// Largest object copied with one `CopyObject`.
     single_copy_max: u64,
     metrics: Arc<Metrics>,
+    /// Whose multipart uploads this uploader opens: the replica, and this process's start.
+    owner: UploadOwner,
+    /// Starts of this uploader in this process (its restarts); part of its incarnation.
+    generation: u32,
+    /// Whether a sweep of uploads to abort is running.
+    sweeping: Rc<std::cell::Cell<bool>>,
 }
+
+/// How often the uploads that must be aborted (failed aborts, leftovers of other starts and of
+/// replicas whose heartbeat ran out) are looked for and aborted.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 impl S3UploaderActor {
     /// An uploader writing to `bucket` on `target`'s server, recording open multipart uploads
@@ -260,7 +271,57 @@ impl S3UploaderActor {
             single_copy_max: s3.single_copy_max_mib * 1024 * 1024,
             download_timeout: Duration::from_secs(tg.download_timeout_secs),
             metrics,
+            owner: UploadOwner {
+                replica: "local".into(),
+                incarnation: format!("{:016x}", rand::random::<u64>()),
+            },
+            generation: 0,
+            sweeping: Rc::default(),
         }
+    }
+
+    /// Records its multipart uploads as `owner`'s (the replica's name and a string unique to
+    /// this start of the process).
+    pub fn owned_by(mut self, owner: UploadOwner) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The ledger of this uploader's multipart uploads: the replica, and this start of this
+    /// uploader (a restarted uploader is another incarnation, so the uploads it dropped are
+    /// leftovers to abort).
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            store: self.store.clone(),
+            owner: UploadOwner {
+                replica: self.owner.replica.clone(),
+                incarnation: format!("{}.{}", self.owner.incarnation, self.generation),
+            },
+        }
+    }
+
+    /// Aborts what must be aborted now, unless a sweep is running already.
+    fn sweep(&self, ctx: &mut Context<Self>) {
+        if self.sweeping.replace(true) {
+            return;
+        }
+        let (ledger, target, sweeping) =
+            (self.ledger(), self.target.clone(), self.sweeping.clone());
+        ctx.spawn(
+            async move {
+                match crate::transfer::sweep(&ledger, &target, false).await {
+                    Ok((0, 0)) => {}
+                    Ok((aborted, 0)) => log::info!("aborted {aborted} leftover multipart uploads"),
+                    Ok((aborted, left)) => log::warn!(
+                        "aborted {aborted} leftover multipart uploads; {left} could not be aborted and are tried again in {} s",
+                        SWEEP_EVERY.as_secs()
+                    ),
+                    Err(e) => log::warn!("could not look for multipart uploads to abort: {e}"),
+                }
+                sweeping.set(false);
+            }
+            .into_actor(self),
+        );
     }
 
     /// Downloads VK documents with `vk` too.
@@ -284,11 +345,6 @@ impl S3UploaderActor {
         self.metrics.clone()
     }
 
-    /// The store.
-    pub(super) fn store(&self) -> Addr<StoreActor> {
-        self.store.clone()
-    }
-
     /// How long S3 failures are retried.
     pub(super) fn storage_retry_for(&self) -> Duration {
         self.storage_retry_for
@@ -302,21 +358,20 @@ impl S3UploaderActor {
 
 impl Actor for S3UploaderActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sweeping.set(false);
+        ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
+    }
 }
 
 impl Supervised for S3UploaderActor {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
-        // Every upload in flight was dropped: their senders retry them, and the multipart
-        // uploads they left open are aborted now.
-        let (store, target) = (self.store.clone(), self.target.clone());
-        ctx.spawn(
-            async move {
-                if let Err(e) = crate::transfer::abort_leftovers(&store, &target).await {
-                    log::warn!("could not abort the multipart uploads of dropped uploads: {e}");
-                }
-            }
-            .into_actor(self),
-        );
+        // Every upload in flight was dropped: their senders retry them. This start is another
+        // incarnation, so the multipart uploads they left open are aborted now.
+        self.generation += 1;
+        self.sweeping.set(false);
+        self.sweep(ctx);
     }
 }
 
@@ -353,7 +408,7 @@ impl Handler<Upload> for S3UploaderActor {
             vk: self.vk.clone(),
             download_timeout: self.download_timeout,
             bucket: self.bucket.clone(),
-            store: self.store.clone(),
+            ledger: self.ledger(),
             part_size: self.part_size,
             parts_in_flight: self.parts_in_flight,
         };
@@ -510,6 +565,31 @@ mod tests {
             "a request that could not be built fails this item"
         );
         assert!(b.allows(&UploadError::Unavailable, long, long));
+        let lost = |op: &'static str, detail: &str| {
+            UploadError::from(StorageError::Request {
+                op,
+                key: "k".into(),
+                status: Some(404),
+                transport: false,
+                detail: detail.into(),
+            })
+        };
+        assert!(
+            b.allows(
+                &lost("upload part", "<Code>NoSuchUpload</Code>"),
+                long,
+                long
+            ),
+            "a multipart upload aborted under the upload: the attempt starts over"
+        );
+        assert!(b.allows(&lost("complete multipart upload", "404"), long, long));
+        assert!(b.allows(&lost("upload part copy", "NoSuchUpload"), long, long));
+        assert!(!b.allows(&lost("put", "NoSuchBucket"), long, long));
+        assert!(!b.allows(
+            &lost("upload part", "<Code>NoSuchBucket</Code>"),
+            long,
+            long
+        ));
     }
 
     #[test]

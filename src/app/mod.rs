@@ -150,6 +150,8 @@ pub struct Service {
     store: Addr<StoreActor>,
     shutdown_deadline: Duration,
     target: S3Target,
+    /// The ledger of this process's multipart uploads (as its uploader's first start).
+    uploads: crate::transfer::Ledger,
     /// Held so the scheduler's supervisor can restart it (an actor nobody addresses is not).
     _etl_scheduler: Option<Addr<EtlSchedulerActor>>,
     /// The uploader's thread, stopped first when a shutdown deadline runs out.
@@ -267,7 +269,20 @@ impl Checked {
         let limiter = RateLimiter::shared(&settings.telegram.rate_limit);
         let uploader_arbiter = Arbiter::new();
         let bucket = target.bucket()?;
-        abort_leftover_uploads(&store, &target).await;
+        // Multipart uploads are this replica's, of this start: a start aborts only its own
+        // leftovers and those of replicas that stopped, never another live replica's.
+        let owner = crate::store::UploadOwner {
+            replica: replica.clone().unwrap_or_else(|| "local".into()),
+            incarnation: format!("{:016x}", rand::random::<u64>()),
+        };
+        let uploads = crate::transfer::Ledger {
+            store: store.clone(),
+            owner: crate::store::UploadOwner {
+                replica: owner.replica.clone(),
+                incarnation: format!("{}.0", owner.incarnation),
+            },
+        };
+        abort_leftover_uploads(&uploads, &target, false).await;
         let uploader = {
             let (tg, s3, metrics) = (
                 settings.telegram.clone(),
@@ -295,7 +310,8 @@ impl Checked {
                         store,
                         (&tg, &s3),
                         metrics,
-                    );
+                    )
+                    .owned_by(owner);
                     match vk.clone() {
                         Some((config, pace)) => {
                             uploader.with_vk(VkClient::new(config, pace).with_metrics(m2.clone()))
@@ -573,6 +589,7 @@ impl Checked {
             metrics,
             s3_endpoint: target.endpoint.clone(),
             target,
+            uploads,
             bot,
             poller,
             vk_poller,
@@ -645,7 +662,15 @@ impl Service {
             self.uploader_arbiter.stop();
             let _ = actix_rt::time::timeout(
                 Duration::from_secs(10),
-                abort_leftover_uploads(&self.store, &self.target),
+                abort_leftover_uploads(&self.uploads, &self.target, true),
+            )
+            .await;
+        } else {
+            // Aborts that failed earlier (S3 was down) are tried once more before the process
+            // goes, not left for the next start.
+            let _ = actix_rt::time::timeout(
+                Duration::from_secs(5),
+                abort_leftover_uploads(&self.uploads, &self.target, false),
             )
             .await;
         }
@@ -770,15 +795,20 @@ async fn set_webhook(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// Aborts the multipart uploads recorded as open (left by a crash or a shutdown deadline).
-async fn abort_leftover_uploads(store: &Addr<StoreActor>, target: &S3Target) {
-    match crate::transfer::abort_leftovers(store, target).await {
+/// Aborts the multipart uploads this process must abort: its own leftovers and failed aborts,
+/// those of replicas that stopped, and with `mine_too` (at a shutdown deadline) its own.
+async fn abort_leftover_uploads(
+    ledger: &crate::transfer::Ledger,
+    target: &S3Target,
+    mine_too: bool,
+) {
+    match crate::transfer::sweep(ledger, target, mine_too).await {
         Ok((0, 0)) => {}
         Ok((aborted, 0)) => {
-            log::info!("aborted {aborted} unfinished multipart uploads left by an earlier run")
+            log::info!("aborted {aborted} unfinished multipart uploads left open")
         }
         Ok((aborted, left)) => log::warn!(
-            "aborted {aborted} unfinished multipart uploads; {left} could not be aborted and are tried again at the next start"
+            "aborted {aborted} unfinished multipart uploads; {left} could not be aborted and are tried again by the uploader (or the next start)"
         ),
         Err(e) => log::warn!("could not abort unfinished multipart uploads: {e}"),
     }

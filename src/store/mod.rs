@@ -30,7 +30,7 @@ mod vk;
 
 pub use admin::{PoisonItem, Status, REJECTED_IDS};
 pub use days::{day_of_key, DayState};
-pub use files::OpenUpload;
+pub use files::{OpenUpload, UploadOwner, INTENT};
 pub use leases::LeaseState;
 pub use renames::{Move, MoveStart};
 pub use saved::{ClaimedKey, FileEntry, KeyClaim, SavedFile, FOREIGN};
@@ -264,6 +264,7 @@ impl Store {
         db.batch(admin::SCHEMA).map_err(err)?;
         days::migrate(&db).map_err(err)?;
         claims::migrate_sqlite(&db).map_err(err)?;
+        files::migrate_sqlite(&db).map_err(err)?;
         db.batch(claims::SCHEMA).map_err(err)?;
         let mut store = Self {
             db: Conn::Sqlite(db),

@@ -137,6 +137,13 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
              sent_at BIGINT NOT NULL);
          CREATE INDEX acks_by_age ON acks (sent_at);",
     ),
+    (
+        6,
+        // The owners of open multipart uploads (`store::files`).
+        "ALTER TABLE open_uploads ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+         ALTER TABLE open_uploads ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
+         ALTER TABLE open_uploads ADD COLUMN aborting BIGINT NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Applies the migrations this database lacks, holding the migration lock; answers the
