@@ -92,6 +92,24 @@ pub struct StoreSettings {
     pub lease_secs: u64,
     /// This replica's name in leases; empty: `<host>-<pid>-<random>`.
     pub replica_id: String,
+    /// PostgreSQL: the server's `statement_timeout`; the client waits this plus 5 s for any
+    /// answer, then drops the connection and opens another.
+    pub statement_timeout_secs: u64,
+    /// PostgreSQL: idle seconds before TCP keepalive probes start.
+    pub tcp_keepalive_secs: u64,
+    /// PostgreSQL: seconds sent data may stay unacknowledged before the connection is ended.
+    pub tcp_user_timeout_secs: u64,
+}
+
+impl StoreSettings {
+    /// The bounds on every call to PostgreSQL.
+    pub fn pg_limits(&self) -> crate::store::db::PgLimits {
+        crate::store::db::PgLimits {
+            statement_timeout: std::time::Duration::from_secs(self.statement_timeout_secs),
+            keepalive_idle: std::time::Duration::from_secs(self.tcp_keepalive_secs),
+            tcp_user_timeout: std::time::Duration::from_secs(self.tcp_user_timeout_secs),
+        }
+    }
 }
 
 impl StoreSettings {
@@ -778,6 +796,21 @@ impl Settings {
             if !(3..=300).contains(&self.store.lease_secs) {
                 return invalid("store.lease_secs", "must be between 3 and 300");
             }
+            for (key, value) in [
+                (
+                    "store.statement_timeout_secs",
+                    self.store.statement_timeout_secs,
+                ),
+                ("store.tcp_keepalive_secs", self.store.tcp_keepalive_secs),
+                (
+                    "store.tcp_user_timeout_secs",
+                    self.store.tcp_user_timeout_secs,
+                ),
+            ] {
+                if !(1..=600).contains(&value) {
+                    return invalid(key, "must be between 1 and 600");
+                }
+            }
             if self.s3.endpoint.is_empty() {
                 return invalid(
                     "s3.endpoint",
@@ -820,7 +853,7 @@ impl Settings {
     /// (applying the schema migrations it lacks).
     pub fn open_store(&self) -> Result<crate::store::Store, crate::store::StoreError> {
         if self.store.is_postgres() {
-            crate::store::Store::connect(self.store.url.expose())
+            crate::store::Store::connect_with(self.store.url.expose(), self.store.pg_limits())
         } else {
             crate::store::Store::open(&self.store_path())
         }

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use support::pg::TestPostgres;
 use tg_ingest::store::db::{DbError, Postgres, Sql, Sqlite, Val};
 use tg_ingest::store::pg_schema;
@@ -267,4 +269,40 @@ fn tls_to_postgresql_verifies_the_server() {
     )))
     .unwrap();
     assert_eq!(store.journal_len().unwrap(), 0);
+}
+
+#[test]
+fn a_silently_dropped_connection_is_noticed_dropped_and_replaced() {
+    use support::proxy::SilentProxy;
+    use tg_ingest::store::db::PgLimits;
+    use tg_ingest::store::Store;
+    let pg = TestPostgres::start();
+    let proxy = SilentProxy::start(pg.port);
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port);
+    let limits = PgLimits {
+        statement_timeout: Duration::from_secs(2),
+        keepalive_idle: Duration::from_secs(2),
+        tcp_user_timeout: Duration::from_secs(3),
+    };
+    let mut store = Store::connect_with(&url, limits).unwrap();
+    store.journal(&[(1, "{}")]).unwrap();
+    let before = proxy.connections();
+    proxy.silence_existing();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let answer = store.journal(&[(2, "{}")]);
+        let _ = tx.send((answer.map_err(|e| e.to_string()), started.elapsed(), store));
+    });
+    let (answer, took, mut store) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a call on a silent connection returns within 30 s");
+    let err = answer.expect_err("the silent connection cannot answer");
+    println!("a call on a silent connection failed after {took:.1?}: {err}");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(err.contains("no answer within 7 s"), "{err}");
+    // The next call opens a new connection and works; the journal is as it was.
+    assert_eq!(store.journal(&[(2, "{}")]).unwrap(), [2]);
+    assert_eq!(store.journal_len().unwrap(), 2);
+    assert!(proxy.connections() > before, "a new connection was opened");
 }

@@ -359,18 +359,55 @@ impl tokio_postgres::types::ToSql for Val {
 
 /// A live PostgreSQL connection.
 struct Live {
-    client: tokio_postgres::Client,
+    client: std::sync::Arc<tokio_postgres::Client>,
+    /// The runtime of the thread driving the connection: every call runs there, under a
+    /// deadline, so a connection that stops answering never blocks the store.
+    runtime: tokio::runtime::Handle,
     statements: HashMap<String, tokio_postgres::Statement>,
     /// The thread driving the connection; it ends when the client is dropped (the connection
     /// closes), so it is never joined.
     _driver: std::thread::JoinHandle<()>,
 }
 
+/// How calls to PostgreSQL are bounded, so a connection that silently stops answering (a NAT
+/// or firewall dropping it without a reset) is noticed and replaced, never waited on forever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgLimits {
+    /// The server's `statement_timeout`; the client gives each call this plus a margin, after
+    /// which the connection is dropped and opened again.
+    pub statement_timeout: std::time::Duration,
+    /// TCP keepalive: idle time before the first probe; probes follow at a third of it, and
+    /// three unanswered ones end the connection.
+    pub keepalive_idle: std::time::Duration,
+    /// How long sent data may stay unacknowledged before the kernel ends the connection
+    /// (`TCP_USER_TIMEOUT`).
+    pub tcp_user_timeout: std::time::Duration,
+}
+
+impl Default for PgLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout: std::time::Duration::from_secs(15),
+            keepalive_idle: std::time::Duration::from_secs(10),
+            tcp_user_timeout: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+impl PgLimits {
+    /// The client's deadline of one call: the server's timeout, and a margin for the answer.
+    pub fn call_deadline(&self) -> std::time::Duration {
+        self.statement_timeout + std::time::Duration::from_secs(5)
+    }
+}
+
 /// PostgreSQL through tokio-postgres. A connection that was lost (the server restarted, the
 /// network broke) is opened again by the next statement; the statement that found it lost
-/// fails, and its caller's retry goes through the new connection.
+/// fails, and its caller's retry goes through the new connection. Every call has a deadline
+/// ([`PgLimits`]): a call past it fails, and its connection is dropped and never used again.
 pub struct Postgres {
     url: String,
+    limits: PgLimits,
     live: std::cell::RefCell<Option<Live>>,
     in_transaction: std::cell::Cell<bool>,
 }
@@ -466,19 +503,41 @@ fn tls_config(root: Option<&str>) -> Result<rustls::ClientConfig, String> {
         .with_no_client_auth())
 }
 
+/// The driver's settings: the URL's, with the statement timeout, TCP keepalives and
+/// `TCP_USER_TIMEOUT` of `limits`.
+fn config(url: &str, limits: &PgLimits) -> Result<tokio_postgres::Config, DbError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| DbError::Postgres(format!("store.url: {e}")))?;
+    let statement_ms = limits.statement_timeout.as_millis();
+    let options = match config.get_options() {
+        Some(own) if !own.is_empty() => format!("{own} -c statement_timeout={statement_ms}"),
+        _ => format!("-c statement_timeout={statement_ms}"),
+    };
+    config
+        .options(options)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives(true)
+        .keepalives_idle(limits.keepalive_idle)
+        .keepalives_interval((limits.keepalive_idle / 3).max(std::time::Duration::from_secs(1)))
+        .keepalives_retries(3)
+        .tcp_user_timeout(limits.tcp_user_timeout);
+    Ok(config)
+}
+
+/// The answer of a connection attempt: the client and the runtime driving it.
+type Connected = Result<(tokio_postgres::Client, tokio::runtime::Handle), DbError>;
+
 /// Connects through `tls`, hands the client over `tx`, then drives the connection until it ends.
-async fn drive<T>(
-    url: &str,
-    tls: T,
-    tx: std::sync::mpsc::Sender<Result<tokio_postgres::Client, DbError>>,
-) where
+async fn drive<T>(config: tokio_postgres::Config, tls: T, tx: std::sync::mpsc::Sender<Connected>)
+where
     T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
     T::Stream: Send + 'static,
 {
-    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(url, tls));
+    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tls));
     match connecting.await {
         Ok(Ok((client, connection))) => {
-            let _ = tx.send(Ok(client));
+            let _ = tx.send(Ok((client, tokio::runtime::Handle::current())));
             if let Err(e) = connection.await {
                 log::warn!("PostgreSQL connection ended: {e}");
             }
@@ -495,9 +554,10 @@ async fn drive<T>(
     }
 }
 
-fn connect_live(url: &str) -> Result<Live, DbError> {
+fn connect_live(url: &str, limits: &PgLimits) -> Result<Live, DbError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let target = target(url)?;
+    let config = config(&target.url, limits)?;
     let driver = std::thread::Builder::new()
         .name("tg-ingest-postgres".into())
         .spawn(move || {
@@ -513,19 +573,20 @@ fn connect_live(url: &str) -> Result<Live, DbError> {
             };
             runtime.block_on(async move {
                 match target.tls {
-                    Some(config) => {
-                        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-                        drive(&target.url, tls, tx).await
+                    Some(tls) => {
+                        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+                        drive(config, tls, tx).await
                     }
-                    None => drive(&target.url, tokio_postgres::NoTls, tx).await,
+                    None => drive(config, tokio_postgres::NoTls, tx).await,
                 }
             });
         })?;
-    let client = rx
+    let (client, runtime) = rx
         .recv()
         .map_err(|_| DbError::Postgres("the connection thread ended".into()))??;
     Ok(Live {
-        client,
+        client: std::sync::Arc::new(client),
+        runtime,
         statements: HashMap::new(),
         _driver: driver,
     })
@@ -538,9 +599,15 @@ impl Postgres {
     /// Connects to `url` (`postgres://user:password@host:port/db`), driving the connection on a
     /// thread of its own.
     pub fn connect(url: &str) -> Result<Self, DbError> {
-        let live = connect_live(url)?;
+        Self::connect_with(url, PgLimits::default())
+    }
+
+    /// As [`Postgres::connect`], with the given bounds on every call.
+    pub fn connect_with(url: &str, limits: PgLimits) -> Result<Self, DbError> {
+        let live = connect_live(url, &limits)?;
         Ok(Self {
             url: url.to_string(),
+            limits,
             live: std::cell::RefCell::new(Some(live)),
             in_transaction: std::cell::Cell::new(false),
         })
@@ -567,29 +634,79 @@ impl Postgres {
                     "the connection was lost during a transaction, which was rolled back".into(),
                 ));
             }
-            *live = Some(connect_live(&self.url)?);
+            *live = Some(connect_live(&self.url, &self.limits)?);
             log::info!("PostgreSQL: connected again");
         }
         std::cell::RefMut::filter_map(live, Option::as_mut)
             .map_err(|_| DbError::Postgres("no connection".into()))
     }
 
-    /// Runs `f` on a live connection with `sql` prepared.
-    fn with<T>(
-        &self,
-        sql: &str,
-        f: impl FnOnce(&tokio_postgres::Client, &tokio_postgres::Statement) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
-        let mut l = self.live()?;
-        let stmt = match l.statements.get(sql) {
-            Some(stmt) => stmt.clone(),
+    /// Runs `call` on the connection's own runtime and waits for its answer at most the call
+    /// deadline. Past it, the connection is dropped (its transaction, if any, is over) and the
+    /// call fails; the next statement opens a new connection.
+    fn bounded<T, F>(&self, runtime: &tokio::runtime::Handle, call: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        let deadline = self.limits.call_deadline();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = tx.send(tokio::time::timeout(deadline, call).await);
+        });
+        // A little longer than the task's own deadline: the task answers first while its
+        // runtime runs; only a runtime that is gone leaves it to this wait.
+        match rx.recv_timeout(deadline + std::time::Duration::from_secs(1)) {
+            Ok(Ok(answer)) => answer.map_err(DbError::from),
+            Ok(Err(_)) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                *self.live.borrow_mut() = None;
+                log::warn!(
+                    "PostgreSQL: no answer within {} s; the connection is dropped",
+                    deadline.as_secs()
+                );
+                Err(DbError::Postgres(format!(
+                    "no answer within {} s: the connection is dropped and opened again",
+                    deadline.as_secs()
+                )))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                *self.live.borrow_mut() = None;
+                Err(DbError::Postgres("the connection was lost".into()))
+            }
+        }
+    }
+
+    /// Runs `f` on a live connection with `sql` prepared, each under the call deadline.
+    fn with<T, F, Fut>(&self, sql: &str, params: &[Val], f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(
+            std::sync::Arc<tokio_postgres::Client>,
+            tokio_postgres::Statement,
+            Vec<Val>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'static,
+    {
+        let (client, cached, runtime) = {
+            let l = self.live()?;
+            (
+                l.client.clone(),
+                l.statements.get(sql).cloned(),
+                l.runtime.clone(),
+            )
+        };
+        let stmt = match cached {
+            Some(stmt) => stmt,
             None => {
-                let stmt = futures_executor::block_on(l.client.prepare(sql))?;
-                l.statements.insert(sql.to_string(), stmt.clone());
+                let (c, text) = (client.clone(), sql.to_string());
+                let stmt = self.bounded(&runtime, async move { c.prepare(&text).await })?;
+                if let Some(l) = self.live.borrow_mut().as_mut() {
+                    l.statements.insert(sql.to_string(), stmt.clone());
+                }
                 stmt
             }
         };
-        f(&l.client, &stmt)
+        self.bounded(&runtime, f(client, stmt, params.to_vec()))
     }
 }
 
@@ -634,18 +751,14 @@ fn pg_value(row: &tokio_postgres::Row, i: usize) -> Result<Val, DbError> {
 
 impl Sql for Postgres {
     fn exec(&self, sql: &str, params: &[Val]) -> Result<u64, DbError> {
-        self.with(sql, |client, stmt| {
-            Ok(futures_executor::block_on(
-                client.execute(stmt, &params_of(params)),
-            )?)
+        self.with(sql, params, |client, stmt, params| async move {
+            client.execute(&stmt, &params_of(&params)).await
         })
     }
 
     fn query(&self, sql: &str, params: &[Val]) -> Result<Vec<Row>, DbError> {
-        let rows = self.with(sql, |client, stmt| {
-            Ok(futures_executor::block_on(
-                client.query(stmt, &params_of(params)),
-            )?)
+        let rows = self.with(sql, params, |client, stmt, params| async move {
+            client.query(&stmt, &params_of(&params)).await
         })?;
         rows.iter()
             .map(|row| {
@@ -666,7 +779,11 @@ impl Sql for Postgres {
         }
         let done = self
             .live()
-            .and_then(|l| Ok(futures_executor::block_on(l.client.batch_execute(sql))?));
+            .map(|l| (l.client.clone(), l.runtime.clone()))
+            .and_then(|(client, runtime)| {
+                let sql = sql.to_string();
+                self.bounded(&runtime, async move { client.batch_execute(&sql).await })
+            });
         if sql == "BEGIN" && done.is_ok() {
             self.in_transaction.set(true);
         } else if ends {

@@ -217,9 +217,14 @@ impl Store {
     /// Connects to the PostgreSQL server at `url` and applies the schema migrations it lacks
     /// (under a lock, so replicas starting together apply each once).
     pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, db::PgLimits::default())
+    }
+
+    /// As [`Store::connect`], with the given bounds on every call to the server.
+    pub fn connect_with(url: &str, limits: db::PgLimits) -> Result<Self, StoreError> {
         let name = redact_url(url);
         let err = error_for(&name);
-        let db = Postgres::connect(url).map_err(err)?;
+        let db = Postgres::connect_with(url, limits).map_err(err)?;
         pg_schema::migrate(&db).map_err(err)?;
         let mut store = Self {
             db: Conn::Postgres(db),

@@ -6,6 +6,7 @@ pub mod fake_airtable;
 pub mod fake_telegram;
 pub mod fake_vk;
 pub mod pg;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
