@@ -956,3 +956,95 @@ fn a_replica_starting_while_another_uploads_or_copies_leaves_it_alone() {
         assert_eq!(wait_exit(&mut child, WAIT), Some(0));
     }
 }
+
+#[test]
+fn a_replica_whose_database_connections_go_silent_notices_reconnects_and_goes_on() {
+    use support::proxy::SilentProxy;
+    const PEOPLE: i64 = 12;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    let proxy = SilentProxy::start(pg.port);
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/postgres", proxy.port);
+    let lease = LEASE_SECS.to_string();
+    // r0 reaches PostgreSQL directly, r1 through the proxy. Calls are bounded at 2 + 5 s.
+    let spawn = |id: &str, url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("replica.log");
+        let vars = service_env(
+            &tg,
+            &s3,
+            dir.path(),
+            &[
+                ("TG_INGEST__STORE__URL", url),
+                ("TG_INGEST__STORE__LEASE_SECS", lease.as_str()),
+                ("TG_INGEST__STORE__REPLICA_ID", id),
+                ("TG_INGEST__STORE__STATEMENT_TIMEOUT_SECS", "2"),
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+                ("RUST_LOG", "info"),
+            ],
+        );
+        (spawn_binary(&vars, &log), log, dir)
+    };
+    let replicas = [spawn("r0", &pg.url), spawn("r1", &through_proxy)];
+    let store = Store::connect(&pg.url).unwrap();
+    let send_round = |round: i64| {
+        let bodies = (0..PEOPLE)
+            .map(|u| text(&tg, 1000 + u, &format!("text {round}")))
+            .collect();
+        tg.push_many(bodies);
+    };
+    send_round(0);
+    wait_until(WAIT, "first round answered", || {
+        (0..PEOPLE).all(|u| tg.replied_to(1000 + u).len() == 1)
+    });
+    let before = proxy.connections();
+    proxy.silence_existing();
+    let silenced = Instant::now();
+    for round in 1..=4 {
+        send_round(round);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_until(Duration::from_secs(30), "r1 reconnected", || {
+        proxy.connections() > before
+    });
+    let reconnected = silenced.elapsed();
+    wait_until(Duration::from_secs(90), "every text answered", || {
+        (0..PEOPLE).all(|u| tg.replied_to(1000 + u).len() == 5)
+    });
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    assert!(store.poisoned().unwrap().is_empty());
+    assert_eq!(tg.pending_updates(), 0);
+    // r1 goes on after reconnecting: it answers new texts again.
+    let handled_by_r1 = || {
+        std::fs::read_to_string(&replicas[1].1)
+            .unwrap_or_default()
+            .matches("kind=message: ")
+            .count()
+    };
+    let r1_before = handled_by_r1();
+    for round in 5..=9 {
+        send_round(round);
+    }
+    wait_until(Duration::from_secs(60), "later texts answered", || {
+        (0..PEOPLE).all(|u| tg.replied_to(1000 + u).len() == 10)
+    });
+    let again: usize = (0..PEOPLE).map(|u| tg.texts_to(1000 + u).len() - 11).sum();
+    let log = std::fs::read_to_string(&replicas[1].1).unwrap_or_default();
+    eprintln!(
+        "replicas: r1's connections went silent; it reconnected {:.1} s later; {again} texts answered twice; r1 handled {} updates after",
+        reconnected.as_secs_f64(),
+        handled_by_r1() - r1_before
+    );
+    assert!(log.contains("no answer within 7 s"), "r1 noticed: {log}");
+    assert!(reconnected <= Duration::from_secs(30), "{reconnected:?}");
+    assert!(again <= PEOPLE as usize, "{again} repeated replies");
+    assert!(
+        handled_by_r1() > r1_before,
+        "r1 works again after reconnecting"
+    );
+    for (mut child, _, _) in replicas {
+        sigterm(&child);
+        assert_eq!(wait_exit(&mut child, WAIT), Some(0));
+    }
+}

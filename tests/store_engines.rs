@@ -306,3 +306,61 @@ fn a_silently_dropped_connection_is_noticed_dropped_and_replaced() {
     assert_eq!(store.journal_len().unwrap(), 2);
     assert!(proxy.connections() > before, "a new connection was opened");
 }
+
+#[test]
+fn a_rename_and_a_new_document_never_reserve_the_same_name() {
+    use tg_ingest::store::{KeyClaim, MoveStart, SavedFile, Store};
+    let pg = TestPostgres::start();
+    let mut renamer = Store::connect(&pg.url).unwrap();
+    let mut sender = Store::connect(&pg.url).unwrap();
+    // A pause between a name's check and its reservation, where the other could slip in.
+    fail::cfg("store.name_checked", "sleep(30)").unwrap();
+    let mut collisions = Vec::new();
+    let (mut moves, mut claims) = (0, 0);
+    for i in 0..50 {
+        renamer
+            .record_saved_file(&SavedFile {
+                key: format!("source-{i}.pdf"),
+                platform: "telegram".into(),
+                user_id: 1,
+                chat_id: 1,
+                bytes: 10,
+                sha256: "00".repeat(32),
+                file_id: format!("F{i}"),
+                file_unique_id: None,
+            })
+            .unwrap();
+        let file = renamer.latest_file("telegram", 1).unwrap().unwrap().id;
+        let name = format!("x-{i}.pdf");
+        let (moved, claimed) = std::thread::scope(|s| {
+            let moving = s.spawn(|| {
+                renamer
+                    .begin_move(&format!("t:m{i}"), ("telegram", 1), file, &name)
+                    .unwrap()
+            });
+            let claiming = s.spawn(|| {
+                sender
+                    .claim_key(&KeyClaim {
+                        event: format!("t:d{i}"),
+                        platform: "telegram".into(),
+                        user_id: 2,
+                        chat_id: 2,
+                        wanted: name.clone(),
+                        max_bytes: 1024,
+                    })
+                    .unwrap()
+            });
+            (moving.join().unwrap(), claiming.join().unwrap())
+        });
+        let moved = matches!(moved, MoveStart::Begun(_));
+        moves += usize::from(moved);
+        claims += usize::from(claimed.key == name);
+        if moved && claimed.key == name {
+            collisions.push(name);
+        }
+    }
+    fail::remove("store.name_checked");
+    println!("50 races: the rename took the name {moves} times, the new document {claims} times");
+    assert!(collisions.is_empty(), "both reserved {collisions:?}");
+    assert_eq!(moves + claims, 50, "each name went to exactly one of them");
+}

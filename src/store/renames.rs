@@ -5,7 +5,7 @@
 
 use super::db::{vals, Sql};
 
-use super::saved::FileEntry;
+use super::saved::{holder_of, lock_name, FileEntry};
 use super::{error_for, now_secs, Store, StoreError};
 
 /// The tables of this module.
@@ -151,15 +151,25 @@ impl Store {
         let Some(entry) = entry.filter(|f| f.platform == owner.0 && f.user_id == owner.1) else {
             return Ok(MoveStart::NotTheirs);
         };
-        if self.key_is_taken(to_key)? {
+        // The check and the reservation of the new name are one step (see `lock_name`).
+        let begun = self
+            .db
+            .transaction(|db| {
+                lock_name(db, to_key)?;
+                if holder_of(db, to_key)?.is_some() {
+                    return Ok(false);
+                }
+                fail::fail_point!("store.name_checked");
+                db.exec(
+                    "INSERT INTO moves (event, file, from_key, to_key, started_at) VALUES ($1, $2, $3, $4, $5)",
+                    vals![event, file, &entry.key, to_key, now_secs()],
+                )?;
+                Ok(true)
+            })
+            .map_err(|e| self.err(e))?;
+        if !begun {
             return Ok(MoveStart::Taken);
         }
-        self.db
-            .exec(
-                "INSERT INTO moves (event, file, from_key, to_key, started_at) VALUES ($1, $2, $3, $4, $5)",
-                vals![event, file, &entry.key, to_key, now_secs()],
-            )
-            .map_err(|e| self.err(e))?;
         Ok(MoveStart::Begun(Move {
             event: event.to_string(),
             file,

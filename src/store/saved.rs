@@ -27,6 +27,34 @@ pub(super) const SCHEMA: &str = "
         ON files (platform, user_id, saved_at DESC, id DESC) WHERE saved_at IS NOT NULL;
     CREATE INDEX IF NOT EXISTS files_by_claim ON files (claimed_by) WHERE claimed_by IS NOT NULL;";
 
+/// Who holds `key`: a file's owner, or the owner of a file being renamed to it.
+pub(super) fn holder_of(db: &impl Sql, key: &str) -> Result<Option<(String, i64)>, DbError> {
+    db.first(
+        "SELECT platform, user_id FROM files WHERE key = $1
+         UNION ALL
+         SELECT f.platform, f.user_id FROM moves m JOIN files f ON f.id = m.file
+         WHERE m.to_key = $1 AND m.done_at IS NULL
+         LIMIT 1",
+        vals![key],
+    )?
+    .map(|r| Ok((r.text(0)?, r.i64(1)?)))
+    .transpose()
+}
+
+/// Holds the name `key` until the transaction ends, so a check that it is free and its
+/// reservation (a new document's key, a rename's target) are one step on every replica.
+/// SQLite's write transaction already serialises them; PostgreSQL takes a transaction-level
+/// advisory lock on the name's hash.
+pub(super) fn lock_name(db: &impl Sql, key: &str) -> Result<(), DbError> {
+    if db.engine() == super::db::Engine::Postgres {
+        db.query(
+            "SELECT pg_advisory_xact_lock(7466, hashtext($1))::TEXT",
+            vals![key],
+        )?;
+    }
+    Ok(())
+}
+
 /// The owner recorded for an object found in the bucket that no one sent through the service.
 pub const FOREIGN: &str = "bucket";
 
@@ -135,17 +163,7 @@ fn entry(r: &Row) -> Result<FileEntry, DbError> {
 impl Store {
     /// Whether `key` is held: by a file record or as the target of a rename under way.
     fn key_holder(&self, key: &str) -> Result<Option<(String, i64)>, StoreError> {
-        self.db
-            .first(
-                "SELECT platform, user_id FROM files WHERE key = $1
-                 UNION ALL
-                 SELECT f.platform, f.user_id FROM moves m JOIN files f ON f.id = m.file
-                 WHERE m.to_key = $1 AND m.done_at IS NULL
-                 LIMIT 1",
-                vals![key],
-            )
-            .and_then(|r| r.map(|r| Ok((r.text(0)?, r.i64(1)?))).transpose())
-            .map_err(|e| self.err(e))
+        holder_of(&self.db, key).map_err(|e| self.err(e))
     }
 
     /// Whether anything holds `key` (for a rename's target).
@@ -172,30 +190,38 @@ impl Store {
         }
         for n in 1..=MAX_CANDIDATES {
             let key = numbered(&claim.wanted, n, claim.max_bytes);
-            match self.key_holder(&key)? {
-                None => {
-                    self.db
-                        .exec(
-                            "INSERT INTO files (key, platform, user_id, chat_id, claimed_by, claimed_at)
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                            vals![&key, &claim.platform, claim.user_id, claim.chat_id, &claim.event, now_secs()],
-                        )
-                        .map_err(|e| self.err(e))?;
-                    return Ok(ClaimedKey { key, unknown: true });
-                }
-                Some((platform, user)) if platform == claim.platform && user == claim.user_id => {
-                    self.db
-                        .exec(
-                            "UPDATE files SET claimed_by = $2, claimed_at = $3 WHERE key = $1",
-                            vals![&key, &claim.event, now_secs()],
-                        )
-                        .map_err(|e| self.err(e))?;
-                    return Ok(ClaimedKey {
-                        key,
-                        unknown: false,
-                    });
-                }
-                Some(_) => {}
+            // The check and the reservation are one step: no rename (of any replica) can take
+            // the name between them.
+            let claimed = self
+                .db
+                .transaction(|db| {
+                    lock_name(db, &key)?;
+                    let holder = holder_of(db, &key)?;
+                    fail::fail_point!("store.name_checked");
+                    match holder {
+                        None => {
+                            db.exec(
+                                "INSERT INTO files (key, platform, user_id, chat_id, claimed_by, claimed_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6)",
+                                vals![&key, &claim.platform, claim.user_id, claim.chat_id, &claim.event, now_secs()],
+                            )?;
+                            Ok(Some(true))
+                        }
+                        Some((platform, user))
+                            if platform == claim.platform && user == claim.user_id =>
+                        {
+                            db.exec(
+                                "UPDATE files SET claimed_by = $2, claimed_at = $3 WHERE key = $1",
+                                vals![&key, &claim.event, now_secs()],
+                            )?;
+                            Ok(Some(false))
+                        }
+                        Some(_) => Ok(None),
+                    }
+                })
+                .map_err(|e| self.err(e))?;
+            if let Some(unknown) = claimed {
+                return Ok(ClaimedKey { key, unknown });
             }
         }
         Err(self.err(DbError::Type {
