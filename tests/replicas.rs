@@ -1048,3 +1048,108 @@ fn a_replica_whose_database_connections_go_silent_notices_reconnects_and_goes_on
         assert_eq!(wait_exit(&mut child, WAIT), Some(0));
     }
 }
+
+#[test]
+fn a_replica_paused_past_its_claims_leaves_their_queued_updates_to_the_new_holders() {
+    const PER_USER: i64 = 15;
+    const PEOPLE: i64 = 24;
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    // Five replies a second per chat: each chat's backlog takes about three seconds, so the
+    // paused replica has queued work in the chats it holds.
+    let mut replicas = Replicas::start(
+        &tg,
+        &s3,
+        &pg,
+        &[
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "true"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_PER_SEC", "5"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_BURST", "1"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_PER_SEC", "1000"),
+            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_BURST", "1000"),
+        ],
+    );
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "a replica holds the poller lease", || {
+        holder(&store).is_some()
+    });
+    let (poller, _) = holder(&store).unwrap();
+    let mut bodies = Vec::new();
+    for round in 0..PER_USER {
+        for u in 0..PEOPLE {
+            bodies.push(text(&tg, 1000 + u, &format!("text {round}")));
+        }
+    }
+    tg.push_many(bodies);
+    let mut victim = None;
+    wait_until(WAIT, "a standby replica holds chats with work", || {
+        victim = (0..3)
+            .map(|i| format!("r{i}"))
+            .filter(|r| *r != poller)
+            .map(|r| {
+                let chats: std::collections::BTreeSet<i64> = store
+                    .claimed_updates(&r, 10_000)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(_, chat)| chat)
+                    .collect();
+                (r, chats)
+            })
+            .find(|(_, chats)| chats.len() >= 2);
+        victim.is_some()
+    });
+    let (victim, _) = victim.unwrap();
+    let index: usize = victim[1..].parse().unwrap();
+    let pid = replicas.children[index].as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let chats: std::collections::BTreeSet<i64> = store
+        .claimed_updates(&victim, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, chat)| chat)
+        .collect();
+    assert!(!chats.is_empty());
+    let before: HashMap<i64, usize> = chats.iter().map(|c| (*c, tg.texts_to(*c).len())).collect();
+    // Paused past its claims: the others take its chats over and answer on.
+    wait_until(WAIT, "the paused replica's chats answered on", || {
+        chats.iter().all(|c| tg.texts_to(*c).len() > before[c] + 1)
+    });
+    signal("-CONT");
+    wait_until(Duration::from_secs(120), "every text answered", || {
+        (0..PEOPLE).all(|u| tg.replied_to(1000 + u).len() == PER_USER as usize)
+    });
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    // Time for the resumed replica to answer anything it still would.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(store.poisoned().unwrap().is_empty());
+    let again: HashMap<i64, usize> = (0..PEOPLE)
+        .map(|u| (1000 + u, tg.texts_to(1000 + u).len() - PER_USER as usize))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let log = replicas.log(index);
+    eprintln!(
+        "replicas: {victim} paused holding {} chats; texts answered twice per chat: {again:?}",
+        chats.len()
+    );
+    assert!(
+        again.values().all(|n| *n <= 1),
+        "at most the update in hand per chat is answered twice: {again:?}"
+    );
+    assert!(
+        again.keys().all(|c| chats.contains(c)),
+        "only the paused replica's chats: {again:?}"
+    );
+    assert!(
+        log.contains("no longer held by this replica"),
+        "the resumed replica dropped its queued updates: {log}"
+    );
+    replicas.stop();
+}

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -33,6 +33,74 @@ const IN_FLIGHT: usize = 500;
 const BUSY_ROUND: Duration = Duration::from_millis(10);
 /// Pause between rounds while idle (new updates also start a round at once).
 const IDLE_ROUND: Duration = Duration::from_millis(100);
+
+/// What this replica may do with a claimed chat's updates now, as its workers ask before
+/// starting each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The chat is this replica's, confirmed by a renewal recent enough: work on it.
+    Held,
+    /// Another replica holds the chat (it took it over while this one could not renew, or
+    /// this one gave it up): its queued updates are left to that replica.
+    Lost,
+    /// The last renewal is too old to be sure (the process was paused, the store is slow):
+    /// wait for the next one.
+    Unconfirmed,
+}
+
+/// The chats this replica holds as far as it knows, and until when that is sure: kept by the
+/// [`ClaimActor`] from its renewals and rounds, asked by the workers before each update of a
+/// claimed chat, so a replica that lost chats (paused past its claims, cut off from the store)
+/// stops working them at once instead of answering their queued updates a second time.
+#[derive(Debug, Default)]
+pub struct ClaimFence {
+    state: std::sync::Mutex<FenceState>,
+}
+
+#[derive(Debug, Default)]
+struct FenceState {
+    held: HashSet<i64>,
+    /// Until when the claims are sure to be this replica's (a renewal's start plus most of
+    /// their lifetime).
+    sure_until: Option<Instant>,
+    /// When the store was read for the `held` in force: an older read never replaces it.
+    read_at: Option<Instant>,
+}
+
+impl ClaimFence {
+    /// Where this replica stands with `chat`.
+    pub fn standing(&self, chat: i64) -> Standing {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.held.contains(&chat) {
+            Standing::Lost
+        } else if state.sure_until.is_some_and(|t| Instant::now() < t) {
+            Standing::Held
+        } else {
+            Standing::Unconfirmed
+        }
+    }
+
+    /// A renewal begun at `read_at` found these chats held, each for `ttl` from then.
+    fn renewed(&self, read_at: Instant, held: HashSet<i64>, ttl: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // A margin for the clocks: the store's expiry runs from its own, later, reading.
+        let sure = read_at + ttl.saturating_sub(ttl / 10);
+        state.sure_until = Some(state.sure_until.map_or(sure, |t| t.max(sure)));
+        if state.read_at.is_none_or(|at| read_at >= at) {
+            state.held = held;
+            state.read_at = Some(read_at);
+        }
+    }
+
+    /// A round begun at `read_at` listed these chats as held (with work left).
+    fn listed(&self, read_at: Instant, chats: HashSet<i64>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.read_at.is_none_or(|at| read_at >= at) {
+            state.held = chats;
+            state.read_at = Some(read_at);
+        }
+    }
+}
 
 /// Stops starting rounds (a clean stop); answered at once.
 #[derive(Message)]
@@ -59,6 +127,7 @@ pub struct Claimant {
 /// The claims of this replica.
 pub struct ClaimActor {
     me: Arc<Claimant>,
+    fence: Arc<ClaimFence>,
     store: Addr<StoreActor>,
     pool: Recipient<Dispatch>,
     metrics: Arc<Metrics>,
@@ -82,6 +151,7 @@ impl ClaimActor {
     ) -> Self {
         Self {
             me: Arc::new(me),
+            fence: Arc::default(),
             store,
             pool,
             metrics,
@@ -92,6 +162,12 @@ impl ClaimActor {
             stopping: false,
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
         }
+    }
+
+    /// Keeps `fence` (shared with the workers) up to date instead of a fence of its own.
+    pub fn with_fence(mut self, fence: Arc<ClaimFence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     fn ttl_ms(&self) -> i64 {
@@ -117,6 +193,7 @@ impl ClaimActor {
             limit: LIST,
         };
         let store = self.store.clone();
+        let read_at = Instant::now();
         ctx.spawn(
             async move {
                 store
@@ -126,7 +203,11 @@ impl ClaimActor {
                     .map_err(|e| e.to_string())
             }
             .into_actor(self)
-            .then(|listed, act, _| {
+            .then(move |listed, act, _| {
+                if let Ok(listed) = &listed {
+                    act.fence
+                        .listed(read_at, listed.iter().map(|(_, chat)| *chat).collect());
+                }
                 let fresh = listed.map(|listed| act.take_listing(listed));
                 let hand = act.hand_over(fresh.clone().unwrap_or_default());
                 async move { (fresh.map(|f| !f.is_empty()), hand.await) }.into_actor(act)
@@ -286,25 +367,31 @@ impl Actor for ClaimActor {
                 holder: act.me.holder.clone(),
                 ttl_ms: act.ttl_ms(),
             };
-            let store = act.store.clone();
+            let (store, fence, ttl) = (act.store.clone(), act.fence.clone(), act.me.ttl);
+            let read_at = Instant::now();
             ctx.spawn(
                 async move {
-                    if let Ok(Err(e)) = store.send(renew).await {
-                        log::error!("chat claims: cannot renew this replica's claims ({e}); they run out unless the store answers again");
+                    match store.send(renew).await {
+                        Ok(Ok(held)) => fence.renewed(read_at, held.into_iter().collect(), ttl),
+                        Ok(Err(e)) => log::error!("chat claims: cannot renew this replica's claims ({e}); they run out unless the store answers again"),
+                        Err(_) => {}
                     }
                 }
                 .into_actor(act),
             );
         });
-        let (store, me) = (self.store.clone(), self.me.clone());
+        let (store, me, fence) = (self.store.clone(), self.me.clone(), self.fence.clone());
         let counted = RenewClaims {
             holder: me.holder.clone(),
             ttl_ms: self.ttl_ms(),
         };
+        let read_at = Instant::now();
         ctx.spawn(
             async move {
                 // Counted among the live replicas before the first claim.
-                let _ = store.send(counted).await;
+                if let Ok(Ok(held)) = store.send(counted).await {
+                    fence.renewed(read_at, held.into_iter().collect(), me.ttl);
+                }
                 match store.send(AdoptClaims(me.holder.clone())).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => log::info!(

@@ -334,14 +334,14 @@ store_request!(
 );
 
 store_request!(
-    /// Extends this replica's claims (chats and outbox items); answers how many chats it holds.
+    /// Extends this replica's claims (chats and outbox items); answers the chats it holds.
     RenewClaims {
         /// This replica.
         pub holder: String,
         /// How long a claim lasts from now.
         pub ttl_ms: i64,
-    } -> u64,
-    |s, m| s.renew_claims(&m.holder, m.ttl_ms)
+    } -> Vec<i64>,
+    |s, m| s.renew_claims_listed(&m.holder, m.ttl_ms)
 );
 
 store_request!(

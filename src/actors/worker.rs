@@ -103,6 +103,9 @@ pub struct WorkerDeps {
     pub queue_limit: usize,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// With replicas: the chats this replica holds, asked before each update of a claimed
+    /// chat (updates of chats it lost are left to their new holder).
+    pub fence: Option<Arc<super::claims::ClaimFence>>,
 }
 
 /// A worker of the pool.
@@ -158,6 +161,32 @@ impl WorkerActor {
         let Some(queue) = self.queues.get_mut(&chat) else {
             return;
         };
+        if let (Some(fence), Some(next)) = (&self.deps.fence, queue.front()) {
+            if next.journaled {
+                match fence.standing(chat) {
+                    super::claims::Standing::Held => {}
+                    super::claims::Standing::Unconfirmed => {
+                        // Asked again shortly: the next renewal says held or lost.
+                        ctx.run_later(FENCE_RECHECK, move |act, ctx| act.pump(chat, ctx));
+                        return;
+                    }
+                    super::claims::Standing::Lost => {
+                        let dropped = queue.iter().filter(|j| j.journaled).count();
+                        queue.retain(|j| !j.journaled);
+                        if queue.is_empty() {
+                            self.queues.remove(&chat);
+                        }
+                        self.queued -= dropped;
+                        log::warn!(
+                            "chat_id={chat}: no longer held by this replica; {dropped} queued updates are left to its holder"
+                        );
+                        self.release_held_answers();
+                        self.pump(chat, ctx);
+                        return;
+                    }
+                }
+            }
+        }
         let Some(job) = queue.pop_front() else {
             self.queues.remove(&chat);
             return;
@@ -166,14 +195,7 @@ impl WorkerActor {
             self.queues.remove(&chat);
         }
         self.queued -= 1;
-        while self.queued < self.deps.queue_limit {
-            match self.held_answers.pop_front() {
-                Some(answer) => {
-                    let _ = answer.send(());
-                }
-                None => break,
-            }
-        }
+        self.release_held_answers();
         self.busy.insert(chat, job.clone());
         let handler = self.handler.clone();
         let progress = ctx.address().recipient();
@@ -285,6 +307,18 @@ impl WorkerActor {
         });
     }
 
+    /// Answers the held-back deliveries while the queues are under their limit.
+    fn release_held_answers(&mut self) {
+        while self.queued < self.deps.queue_limit {
+            match self.held_answers.pop_front() {
+                Some(answer) => {
+                    let _ = answer.send(());
+                }
+                None => break,
+            }
+        }
+    }
+
     fn check_drained(&mut self) {
         if self.draining && self.busy.is_empty() {
             for waiter in self.drain_waiters.drain(..) {
@@ -293,6 +327,9 @@ impl WorkerActor {
         }
     }
 }
+
+/// How soon a worker asks again about a chat whose claim is not confirmed.
+const FENCE_RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Delay before retrying an update that failed `attempts` times: 1 s doubling, at most 60 s.
 pub fn retry_delay(attempts: u32) -> std::time::Duration {

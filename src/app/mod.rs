@@ -397,11 +397,16 @@ impl Checked {
             Some(hook) => hook(factory),
             None => factory,
         };
+        // With replicas, the workers ask the claims before each update of a claimed chat.
+        let fence = replica
+            .is_some()
+            .then(|| Arc::new(crate::actors::claims::ClaimFence::default()));
         let worker_deps = WorkerDeps {
             store: store.clone(),
             max_attempts: settings.max_attempts,
             queue_limit: settings.worker_queue_limit,
             metrics: metrics.clone(),
+            fence: fence.clone(),
         };
         let pool = WorkerPool::start(settings.workers, factory, worker_deps);
         // One process works its whole journal: first what the previous run left. Replicas on
@@ -429,7 +434,13 @@ impl Checked {
                     &Arbiter::current(),
                     "ClaimActor",
                     metrics.clone(),
-                    move |_| ClaimActor::new(me, store, pool, m),
+                    move |_| {
+                        let actor = ClaimActor::new(me, store, pool, m);
+                        match fence {
+                            Some(fence) => actor.with_fence(fence),
+                            None => actor,
+                        }
+                    },
                 ))
             }
             None => None,

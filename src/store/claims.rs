@@ -148,6 +148,17 @@ impl Store {
     /// Extends every claim `holder` still holds (chats and outbox items) by `ttl_ms`, and
     /// counts it among the live replicas as long; answers how many chats it holds.
     pub fn renew_claims(&mut self, holder: &str, ttl_ms: i64) -> Result<u64, StoreError> {
+        self.renew_claims_listed(holder, ttl_ms)
+            .map(|chats| chats.len() as u64)
+    }
+
+    /// As [`Store::renew_claims`], answering the chats this replica holds now (a chat another
+    /// replica took over after its claim ran out is not among them: this one lost it).
+    pub fn renew_claims_listed(
+        &mut self,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         let now = now_ms(self.db.engine());
         let err = error_for(&self.path);
         // Three statements, each its own transaction, and the chat rows locked in chat order
@@ -164,14 +175,16 @@ impl Store {
             .map_err(err)?;
         let chats = self
             .db
-            .exec(
+            .query(
                 &format!(
                     "UPDATE chat_claims SET expires_at = {now} + $2 WHERE chat_id IN
-                     (SELECT chat_id FROM chat_claims WHERE holder = $1 ORDER BY chat_id {})",
+                     (SELECT chat_id FROM chat_claims WHERE holder = $1 ORDER BY chat_id {})
+                     RETURNING chat_id",
                     row_locks(self.db.engine())
                 ),
                 vals![holder, ttl_ms],
             )
+            .and_then(|r| rows(r, |r| r.i64(0)))
             .map_err(err)?;
         self.db
             .exec(
