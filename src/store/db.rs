@@ -509,10 +509,15 @@ fn config(url: &str, limits: &PgLimits) -> Result<tokio_postgres::Config, DbErro
     let mut config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| DbError::Postgres(format!("store.url: {e}")))?;
+    // A session whose client went silent inside a transaction ends after the same time, so
+    // its locks never hold the other replicas up for long.
     let statement_ms = limits.statement_timeout.as_millis();
+    let ours = format!(
+        "-c statement_timeout={statement_ms} -c idle_in_transaction_session_timeout={statement_ms}"
+    );
     let options = match config.get_options() {
-        Some(own) if !own.is_empty() => format!("{own} -c statement_timeout={statement_ms}"),
-        _ => format!("-c statement_timeout={statement_ms}"),
+        Some(own) if !own.is_empty() => format!("{own} {ours}"),
+        _ => ours,
     };
     config
         .options(options)
