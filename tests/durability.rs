@@ -120,6 +120,11 @@ fn sigkill_at_random_moments_loses_nothing_and_stores_each_document_once() {
         assert_eq!(&s3.get(name).unwrap(), bytes, "{name}");
     }
     assert_eq!(journal_len(data.path()), 0, "journal empty at the end");
+    assert_eq!(
+        s3.open_uploads(),
+        0,
+        "no multipart upload left open on the server after the kills"
+    );
     let log_text = std::fs::read_to_string(&log).unwrap();
     let replayed: u64 = log_text
         .lines()
