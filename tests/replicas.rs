@@ -1048,9 +1048,13 @@ fn a_replica_whose_database_connections_go_silent_notices_reconnects_and_goes_on
     assert!(log.contains("no answer within 7 s"), "r1 noticed: {log}");
     assert!(reconnected <= Duration::from_secs(30), "{reconnected:?}");
     assert!(again <= PEOPLE as usize, "{again} repeated replies");
-    for (mut child, _, _) in replicas {
+    for (mut child, log, _) in replicas {
         sigterm(&child);
-        assert_eq!(wait_exit(&mut child, WAIT), Some(0));
+        // A stop may meet a connection that went silent (up to 7 s per call before it is
+        // replaced), on a machine loaded by the other tests.
+        let code = wait_exit(&mut child, Duration::from_secs(90));
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(code, Some(0), "{}", &log[log.len().saturating_sub(4000)..]);
     }
 }
 

@@ -267,6 +267,26 @@ impl Handler<Finished> for StoreActor {
     }
 }
 
+/// Marks an update finished and writes it (with any waiting) at once; answers whether it is
+/// written. With replicas, a chat's next update starts only after this: a replica stopped or
+/// paused a moment later leaves no finished update in the journal for another to handle again.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct FinishNow(pub i64);
+
+impl Handler<FinishNow> for StoreActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: FinishNow, ctx: &mut Context<Self>) -> bool {
+        self.finished.push(msg.0);
+        let written = self.write_finished();
+        if !written {
+            ctx.run_later(FINISH_RETRY, |act, ctx| act.flush_finished(ctx));
+        }
+        written
+    }
+}
+
 /// Writes the finished updates waiting for their batch now (a clean stop sends it last).
 #[derive(Message)]
 #[rtype(result = "()")]

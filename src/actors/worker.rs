@@ -17,7 +17,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture};
 
-use super::store::{AttemptFailed, Finished, MoveToPoison, StoreActor};
+use super::store::{AttemptFailed, FinishNow, Finished, MoveToPoison, StoreActor};
 use super::uploader::UploadProgress;
 use crate::metrics::Metrics;
 use crate::telegram::IncomingUpdate;
@@ -224,13 +224,13 @@ impl WorkerActor {
             Ok(Ok(action)) => {
                 metrics.handled(kind, "ok", took);
                 log::info!("update_id={id} chat_id={chat} kind={kind}: {action}");
-                self.done(chat, id, ctx);
+                self.done(chat, id, job.journaled, ctx);
             }
             Ok(Err(e)) if !e.retryable => {
                 Metrics::incr(&metrics.handler_errors);
                 metrics.handled(kind, "failed", took);
                 log::error!("update_id={id} chat_id={chat} kind={kind}: failed: {e}");
-                self.done(chat, id, ctx);
+                self.done(chat, id, job.journaled, ctx);
             }
             Ok(Err(e)) => {
                 Metrics::incr(&metrics.handler_errors);
@@ -260,9 +260,24 @@ impl WorkerActor {
         }
     }
 
-    /// The update is finished: it leaves the journal and the chat moves on.
-    fn done(&mut self, chat: i64, update_id: i64, ctx: &mut Context<Self>) {
+    /// The update is finished: it leaves the journal and the chat moves on. With replicas
+    /// (claimed chats), the chat's next update waits until the end is written, so at most the
+    /// update in hand can be handled again by a replica that takes the chat over.
+    fn done(&mut self, chat: i64, update_id: i64, journaled: bool, ctx: &mut Context<Self>) {
         Metrics::incr(&self.deps.metrics.updates_handled);
+        if journaled && self.deps.fence.is_some() {
+            let store = self.deps.store.clone();
+            ctx.spawn(
+                async move { store.send(FinishNow(update_id)).await }
+                    .into_actor(self)
+                    .map(move |_, act, ctx| {
+                        act.busy.remove(&chat);
+                        act.check_drained();
+                        act.pump(chat, ctx);
+                    }),
+            );
+            return;
+        }
         self.deps.store.do_send(Finished(update_id));
         self.busy.remove(&chat);
         self.check_drained();
