@@ -246,15 +246,7 @@ impl Copier<'_> {
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| fail(None, true, e.without_url().to_string()))?;
-        let status = response.status().as_u16();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| fail(Some(status), true, e.without_url().to_string()))?;
+        let (status, body) = answer(builder, fail).await?;
         // A copy can fail after S3 answered 200: the error is then in the body.
         if !(200..300).contains(&status) || body.contains("<Error>") {
             let status = if (200..300).contains(&status) {
@@ -287,19 +279,11 @@ pub async fn open_uploads_of(bucket: &Bucket, key: &str) -> Result<Vec<String>, 
         .presign_get("/", 60, Some(query))
         .await
         .map_err(|e| fail(None, false, e.to_string()))?;
-    let response = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .map_err(|e| fail(None, false, e.to_string()))?
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail(None, true, e.without_url().to_string()))?;
-    let status = response.status().as_u16();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| fail(Some(status), true, e.without_url().to_string()))?;
+        .map_err(|e| fail(None, false, e.to_string()))?;
+    let (status, body) = answer(client.get(url), fail).await?;
     if !(200..300).contains(&status) {
         return Err(fail(Some(status), false, error_code(&body)));
     }
@@ -308,6 +292,24 @@ pub async fn open_uploads_of(bucket: &Bucket, key: &str) -> Result<Vec<String>, 
         .filter(|(k, _)| k == key)
         .map(|(_, id)| id)
         .collect())
+}
+
+/// Sends a request; answers its status and body. A request that broke off fails as a
+/// transport error, made by `fail` (status, transport, detail).
+async fn answer(
+    request: reqwest::RequestBuilder,
+    fail: impl Fn(Option<u16>, bool, String) -> StorageError,
+) -> Result<(u16, String), StorageError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| fail(None, true, e.without_url().to_string()))?;
+    let status = response.status().as_u16();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| fail(Some(status), true, e.without_url().to_string()))?;
+    Ok((status, body))
 }
 
 /// `(key, upload id)` of each `<Upload>` of a `ListMultipartUploads` answer.

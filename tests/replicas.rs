@@ -112,6 +112,81 @@ impl Replicas {
     }
 }
 
+/// The chats `holder` claims that have journaled updates.
+fn chats_of(store: &Store, holder: &str) -> std::collections::BTreeSet<i64> {
+    store
+        .claimed_updates(holder, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, chat)| chat)
+        .collect()
+}
+
+/// Three replicas answering five replies a second per chat, `per_user` texts from each of
+/// `people` pushed at once (each chat's backlog takes about three seconds), and a replica that
+/// does not poll holding at least two chats with work left: the one a test stops.
+struct Backlog {
+    tg: FakeTelegram,
+    replicas: Replicas,
+    store: Store,
+    /// The standby's name and index.
+    victim: String,
+    index: usize,
+    _s3: TestS3,
+    _pg: TestPostgres,
+}
+
+impl Backlog {
+    fn start(per_user: i64, people: i64) -> Self {
+        let tg = FakeTelegram::start(TOKEN);
+        let s3 = TestS3::start();
+        let pg = TestPostgres::start();
+        let replicas = Replicas::start(
+            &tg,
+            &s3,
+            &pg,
+            &[
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "true"),
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_PER_SEC", "5"),
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_BURST", "1"),
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_PER_SEC", "1000"),
+                ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_BURST", "1000"),
+            ],
+        );
+        let store = Store::connect(&pg.url).unwrap();
+        wait_until(WAIT, "a replica holds the poller lease", || {
+            holder(&store).is_some()
+        });
+        let (poller, _) = holder(&store).unwrap();
+        let mut bodies = Vec::new();
+        for round in 0..per_user {
+            for u in 0..people {
+                bodies.push(text(&tg, 1000 + u, &format!("text {round}")));
+            }
+        }
+        tg.push_many(bodies);
+        let mut victim = None;
+        wait_until(WAIT, "a standby replica holds chats with work", || {
+            victim = (0..3)
+                .map(|i| format!("r{i}"))
+                .filter(|r| *r != poller)
+                .find(|r| chats_of(&store, r).len() >= 2);
+            victim.is_some()
+        });
+        let victim = victim.unwrap();
+        let index = victim[1..].parse().unwrap();
+        Self {
+            tg,
+            replicas,
+            store,
+            victim,
+            index,
+            _s3: s3,
+            _pg: pg,
+        }
+    }
+}
+
 /// The user messages each sent message of `chat` replies to, in the order they were sent,
 /// repeats of the same one in a row counted once.
 fn reply_order(tg: &FakeTelegram, chat: i64) -> Vec<i64> {
@@ -345,65 +420,22 @@ fn three_replicas_share_the_chats_and_keep_each_chats_order() {
 fn the_chats_of_a_replica_killed_while_holding_them_go_on_elsewhere() {
     const PER_USER: i64 = 15;
     const PEOPLE: i64 = 24;
-    let tg = FakeTelegram::start(TOKEN);
-    let s3 = TestS3::start();
-    let pg = TestPostgres::start();
-    // Five replies a second per chat: each chat's backlog takes about three seconds.
-    let mut replicas = Replicas::start(
-        &tg,
-        &s3,
-        &pg,
-        &[
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "true"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_PER_SEC", "5"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_BURST", "1"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_PER_SEC", "1000"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_BURST", "1000"),
-        ],
-    );
-    let store = Store::connect(&pg.url).unwrap();
-    wait_until(WAIT, "a replica holds the poller lease", || {
-        holder(&store).is_some()
-    });
-    let (poller, _) = holder(&store).unwrap();
-    let mut bodies = Vec::new();
-    for round in 0..PER_USER {
-        for u in 0..PEOPLE {
-            bodies.push(text(&tg, 1000 + u, &format!("text {round}")));
-        }
-    }
-    tg.push_many(bodies);
-    // The victim: a replica other than the poller, holding chats with work left.
-    let mut victim = None;
-    wait_until(WAIT, "a standby replica holds chats", || {
-        victim = (0..3)
-            .map(|i| format!("r{i}"))
-            .filter(|r| *r != poller)
-            .map(|r| {
-                let chats: std::collections::BTreeSet<i64> = store
-                    .claimed_updates(&r, 10_000)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(_, chat)| chat)
-                    .collect();
-                (r, chats)
-            })
-            .find(|(_, chats)| chats.len() >= 2);
-        victim.is_some()
-    });
-    let (victim, _) = victim.unwrap();
-    let index: usize = victim[1..].parse().unwrap();
+    let Backlog {
+        tg,
+        mut replicas,
+        store,
+        victim,
+        index,
+        // Held to the end: the S3 server and PostgreSQL.
+        _s3,
+        _pg,
+    } = Backlog::start(PER_USER, PEOPLE);
     let mut dead = replicas.children[index].take().unwrap();
     dead.kill().unwrap();
     let killed_at = Instant::now();
     let _ = dead.wait();
     // The chats it held when it died (it may have claimed more since it was picked).
-    let chats: std::collections::BTreeSet<i64> = store
-        .claimed_updates(&victim, 10_000)
-        .unwrap()
-        .into_iter()
-        .map(|(_, chat)| chat)
-        .collect();
+    let chats = chats_of(&store, &victim);
     assert!(!chats.is_empty());
     let before: HashMap<i64, usize> = chats.iter().map(|c| (*c, tg.texts_to(*c).len())).collect();
     wait_until(WAIT, "the killed replica's chats answered on", || {
@@ -1062,54 +1094,16 @@ fn a_replica_whose_database_connections_go_silent_notices_reconnects_and_goes_on
 fn a_replica_paused_past_its_claims_leaves_their_queued_updates_to_the_new_holders() {
     const PER_USER: i64 = 15;
     const PEOPLE: i64 = 24;
-    let tg = FakeTelegram::start(TOKEN);
-    let s3 = TestS3::start();
-    let pg = TestPostgres::start();
-    // Five replies a second per chat: each chat's backlog takes about three seconds, so the
-    // paused replica has queued work in the chats it holds.
-    let mut replicas = Replicas::start(
-        &tg,
-        &s3,
-        &pg,
-        &[
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "true"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_PER_SEC", "5"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__PER_CHAT_BURST", "1"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_PER_SEC", "1000"),
-            ("TG_INGEST__TELEGRAM__RATE_LIMIT__GLOBAL_BURST", "1000"),
-        ],
-    );
-    let store = Store::connect(&pg.url).unwrap();
-    wait_until(WAIT, "a replica holds the poller lease", || {
-        holder(&store).is_some()
-    });
-    let (poller, _) = holder(&store).unwrap();
-    let mut bodies = Vec::new();
-    for round in 0..PER_USER {
-        for u in 0..PEOPLE {
-            bodies.push(text(&tg, 1000 + u, &format!("text {round}")));
-        }
-    }
-    tg.push_many(bodies);
-    let mut victim = None;
-    wait_until(WAIT, "a standby replica holds chats with work", || {
-        victim = (0..3)
-            .map(|i| format!("r{i}"))
-            .filter(|r| *r != poller)
-            .map(|r| {
-                let chats: std::collections::BTreeSet<i64> = store
-                    .claimed_updates(&r, 10_000)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(_, chat)| chat)
-                    .collect();
-                (r, chats)
-            })
-            .find(|(_, chats)| chats.len() >= 2);
-        victim.is_some()
-    });
-    let (victim, _) = victim.unwrap();
-    let index: usize = victim[1..].parse().unwrap();
+    let Backlog {
+        tg,
+        mut replicas,
+        store,
+        victim,
+        index,
+        // Held to the end: the S3 server and PostgreSQL.
+        _s3,
+        _pg,
+    } = Backlog::start(PER_USER, PEOPLE);
     let pid = replicas.children[index].as_ref().unwrap().id().to_string();
     let signal = |sig: &str| {
         let status = std::process::Command::new("kill")
@@ -1119,12 +1113,7 @@ fn a_replica_paused_past_its_claims_leaves_their_queued_updates_to_the_new_holde
         assert!(status.success());
     };
     signal("-STOP");
-    let chats: std::collections::BTreeSet<i64> = store
-        .claimed_updates(&victim, 10_000)
-        .unwrap()
-        .into_iter()
-        .map(|(_, chat)| chat)
-        .collect();
+    let chats = chats_of(&store, &victim);
     assert!(!chats.is_empty());
     let before: HashMap<i64, usize> = chats.iter().map(|c| (*c, tg.texts_to(*c).len())).collect();
     // Paused past its claims: the others take its chats over and answer on.

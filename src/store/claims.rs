@@ -41,16 +41,7 @@ pub(super) const OUTBOX_COLUMNS: [(&str, &str); 2] = [
 
 /// Adds the outbox claim columns to a SQLite database that predates them.
 pub(super) fn migrate_sqlite(db: &super::db::Sqlite) -> Result<(), super::db::DbError> {
-    let columns: Vec<String> = rows(
-        db.query("SELECT name FROM pragma_table_info('outbox')", &[])?,
-        |r| r.text(0),
-    )?;
-    for (name, sql) in OUTBOX_COLUMNS {
-        if !columns.iter().any(|c| c == name) {
-            db.batch(sql)?;
-        }
-    }
-    Ok(())
+    super::add_missing_columns(db, "outbox", &OUTBOX_COLUMNS)
 }
 
 /// How many of the oldest unclaimed journaled updates a claim looks at for chats to take.

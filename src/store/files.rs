@@ -43,16 +43,7 @@ const COLUMNS: &[(&str, &str)] = &[
 
 /// Adds the columns an older SQLite store lacks.
 pub(super) fn migrate_sqlite(db: &super::db::Sqlite) -> Result<(), DbError> {
-    let columns: Vec<String> = rows(
-        db.query("SELECT name FROM pragma_table_info('open_uploads')", &[])?,
-        |r| r.text(0),
-    )?;
-    for (name, sql) in COLUMNS {
-        if !columns.iter().any(|c| c == name) {
-            db.batch(sql)?;
-        }
-    }
-    Ok(())
+    super::add_missing_columns(db, "open_uploads", COLUMNS)
 }
 
 /// The prefix of the id an intent is recorded under until the server gives the upload's own.

@@ -154,6 +154,24 @@ fn rows<T>(rows: Vec<Row>, f: impl Fn(&Row) -> Result<T, DbError>) -> Result<Vec
     rows.iter().map(f).collect()
 }
 
+/// Adds to `table` each of `columns` (name, `ALTER TABLE` statement) an older SQLite
+/// database lacks.
+fn add_missing_columns(db: &Sqlite, table: &str, columns: &[(&str, &str)]) -> Result<(), DbError> {
+    let present: Vec<String> = rows(
+        db.query(
+            &format!("SELECT name FROM pragma_table_info('{table}')"),
+            &[],
+        )?,
+        |r| r.text(0),
+    )?;
+    for (name, sql) in columns {
+        if !present.iter().any(|c| c == name) {
+            db.batch(sql)?;
+        }
+    }
+    Ok(())
+}
+
 /// Moves an older version's greetings (Telegram users only) into `greeted_people`.
 fn migrate_greeted(db: &Sqlite) -> Result<(), DbError> {
     let old = db.exists(
