@@ -30,8 +30,14 @@
 //!   of this process (the fakes, and the in-process S3 server unless TG_INGEST_TEST_S3_ENDPOINT
 //!   names one) and of the PostgreSQL server.
 //!
+//! - claims: three replicas on one PostgreSQL store; one archived chat has
+//!   `BENCH_CLAIMS_BACKLOG` (default 200,000) updates journaled before they start, and 50
+//!   ordinary chats each send a text a second for `BENCH_CLAIMS_SECS` (default 30) s. Prints
+//!   claim rounds per second (all replicas), the PostgreSQL server's CPU, the backlog handled
+//!   meanwhile, and the p50/p99 latency of the ordinary chats' replies.
+//!
 //! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`, `store`,
-//! `replicas`) runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
+//! `replicas`, `claims`) runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -77,6 +83,172 @@ fn main() {
     }
     if all || args.iter().any(|a| a == "replicas") {
         bench_replicas();
+    }
+    if all || args.iter().any(|a| a == "claims") {
+        bench_claims();
+    }
+}
+
+/// Three replicas work a 200,000-update backlog of one archived chat while 50 ordinary chats
+/// talk: what claim rounds cost PostgreSQL, and what the ordinary chats wait.
+fn bench_claims() {
+    use tg_ingest::store::db::{Postgres, Sql};
+    let backlog = env_or("BENCH_CLAIMS_BACKLOG", 200_000) as i64;
+    let secs = env_or("BENCH_CLAIMS_SECS", 30) as usize;
+    let pg = support::pg::TestPostgres::start();
+    let tg = FakeTelegram::start(TOKEN);
+    tg.record_calls(false);
+    let s3 = TestS3::start();
+    let raw = s3.create_bucket("raw");
+    let enriched = s3.create_bucket("enriched");
+    let big_chat = -100_777i64;
+
+    // The backlog, older than anything the ordinary chats send (lower update ids).
+    let started = Instant::now();
+    let mut store = tg_ingest::store::Store::connect(&pg.url).unwrap();
+    let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
+    let bodies: Vec<(i64, String)> = (1..=backlog)
+        .map(|id| {
+            let body = serde_json::json!({"update_id": id, "message": {
+                "message_id": id,
+                "chat": {"id": big_chat, "type": "supergroup", "title": "Busy"},
+                "date": noon,
+                "from": {"id": 7000 + id % 40, "is_bot": false, "first_name": "Name"},
+                "text": format!("archived message {id}"),
+            }});
+            (id, body.to_string())
+        })
+        .collect();
+    for chunk in bodies.chunks(5_000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, raw)| (*id, raw.as_str(), Some(big_chat), Some(noon)))
+            .collect();
+        store.journal_dated(&rows).unwrap();
+    }
+    drop(bodies);
+    println!(
+        "claims: {backlog} updates of one archived chat journaled in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let archive_chats = big_chat.to_string();
+    let children: Vec<ChildGuard> = (0..3)
+        .map(|i| {
+            let (id, listen) = (format!("r{i}"), format!("127.0.0.1:{}", ports[i]));
+            let vars = service_env(
+                &tg,
+                &s3,
+                dirs[i].path(),
+                &[
+                    ("TG_INGEST__STORE__URL", pg.url.as_str()),
+                    ("TG_INGEST__STORE__REPLICA_ID", id.as_str()),
+                    ("TG_INGEST__HTTP__LISTEN", listen.as_str()),
+                    ("TG_INGEST__WORKERS", "4"),
+                    ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
+                    ("TG_INGEST__ARCHIVE__CHATS", archive_chats.as_str()),
+                    ("TG_INGEST__ARCHIVE__RAW_BUCKET", raw.as_str()),
+                    ("TG_INGEST__ARCHIVE__ENRICHED_BUCKET", enriched.as_str()),
+                    ("TG_INGEST__ARCHIVE__CATCH_UP_DAYS", "0"),
+                ],
+            );
+            spawn_binary(&vars, &dirs[i].path().join("replica.log"))
+        })
+        .collect();
+    let addrs: Vec<std::net::SocketAddr> = ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}").parse().unwrap())
+        .collect();
+    for addr in &addrs {
+        wait_until(Duration::from_secs(60), "replica ready", || {
+            std::net::TcpStream::connect(addr).is_ok() && http_get(*addr, "/readyz").0 == 200
+        });
+    }
+    let rounds = || -> u64 {
+        addrs
+            .iter()
+            .map(|addr| {
+                let (_, body) = http_get(*addr, "/metrics");
+                body.lines()
+                    .filter(|l| l.starts_with("tg_ingest_claim_rounds_total "))
+                    .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                    .sum::<f64>() as u64
+            })
+            .sum()
+    };
+    let db = Postgres::connect(&pg.url).unwrap();
+    let left = || -> i64 {
+        db.first(
+            &format!("SELECT COUNT(*) FROM journal WHERE chat_id = {big_chat}"),
+            &[],
+        )
+        .unwrap()
+        .unwrap()
+        .i64(0)
+        .unwrap()
+    };
+    // The first claims taken, then the window starts.
+    std::thread::sleep(Duration::from_secs(2));
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    let (pg_before, replicas_before) = (cpu_secs(&postgres_pids()), cpu_secs(&pids));
+    let (rounds_before, left_before) = (rounds(), left());
+    tg.take_latencies();
+    let start = Instant::now();
+    let people = 50i64;
+    let sent_before = tg.sent_count();
+    let total = secs * people as usize;
+    let interval = Duration::from_secs(1).div_f64(people as f64);
+    for i in 0..total {
+        let due = start + interval.mul_f64(i as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let user = 60_000 + i as i64 % people;
+        // Above the backlog's ids, as updates arriving after it are.
+        let body = text(&tg, user, "hello");
+        if i == 0 {
+            let mut update = body;
+            update["update_id"] = serde_json::json!(backlog + 1_000_000);
+            tg.push_raw(backlog + 1_000_000, update);
+        } else {
+            tg.push(body);
+        }
+    }
+    // Every reply, or what came within two minutes more (the figures say how many).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while tg.sent_count() < sent_before + total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let (pg_cpu, replicas_cpu) = (
+        cpu_secs(&postgres_pids()) - pg_before,
+        cpu_secs(&pids) - replicas_before,
+    );
+    let (rounds_n, left_after) = (rounds() - rounds_before, left());
+    let mut lat = tg.take_latencies();
+    lat.sort();
+    println!(
+        "claims: 3 replicas, {secs} s of 50 ordinary chats (1 text/s each) beside a {backlog}-update archived backlog: \
+         {:.0} claim rounds/s (all replicas), PostgreSQL CPU {:.0}%, replicas CPU {:.0}% (of one core; {} cores), \
+         backlog handled {:.0}/s ({left_after} left)",
+        rounds_n as f64 / elapsed,
+        pg_cpu / elapsed * 100.0,
+        replicas_cpu / elapsed * 100.0,
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        (left_before - left_after) as f64 / elapsed,
+    );
+    println!(
+        "claims: ordinary replies ({} of {total} within the window): p50 = {:.1} ms, p99 = {:.1} ms, max = {:.1} ms",
+        lat.len(),
+        percentile(&lat, 0.5).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    for mut child in children {
+        sigterm(&child);
+        let _ = wait_exit(&mut child, Duration::from_secs(60));
     }
 }
 

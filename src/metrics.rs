@@ -71,6 +71,8 @@ pub struct Metrics {
     pub standby: std::sync::atomic::AtomicBool,
     /// Webhook deliveries refused for a wrong or missing secret.
     pub webhook_unauthorized: AtomicU64,
+    /// Claim rounds run (replicas on a shared store).
+    pub claim_rounds: AtomicU64,
     /// Labelled counters, gauges and histograms.
     pub families: Families,
 }
@@ -468,7 +470,7 @@ impl Collector for Counters {
                     .encode(metric.encode_family(&Outcome { outcome })?)?;
             }
         }
-        let plain: [(&str, &str, Option<&Unit>, &AtomicU64); 12] = [
+        let plain: [(&str, &str, Option<&Unit>, &AtomicU64); 13] = [
             (
                 "uploaded",
                 "Bytes stored by completed uploads",
@@ -540,6 +542,12 @@ impl Collector for Counters {
                 "Webhook deliveries refused for a wrong or missing secret",
                 None,
                 &m.webhook_unauthorized,
+            ),
+            (
+                "claim_rounds",
+                "Rounds in which this replica looked for chats to claim and updates to hand over (replicas on a shared store)",
+                None,
+                &m.claim_rounds,
             ),
         ];
         for (name, help, unit, value) in plain {

@@ -185,6 +185,7 @@ impl ClaimActor {
         }
         self.running = true;
         self.again = false;
+        Metrics::incr(&self.metrics.claim_rounds);
         let want = self.me.max_chats.saturating_sub(self.held);
         let ask = ClaimRound {
             holder: self.me.holder.clone(),
