@@ -227,6 +227,7 @@ fn bench_claims() {
         cpu_secs(&pids) - replicas_before,
     );
     let (rounds_n, left_after) = (rounds() - rounds_before, left());
+    let answered = tg.sent_count() - sent_before;
     let mut lat = tg.take_latencies();
     lat.sort();
     println!(
@@ -240,11 +241,23 @@ fn bench_claims() {
         (left_before - left_after) as f64 / elapsed,
     );
     println!(
-        "claims: ordinary replies ({} of {total} within the window): p50 = {:.1} ms, p99 = {:.1} ms, max = {:.1} ms",
+        "claims: ordinary texts answered: {answered} of {total} within 2 min of the last; latency of {} of them: p50 = {:.1} ms, p99 = {:.1} ms, max = {:.1} ms",
         lat.len(),
         percentile(&lat, 0.5).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+
+    // Idle: the backlog taken away, nothing arrives; what do the replicas cost then?
+    db.batch("DELETE FROM journal").unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    let idle_secs = 20.0;
+    let (pg_before, rounds_before) = (cpu_secs(&postgres_pids()), rounds());
+    std::thread::sleep(Duration::from_secs_f64(idle_secs));
+    println!(
+        "claims: idle, 3 replicas: {:.1} claim rounds/s (all replicas), PostgreSQL CPU {:.1}%",
+        (rounds() - rounds_before) as f64 / idle_secs,
+        (cpu_secs(&postgres_pids()) - pg_before) / idle_secs * 100.0
     );
     for mut child in children {
         sigterm(&child);

@@ -168,6 +168,12 @@ pub trait ChatPort {
         press: &'a Press,
         text: &'a str,
     ) -> LocalBoxFuture<'a, Result<(), ChatError>>;
+
+    /// Whether the event in hand in `chat` may still have effects (start an upload, write a
+    /// row): with replicas, not once another replica took the chat over. Yes by default.
+    fn still_ours(&self, _chat: i64) -> LocalBoxFuture<'_, Result<(), ChatError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// Splits `/name@bot args` into a lowercased name and its arguments. Commands addressed to

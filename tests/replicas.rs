@@ -1151,3 +1151,68 @@ fn a_replica_paused_past_its_claims_leaves_their_queued_updates_to_the_new_holde
     );
     replicas.stop();
 }
+
+#[test]
+fn a_replica_that_loses_a_chat_while_an_update_is_in_hand_sends_nothing_more_for_it() {
+    use tg_ingest::store::db::{Postgres, Sql};
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    let pg = TestPostgres::start();
+    // Each replica holds its first message back 4 s: the update stays in hand that long.
+    let mut replicas = Replicas::start(
+        &tg,
+        &s3,
+        &pg,
+        &[("FAILPOINTS", "conversation.send=1*sleep(4000)")],
+    );
+    let db = Postgres::connect(&pg.url).unwrap();
+    let holder_of = |chat: i64| -> Option<String> {
+        db.first(
+            "SELECT holder FROM chat_claims WHERE chat_id = $1",
+            &[chat.into()],
+        )
+        .unwrap()
+        .map(|r| r.text(0).unwrap())
+    };
+    const CHAT: i64 = 3001;
+    tg.push(text(&tg, CHAT, "hello"));
+    let mut holder = None;
+    wait_until(WAIT, "the chat claimed", || {
+        holder = holder_of(CHAT);
+        holder.is_some()
+    });
+    let holder = holder.unwrap();
+    // The update is in hand there; another replica takes the chat over (as it would after the
+    // holder's claim ran out).
+    std::thread::sleep(Duration::from_millis(500));
+    let other = ["r0", "r1", "r2"]
+        .into_iter()
+        .find(|r| *r != holder)
+        .unwrap();
+    db.exec(
+        "UPDATE chat_claims SET holder = $1, token = token + 1 WHERE chat_id = $2",
+        &[other.into(), CHAT.into()],
+    )
+    .unwrap();
+    wait_until(WAIT, "the new holder answered", || {
+        !tg.texts_to(CHAT).is_empty()
+    });
+    let store = Store::connect(&pg.url).unwrap();
+    wait_until(WAIT, "journal empty", || store.journal_len().unwrap() == 0);
+    // The first holder's wait is over by now, and then some.
+    std::thread::sleep(Duration::from_secs(5));
+    let index: usize = holder[1..].parse().unwrap();
+    let log = replicas.log(index);
+    eprintln!("replicas: {holder} lost chat {CHAT} with its update in hand; {other} took it over; answers: {:?}", tg.texts_to(CHAT));
+    assert_eq!(
+        tg.texts_to(CHAT).len(),
+        1,
+        "answered once, by the new holder"
+    );
+    assert!(
+        log.contains("the chat was taken over while this update was in hand"),
+        "{log}"
+    );
+    assert!(store.poisoned().unwrap().is_empty());
+    replicas.stop();
+}

@@ -9,6 +9,12 @@
 //! most `32 × workers`). Claims are renewed every third of their lifetime; those of a
 //! replica that died run out and its chats go on elsewhere. Updates the allowlists refuse are
 //! not journaled: they go to the pool at once.
+//!
+//! Rounds follow events, not a clock: new journal rows (this replica's intake, and on
+//! PostgreSQL every replica's, through `LISTEN`), updates finished here (once half of what
+//! was handed over is done), renewals. Events less than [`MIN_GAP`] apart share a round. A
+//! round that brings nothing sets the next unprompted one further off, up to [`IDLE_LONGEST`]
+//! (which only catches claims that ran out unnoticed).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use super::fence::Worked;
+pub use super::fence::{ClaimFence, Standing};
 use super::pool::{Dispatch, DispatchError};
 use super::store::{MoveToPoison, StoreActor};
 use super::store_chat::{AdoptClaims, ClaimRound, JournalEntries, RenewClaims};
@@ -29,88 +37,27 @@ use crate::telegram::IncomingUpdate;
 const LIST: usize = 1000;
 /// Most updates handed to the pool and not yet finished.
 const IN_FLIGHT: usize = 500;
-/// Pause between rounds while there is work.
-const BUSY_ROUND: Duration = Duration::from_millis(10);
-/// Pause between rounds while idle (new updates also start a round at once).
-const IDLE_ROUND: Duration = Duration::from_millis(100);
-
-/// What this replica may do with a claimed chat's updates now, as its workers ask before
-/// starting each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// The chat is this replica's, confirmed by a renewal recent enough: work on it.
-    Held,
-    /// Another replica holds the chat (it took it over while this one could not renew, or
-    /// this one gave it up): its queued updates are left to that replica.
-    Lost,
-    /// The last renewal is too old to be sure (the process was paused, the store is slow):
-    /// wait for the next one.
-    Unconfirmed,
-}
-
-/// The chats this replica holds as far as it knows, and until when that is sure: kept by the
-/// [`ClaimActor`] from its renewals and rounds, asked by the workers before each update of a
-/// claimed chat, so a replica that lost chats (paused past its claims, cut off from the store)
-/// stops working them at once instead of answering their queued updates a second time.
-#[derive(Debug, Default)]
-pub struct ClaimFence {
-    state: std::sync::Mutex<FenceState>,
-}
-
-#[derive(Debug, Default)]
-struct FenceState {
-    held: HashSet<i64>,
-    /// Until when the claims are sure to be this replica's (a renewal's start plus most of
-    /// their lifetime).
-    sure_until: Option<Instant>,
-    /// When the store was read for the `held` in force: an older read never replaces it.
-    read_at: Option<Instant>,
-}
-
-impl ClaimFence {
-    /// Where this replica stands with `chat`.
-    pub fn standing(&self, chat: i64) -> Standing {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !state.held.contains(&chat) {
-            Standing::Lost
-        } else if state.sure_until.is_some_and(|t| Instant::now() < t) {
-            Standing::Held
-        } else {
-            Standing::Unconfirmed
-        }
-    }
-
-    /// A renewal begun at `read_at` found these chats held, each for `ttl` from then.
-    fn renewed(&self, read_at: Instant, held: HashSet<i64>, ttl: Duration) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        // A margin for the clocks: the store's expiry runs from its own, later, reading.
-        let sure = read_at + ttl.saturating_sub(ttl / 10);
-        state.sure_until = Some(state.sure_until.map_or(sure, |t| t.max(sure)));
-        if state.read_at.is_none_or(|at| read_at >= at) {
-            state.held = held;
-            state.read_at = Some(read_at);
-        }
-    }
-
-    /// A round begun at `read_at` listed these chats as held (with work left).
-    fn listed(&self, read_at: Instant, chats: HashSet<i64>) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.read_at.is_none_or(|at| read_at >= at) {
-            state.held = chats;
-            state.read_at = Some(read_at);
-        }
-    }
-}
+/// Least time between the starts of two rounds: events closer together share one.
+pub const MIN_GAP: Duration = Duration::from_millis(20);
+/// The first unprompted round after one that brought nothing.
+const IDLE_FIRST: Duration = Duration::from_millis(50);
+/// The longest wait for an unprompted round (each idle round doubles the wait up to this).
+pub const IDLE_LONGEST: Duration = Duration::from_secs(2);
 
 /// Stops starting rounds (a clean stop); answered at once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct StopClaims;
 
-/// Runs a round now.
+/// Runs a round now (the timer of an unprompted round, or one put off by [`MIN_GAP`]).
 #[derive(Message)]
 #[rtype(result = "()")]
 struct Round;
+
+/// Work may be waiting: journal rows were written (by any replica), claims were given up.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkArrived;
 
 /// What this replica is.
 pub struct Claimant {
@@ -135,10 +82,23 @@ pub struct ClaimActor {
     in_flight: HashSet<i64>,
     /// Chats with journaled updates this replica held at the last round.
     held: usize,
+    /// Once `in_flight` less `done_since` is down to this many, a round hands over more.
+    low_water: usize,
+    /// Updates of `in_flight` the workers finished since the last round started.
+    done_since: usize,
     running: bool,
     again: bool,
     stopping: bool,
+    /// When the last round started.
+    last_start: Option<Instant>,
+    /// The next round already set, and when it is due.
+    timer: Option<(SpawnHandle, Instant)>,
+    /// The wait before the next unprompted round.
+    idle: Duration,
     backoff: Backoff,
+    /// Where to hear of journal writes of every replica (PostgreSQL), once started.
+    notices: Option<(String, crate::store::db::PgLimits)>,
+    listener: Option<crate::store::db::Listener>,
 }
 
 impl ClaimActor {
@@ -157,11 +117,50 @@ impl ClaimActor {
             metrics,
             in_flight: HashSet::new(),
             held: 0,
+            low_water: 0,
+            done_since: 0,
             running: false,
             again: false,
             stopping: false,
+            last_start: None,
+            timer: None,
+            idle: IDLE_FIRST,
             backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(10)),
+            notices: None,
+            listener: None,
         }
+    }
+
+    /// Hears of the journal writes of every replica through PostgreSQL's `LISTEN` on the store
+    /// at `url`, so a chat waiting is claimed at once by whichever replica has room.
+    pub fn with_notices(mut self, url: String, limits: crate::store::db::PgLimits) -> Self {
+        self.notices = Some((url, limits));
+        self
+    }
+
+    /// Something happened that may bring work: a round now, or as soon as [`MIN_GAP`] allows;
+    /// the unprompted rounds start again from their shortest wait.
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        self.idle = IDLE_FIRST;
+        if self.running {
+            self.again = true;
+            return;
+        }
+        let due = self.last_start.map_or_else(Instant::now, |t| t + MIN_GAP);
+        self.round_at(due, ctx);
+    }
+
+    /// Sets the next round for `due` unless one is set sooner.
+    fn round_at(&mut self, due: Instant, ctx: &mut Context<Self>) {
+        if let Some((handle, at)) = self.timer {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let wait = due.saturating_duration_since(Instant::now());
+        let handle = ctx.notify_later(Round, wait);
+        self.timer = Some((handle, due));
     }
 
     /// Keeps `fence` (shared with the workers) up to date instead of a fence of its own.
@@ -174,7 +173,7 @@ impl ClaimActor {
         self.me.ttl.as_millis() as i64
     }
 
-    /// Starts a round unless one is running (then another follows it at once).
+    /// Starts a round unless one is running (then another follows it).
     fn round(&mut self, ctx: &mut Context<Self>) {
         if self.stopping {
             return;
@@ -183,8 +182,13 @@ impl ClaimActor {
             self.again = true;
             return;
         }
+        if let Some((handle, _)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
         self.running = true;
         self.again = false;
+        self.last_start = Some(Instant::now());
+        self.done_since = 0;
         Metrics::incr(&self.metrics.claim_rounds);
         let want = self.me.max_chats.saturating_sub(self.held);
         let ask = ClaimRound {
@@ -218,14 +222,15 @@ impl ClaimActor {
                     act.in_flight.remove(&id);
                 }
                 act.running = false;
+                act.low_water = act.in_flight.len() / 2;
                 let pause = match outcome {
-                    Ok(busy) => {
+                    Ok(brought) => {
                         act.backoff.reset();
-                        if busy || act.held > 0 {
-                            BUSY_ROUND
-                        } else {
-                            IDLE_ROUND
+                        let pause = act.idle;
+                        if !brought {
+                            act.idle = (act.idle * 2).min(IDLE_LONGEST);
                         }
+                        pause
                     }
                     Err(e) => {
                         let wait = act.backoff.next_delay();
@@ -233,13 +238,14 @@ impl ClaimActor {
                             "chat claims: store unavailable ({e}); trying again in {:.1} s",
                             wait.as_secs_f64()
                         );
+                        act.again = false;
                         wait
                     }
                 };
                 if act.again {
-                    act.round(ctx);
+                    act.wake(ctx);
                 } else {
-                    ctx.notify_later(Round, pause);
+                    act.round_at(Instant::now() + pause, ctx);
                 }
             }),
         );
@@ -248,22 +254,12 @@ impl ClaimActor {
     /// Takes in a round's listing: forgets the updates finished since, and answers those to
     /// hand over now (in order, within the in-flight limit), marking them in flight.
     fn take_listing(&mut self, listed: Vec<(i64, i64)>) -> Vec<i64> {
-        let ids: HashSet<i64> = listed.iter().map(|(id, _)| *id).collect();
-        self.in_flight.retain(|id| ids.contains(id));
         self.held = listed
             .iter()
             .map(|(_, chat)| *chat)
             .collect::<HashSet<_>>()
             .len();
-        let room = IN_FLIGHT.saturating_sub(self.in_flight.len());
-        let fresh: Vec<i64> = listed
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| !self.in_flight.contains(id))
-            .take(room)
-            .collect();
-        self.in_flight.extend(&fresh);
-        fresh
+        settle(&mut self.in_flight, &listed, LIST, IN_FLIGHT)
     }
 
     /// Reads the updates and hands them to the pool in order; answers those not handed over.
@@ -295,6 +291,33 @@ impl ClaimActor {
             not_taken
         }
     }
+}
+
+/// Takes in a listing of journaled updates (in order, cut at `limit`): forgets the updates
+/// in flight that it shows finished, and answers those to hand over now, at most `most` in
+/// flight in all, marking them in flight. An update in flight missing from a listing that was
+/// cut is finished only if it comes before the listing's last (a later one may be past the
+/// cut): forgetting it early would hand it over twice.
+fn settle(
+    in_flight: &mut HashSet<i64>,
+    listed: &[(i64, i64)],
+    limit: usize,
+    most: usize,
+) -> Vec<i64> {
+    let ids: HashSet<i64> = listed.iter().map(|(id, _)| *id).collect();
+    let cut_after = (listed.len() >= limit)
+        .then(|| listed.last().map(|(id, _)| *id))
+        .flatten();
+    in_flight.retain(|id| ids.contains(id) || cut_after.is_some_and(|last| *id > last));
+    let room = most.saturating_sub(in_flight.len());
+    let fresh: Vec<i64> = listed
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !in_flight.contains(id))
+        .take(room)
+        .collect();
+    in_flight.extend(&fresh);
+    fresh
 }
 
 /// Hands one journaled update to the pool, or moves it aside when it was attempted
@@ -362,6 +385,19 @@ impl Actor for ClaimActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.fence.attach(ctx.address().recipient());
+        if let (Some((url, limits)), None) = (&self.notices, &self.listener) {
+            let me = ctx.address().recipient::<WorkArrived>();
+            match crate::store::db::listen(url, *limits, crate::store::JOURNAL_CHANNEL, move || {
+                me.do_send(WorkArrived)
+            }) {
+                Ok(listener) => self.listener = Some(listener),
+                Err(e) => log::warn!(
+                    "chat claims: cannot listen for other replicas' journal writes ({e}); rounds find them within {} s",
+                    IDLE_LONGEST.as_secs()
+                ),
+            }
+        }
         let renew_every = (self.me.ttl / 3).max(Duration::from_millis(200));
         ctx.run_interval(renew_every, |act, ctx| {
             let renew = RenewClaims {
@@ -378,7 +414,9 @@ impl Actor for ClaimActor {
                         Err(_) => {}
                     }
                 }
-                .into_actor(act),
+                .into_actor(act)
+                // Chats may have been lost, or claims of others run out.
+                .map(|_, act, ctx| act.wake(ctx)),
             );
         });
         let (store, me, fence) = (self.store.clone(), self.me.clone(), self.fence.clone());
@@ -420,6 +458,7 @@ impl Supervised for ClaimActor {
         // The round in flight was dropped. The updates handed over are still with the workers:
         // `in_flight` stays, so none is handed over twice.
         self.running = false;
+        self.timer = None;
     }
 }
 
@@ -427,7 +466,43 @@ impl Handler<Round> for ClaimActor {
     type Result = ();
 
     fn handle(&mut self, _: Round, ctx: &mut Context<Self>) {
+        self.timer = None;
         self.round(ctx);
+    }
+}
+
+impl Handler<WorkArrived> for ClaimActor {
+    type Result = ();
+
+    fn handle(&mut self, _: WorkArrived, ctx: &mut Context<Self>) {
+        self.wake(ctx);
+    }
+}
+
+impl Handler<Worked> for ClaimActor {
+    type Result = ();
+
+    /// Once half of what was handed over is done (or all of it), a round hands over more.
+    /// Updates a worker left unhandled may be handed over again.
+    fn handle(&mut self, worked: Worked, ctx: &mut Context<Self>) {
+        match worked {
+            // `in_flight` itself changes only with a round's listing: one read before this
+            // update's end was written may still list it.
+            Worked::Done(id) => {
+                if self.in_flight.contains(&id) {
+                    self.done_since += 1;
+                    if self.in_flight.len().saturating_sub(self.done_since) <= self.low_water {
+                        self.wake(ctx);
+                    }
+                }
+            }
+            Worked::Left(ids) => {
+                for id in ids {
+                    self.in_flight.remove(&id);
+                }
+                self.wake(ctx);
+            }
+        }
     }
 }
 
@@ -438,7 +513,7 @@ impl Handler<Dispatch> for ClaimActor {
     /// one that was not journaled goes to the pool at once.
     fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) -> Self::Result {
         if msg.0.journaled {
-            self.round(ctx);
+            self.wake(ctx);
             return Box::pin(async { Ok(()) });
         }
         let pool = self.pool.clone();
@@ -458,5 +533,26 @@ impl Handler<StopClaims> for ClaimActor {
 
     fn handle(&mut self, _: StopClaims, _: &mut Context<Self>) {
         self.stopping = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_cut_short_forgets_no_update_in_flight_past_its_end() {
+        let mut in_flight: HashSet<i64> = [1, 2, 50, 60].into();
+        // Cut at three: 1 and 2 finished (not listed, before the last), 60 past the cut.
+        let fresh = settle(&mut in_flight, &[(3, 10), (50, 20), (55, 20)], 3, 100);
+        assert_eq!(fresh, [3, 55]);
+        assert_eq!(in_flight, [3, 50, 55, 60].into());
+        // A listing that was not cut shows every update left.
+        let fresh = settle(&mut in_flight, &[(50, 20), (70, 30)], 3, 100);
+        assert_eq!(fresh, [70]);
+        assert_eq!(in_flight, [50, 70].into());
+        // The in-flight limit.
+        let fresh = settle(&mut in_flight, &[(50, 20), (70, 30), (80, 30)], 10, 2);
+        assert!(fresh.is_empty());
     }
 }

@@ -4,6 +4,7 @@ pub mod airtable;
 pub mod archive;
 pub mod claims;
 pub mod etl_scheduler;
+pub mod fence;
 pub mod guard;
 pub mod objects;
 pub mod poller;

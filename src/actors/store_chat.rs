@@ -325,11 +325,11 @@ store_request!(
     |s, m| {
         s.release_idle_claims(&m.holder)?;
         s.claim_chats(&m.holder, m.ttl_ms, m.want)?;
-        let dropped = s.drop_finished_in_claims(&m.holder)?;
+        let (work, dropped) = s.claimed_work(&m.holder, m.limit)?;
         if dropped > 0 {
             log::info!("{dropped} updates journaled again after they had finished (a repeated delivery) were dropped");
         }
-        s.claimed_updates(&m.holder, m.limit)
+        Ok(work)
     }
 );
 

@@ -171,7 +171,13 @@ impl WorkerActor {
                         return;
                     }
                     super::claims::Standing::Lost => {
-                        let dropped = queue.iter().filter(|j| j.journaled).count();
+                        let left: Vec<i64> = queue
+                            .iter()
+                            .filter(|j| j.journaled)
+                            .map(|j| j.update.update_id)
+                            .collect();
+                        let dropped = left.len();
+                        fence.worked(super::fence::Worked::Left(left));
                         queue.retain(|j| !j.journaled);
                         if queue.is_empty() {
                             self.queues.remove(&chat);
@@ -196,6 +202,9 @@ impl WorkerActor {
         }
         self.queued -= 1;
         self.release_held_answers();
+        if let Some(fence) = &self.deps.fence {
+            fence.in_hand(chat, job.journaled);
+        }
         self.busy.insert(chat, job.clone());
         let handler = self.handler.clone();
         let progress = ctx.address().recipient();
@@ -219,6 +228,22 @@ impl WorkerActor {
     ) {
         let update = &job.update;
         let (id, kind) = (update.update_id, update.kind());
+        if let Some(fence) = &self.deps.fence {
+            fence.in_hand(chat, false);
+            // A claimed update that failed after its chat was lost (its effects were held back
+            // from then on) is the new holder's: neither finished nor charged an attempt.
+            let lost = fence.standing(chat) != super::claims::Standing::Held;
+            if job.journaled && lost && !matches!(result, Ok(Ok(_))) {
+                log::warn!(
+                    "update_id={id} chat_id={chat}: the chat was taken over while this update was in hand; it is left to the new holder"
+                );
+                fence.worked(super::fence::Worked::Left(vec![id]));
+                self.busy.remove(&chat);
+                self.check_drained();
+                self.pump(chat, ctx);
+                return;
+            }
+        }
         let metrics = &self.deps.metrics;
         match result {
             Ok(Ok(action)) => {
@@ -271,6 +296,9 @@ impl WorkerActor {
                 async move { store.send(FinishNow(update_id)).await }
                     .into_actor(self)
                     .map(move |_, act, ctx| {
+                        if let Some(fence) = &act.deps.fence {
+                            fence.worked(super::fence::Worked::Done(update_id));
+                        }
                         act.busy.remove(&chat);
                         act.check_drained();
                         act.pump(chat, ctx);
@@ -299,6 +327,9 @@ impl WorkerActor {
                 reason,
                 attempts: job.attempts,
             });
+            if let (Some(fence), true) = (&self.deps.fence, job.journaled) {
+                fence.worked(super::fence::Worked::Done(id));
+            }
             self.busy.remove(&chat);
             self.check_drained();
             self.pump(chat, ctx);

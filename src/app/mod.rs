@@ -378,7 +378,13 @@ impl Checked {
         } else {
             None
         };
+        // With replicas, the workers ask the claims before each update of a claimed chat, and
+        // the bots before each effect of one.
+        let fence = replica
+            .is_some()
+            .then(|| Arc::new(crate::actors::claims::ClaimFence::default()));
         let deps = BotDeps {
+            fence: fence.clone(),
             objects: ObjectsPort::of(&uploader),
             uploader: uploader.recipient(),
             archive,
@@ -397,10 +403,6 @@ impl Checked {
             Some(hook) => hook(factory),
             None => factory,
         };
-        // With replicas, the workers ask the claims before each update of a claimed chat.
-        let fence = replica
-            .is_some()
-            .then(|| Arc::new(crate::actors::claims::ClaimFence::default()));
         let worker_deps = WorkerDeps {
             store: store.clone(),
             max_attempts: settings.max_attempts,
@@ -430,12 +432,23 @@ impl Checked {
                     max_attempts: settings.max_attempts,
                 };
                 let (pool, m) = (pool.clone().recipient(), metrics.clone());
+                // Journal writes of every replica are announced on PostgreSQL.
+                let notices = settings.store.is_postgres().then(|| {
+                    (
+                        settings.store.url.expose().to_string(),
+                        settings.store.pg_limits(),
+                    )
+                });
                 Some(guard::start(
                     &Arbiter::current(),
                     "ClaimActor",
                     metrics.clone(),
                     move |_| {
                         let actor = ClaimActor::new(me, store, pool, m);
+                        let actor = match notices {
+                            Some((url, limits)) => actor.with_notices(url, limits),
+                            None => actor,
+                        };
                         match fence {
                             Some(fence) => actor.with_fence(fence),
                             None => actor,

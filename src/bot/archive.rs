@@ -18,6 +18,8 @@ pub struct Archiver {
     pub settings: ArchiveSettings,
     /// The raw-bucket writer, when archiving is on.
     pub flush: Option<Recipient<FlushArchive>>,
+    /// With replicas: the claims' fence (no row once another replica took the chat over).
+    pub fence: Option<std::sync::Arc<crate::actors::fence::ClaimFence>>,
 }
 
 impl Archiver {
@@ -26,6 +28,9 @@ impl Archiver {
         let Some(key) = archive_key(&self.settings, update) else {
             return Ok(None);
         };
+        if let Some(chat) = update.chat_id() {
+            super::still_held(self.fence.as_ref(), chat).await?;
+        }
         self.store
             .send(PutOutbox {
                 kind: ARCHIVE_OUTBOX,

@@ -27,6 +27,8 @@ pub struct GoButton {
     pub button_key: ButtonKey,
     /// The Airtable writer, when Airtable is configured.
     pub airtable_flush: Option<Recipient<FlushOutbox>>,
+    /// With replicas: the claims' fence (no row once another replica took the chat over).
+    pub fence: Option<std::sync::Arc<crate::actors::fence::ClaimFence>>,
     /// Archived chats get no replies from the bot.
     pub archived_chats: Vec<i64>,
 }
@@ -88,6 +90,7 @@ impl GoButton {
                 msg.message_id
             ));
         }
+        super::still_held(self.fence.as_ref(), chat).await?;
         let fields = button::row_fields(&self.airtable, chat, &q.from, crate::clock::now_millis());
         let new = self
             .store

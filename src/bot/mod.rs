@@ -16,11 +16,13 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use crate::actors::airtable::FlushOutbox;
 use crate::actors::archive::FlushArchive;
+use crate::actors::fence::{ClaimFence, FencedChat};
 use crate::actors::objects::ObjectsPort;
 use crate::actors::store::StoreActor;
 use crate::actors::uploader::{Upload, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
 use crate::button::{self, ButtonKey};
+use crate::chat::ChatPort;
 use crate::conversation::{Conversation, ConversationDeps};
 use crate::ratelimit::SharedLimiter;
 use crate::settings::{SecuritySettings, Settings};
@@ -63,7 +65,32 @@ pub struct BotDeps {
     /// The VK client's settings and the token's shared pace, when the VK bot runs.
     pub vk: Option<(VkConfig, Pace)>,
     /// Where retries and rate limits are counted.
-    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// With replicas: the claims' fence, which holds back the effects of an update whose chat
+    /// another replica took over.
+    pub fence: Option<Arc<ClaimFence>>,
+}
+
+/// Fails (retryably) when the update in hand in `chat` may no longer have effects: another
+/// replica took the chat over and handles the update.
+pub(crate) async fn still_held(
+    fence: Option<&Arc<ClaimFence>>,
+    chat: i64,
+) -> Result<(), HandlerError> {
+    match fence {
+        Some(fence) if !fence.allows(chat).await => Err(HandlerError::retryable(format!(
+            "chat_id={chat} was taken over by another replica; it handles this update"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `chat`, fenced when there is a fence.
+fn fenced(chat: Rc<dyn ChatPort>, fence: Option<&Arc<ClaimFence>>) -> Rc<dyn ChatPort> {
+    match fence {
+        Some(fence) => Rc::new(FencedChat::new(chat, fence.clone())),
+        None => chat,
+    }
 }
 
 /// Progress tickets of the VK conversation start here, apart from Telegram's.
@@ -84,7 +111,10 @@ impl Bot {
                 .with_metrics(deps.metrics.clone()),
         );
         let conversation_deps = ConversationDeps {
-            chat: Rc::new(TelegramChat::new(telegram.clone())),
+            chat: fenced(
+                Rc::new(TelegramChat::new(telegram.clone())),
+                deps.fence.as_ref(),
+            ),
             uploader: deps.uploader,
             objects: deps.objects,
             store: deps.store.clone(),
@@ -97,7 +127,7 @@ impl Bot {
         let vk = deps.vk.map(|(config, pace)| {
             let client = Rc::new(VkClient::new(config, pace).with_metrics(deps.metrics.clone()));
             Rc::new(Conversation::new(ConversationDeps {
-                chat: Rc::new(VkChat::new(client)),
+                chat: fenced(Rc::new(VkChat::new(client)), deps.fence.as_ref()),
                 admins: settings.vk.admins.clone(),
                 // VK serves documents of any size the community accepts.
                 download_limit: (settings.security.max_file_bytes > 0)
@@ -116,11 +146,13 @@ impl Bot {
                 button_key: ButtonKey::from_token(settings.telegram.token.expose()),
                 airtable_flush: deps.airtable,
                 archived_chats: settings.archive.chats.clone(),
+                fence: deps.fence.clone(),
             },
             archiver: archive::Archiver {
                 store: deps.store,
                 settings: settings.archive.clone(),
                 flush: deps.archive,
+                fence: deps.fence.clone(),
             },
             telegram,
             security: settings.security.clone(),

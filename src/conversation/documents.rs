@@ -120,6 +120,12 @@ impl Conversation {
         // `[document]` first: the key's check in the bucket and the upload may wait for S3.
         let acknowledged = self.acknowledge(ev, &wanted, doc.size).await?;
         let key = self.claim_key(ev, &wanted).await?;
+        // No upload once another replica took the chat over: it stores the document.
+        self.deps
+            .chat
+            .still_ours(ev.chat)
+            .await
+            .map_err(super::reply_error)?;
         let ticket = self.next_ticket.get();
         self.next_ticket.set(ticket + 1);
         if let Some(message_id) = acknowledged {

@@ -112,6 +112,7 @@ impl Conversation {
         text: &str,
         keyboard: Option<&Keyboard>,
     ) -> Result<i64, ChatError> {
+        fail::fail_point!("conversation.send");
         let reply = Reply {
             event: &ev.reference,
             quote: ev.message_id,

@@ -147,6 +147,12 @@ impl Conversation {
     /// be repeated: a replay after any crash ends in the same state.
     async fn complete_move(&self, ev: &Event, m: Move) -> Outcome {
         if !m.done {
+            // No copy once another replica took the chat over: it completes the rename.
+            self.deps
+                .chat
+                .still_ours(ev.chat)
+                .await
+                .map_err(super::reply_error)?;
             let copy = CopyObject {
                 from: m.from_key.clone(),
                 to: m.to_key.clone(),

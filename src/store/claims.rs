@@ -44,8 +44,16 @@ pub(super) fn migrate_sqlite(db: &super::db::Sqlite) -> Result<(), super::db::Db
     super::add_missing_columns(db, "outbox", &OUTBOX_COLUMNS)
 }
 
-/// How many of the oldest unclaimed journaled updates a claim looks at for chats to take.
-const WINDOW: usize = 1000;
+/// The PostgreSQL channel on which journal writes (and claims given up) are announced to the
+/// replicas.
+pub const JOURNAL_CHANNEL: &str = "tg_ingest_journal";
+
+/// Most chats with journaled updates a claim walks through (in chat order) to find those no
+/// live replica holds.
+const CHATS_WALKED: usize = 10_000;
+/// Most journaled updates of one chat a round lists: a chat is worked by one worker in order,
+/// so more would only wait in its queue.
+pub const PER_CHAT: usize = 100;
 
 /// Locks the rows a subquery selects, in its order (PostgreSQL; SQLite has one writer).
 fn row_locks(engine: Engine) -> &'static str {
@@ -66,9 +74,10 @@ fn params_list(first: usize, n: usize) -> String {
 impl Store {
     /// Claims up to `limit` chats that have journaled updates and no live claim (never
     /// claimed, released, or run out), oldest waiting update first; answers the chats taken.
-    /// Only the oldest [`WINDOW`] unclaimed updates are looked at, so a round costs the same
-    /// however long the journal is. A replica takes at most its share: the chats with work
-    /// (claimed or waiting) divided by the live replicas ([`Store::renew_claims`] keeps this
+    /// The chats with journaled updates are walked one index step each (up to
+    /// [`CHATS_WALKED`]), never row by row: a chat with a backlog of any length costs a claim
+    /// what a chat with one update costs. A replica takes at most its share: the chats with
+    /// work (claimed or waiting) divided by the live replicas ([`Store::renew_claims`] keeps this
     /// one counted), less those it holds, so the first replica to look does not take them all.
     /// A chat taken over from a claim that ran out has its oldest journaled update charged one
     /// attempt. Replicas claiming together never get the same chat.
@@ -82,16 +91,24 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = now_ms(self.db.engine());
+        // `chats` walks the distinct chats of the journal through the index on
+        // (chat, update_id): each step asks for the next chat after the last one.
         // `WHERE TRUE` lets SQLite tell the upsert's ON from a join's. Rows are locked in chat
         // order, so replicas claiming together wait for each other instead of deadlocking.
         let sql = format!(
-            "WITH waiting AS (
-                 SELECT COALESCE(j.chat_id, 0) AS chat, j.update_id FROM journal j
-                 WHERE NOT EXISTS (SELECT 1 FROM chat_claims k
-                     WHERE k.chat_id = COALESCE(j.chat_id, 0) AND k.expires_at >= {now})
-                 ORDER BY j.update_id LIMIT {WINDOW}),
+            "WITH RECURSIVE chats (chat, n) AS (
+                 SELECT MIN(COALESCE(chat_id, 0)), 1 FROM journal
+                 UNION ALL
+                 SELECT (SELECT MIN(COALESCE(j.chat_id, 0)) FROM journal j
+                         WHERE COALESCE(j.chat_id, 0) > c.chat), c.n + 1
+                 FROM chats c WHERE c.chat IS NOT NULL AND c.n < {CHATS_WALKED}),
              free AS (
-                 SELECT chat, MIN(update_id) AS oldest FROM waiting GROUP BY chat),
+                 SELECT c.chat,
+                        (SELECT MIN(j.update_id) FROM journal j
+                         WHERE COALESCE(j.chat_id, 0) = c.chat) AS oldest
+                 FROM chats c
+                 WHERE c.chat IS NOT NULL AND NOT EXISTS (SELECT 1 FROM chat_claims k
+                     WHERE k.chat_id = c.chat AND k.expires_at >= {now})),
              live AS (
                  SELECT CASE WHEN COUNT(*) > 0 THEN COUNT(*) ELSE 1 END AS n FROM leases
                  WHERE name LIKE 'replica:%' AND expires_at >= {now}),
@@ -226,23 +243,6 @@ impl Store {
         self.db.exec(&sql, vals![holder]).map_err(|e| self.err(e))
     }
 
-    /// Drops the journal rows of `holder`'s chats whose update is already finished; answers how
-    /// many. On PostgreSQL a repeated delivery can journal an update again while another
-    /// transaction finishes it (the insert checked `done` before that commit, and the row it
-    /// conflicted with was then deleted); such a row is not work.
-    pub fn drop_finished_in_claims(&mut self, holder: &str) -> Result<u64, StoreError> {
-        self.db
-            .exec(
-                "DELETE FROM journal WHERE update_id IN (
-                     SELECT j.update_id FROM journal j
-                     JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
-                     WHERE k.holder = $1
-                       AND EXISTS (SELECT 1 FROM done d WHERE d.update_id = j.update_id))",
-                vals![holder],
-            )
-            .map_err(|e| self.err(e))
-    }
-
     /// Gives up every claim of `holder` (a clean stop): chats and outbox items go to other
     /// replicas at once.
     pub fn release_claims(&mut self, holder: &str) -> Result<(), StoreError> {
@@ -257,28 +257,97 @@ impl Store {
                 db.exec(
                     "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE claimed_by = $1",
                     vals![holder],
-                )
+                )?;
+                // Its chats with work left are claimed by the others at once.
+                if db.engine() == Engine::Postgres {
+                    db.exec("SELECT pg_notify($1, '')", vals![JOURNAL_CHANNEL])?;
+                }
+                Ok(())
             })
             .map(drop)
             .map_err(err)
     }
 
     /// Up to `limit` journaled updates of the chats `holder` holds (`update_id` and chat), in
-    /// order.
+    /// order, at most [`PER_CHAT`] of each chat (its oldest). Each chat's rows are read through
+    /// the index on (chat, update_id), so a long backlog in one chat costs no more than
+    /// [`PER_CHAT`] rows. Updates already finished (journaled again by a repeated delivery)
+    /// are left out.
     pub fn claimed_updates(
         &self,
         holder: &str,
         limit: usize,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(self
+            .listed_claims(holder, limit)?
+            .into_iter()
+            .filter(|(_, _, done)| !done)
+            .map(|(id, chat, _)| (id, chat))
+            .collect())
+    }
+
+    /// As [`Store::claimed_updates`], each update with whether it is finished already.
+    fn listed_claims(
+        &self,
+        holder: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64, bool)>, StoreError> {
+        let sql = match self.db.engine() {
+            Engine::Postgres => format!(
+                "SELECT x.update_id, k.chat_id,
+                        EXISTS (SELECT 1 FROM done d WHERE d.update_id = x.update_id)
+                 FROM chat_claims k CROSS JOIN LATERAL
+                     (SELECT j.update_id FROM journal j WHERE COALESCE(j.chat_id, 0) = k.chat_id
+                      ORDER BY j.update_id LIMIT {PER_CHAT}) x
+                 WHERE k.holder = $1 ORDER BY x.update_id LIMIT $2"
+            ),
+            Engine::Sqlite => format!(
+                "SELECT update_id, chat,
+                        EXISTS (SELECT 1 FROM done d WHERE d.update_id = w.update_id)
+                 FROM (SELECT j.update_id, k.chat_id AS chat, ROW_NUMBER() OVER
+                           (PARTITION BY k.chat_id ORDER BY j.update_id) AS n
+                       FROM journal j JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
+                       WHERE k.holder = $1) w
+                 WHERE n <= {PER_CHAT} ORDER BY update_id LIMIT $2"
+            ),
+        };
         self.db
-            .query(
-                "SELECT j.update_id, k.chat_id FROM journal j
-                 JOIN chat_claims k ON k.chat_id = COALESCE(j.chat_id, 0)
-                 WHERE k.holder = $1 ORDER BY j.update_id LIMIT $2",
-                vals![holder, limit],
-            )
-            .and_then(|r| rows(r, |r| Ok((r.i64(0)?, r.i64(1)?))))
+            .query(&sql, vals![holder, limit])
+            .and_then(|r| rows(r, |r| Ok((r.i64(0)?, r.i64(1)?, r.i64(2)? != 0))))
             .map_err(|e| self.err(e))
+    }
+
+    /// A round's work: [`Store::claimed_updates`], dropping from the journal the updates found
+    /// finished already; answers them and how many were dropped. On PostgreSQL a repeated
+    /// delivery can journal an update again while another transaction finishes it (the insert
+    /// checked `done` before that commit, and the row it conflicted with was then deleted);
+    /// such a row is not work.
+    pub fn claimed_work(
+        &mut self,
+        holder: &str,
+        limit: usize,
+    ) -> Result<(Vec<(i64, i64)>, u64), StoreError> {
+        let listed = self.listed_claims(holder, limit)?;
+        let finished: Vec<Val> = listed
+            .iter()
+            .filter(|(_, _, done)| *done)
+            .map(|(id, _, _)| Val::from(*id))
+            .collect();
+        let mut dropped = 0;
+        if !finished.is_empty() {
+            let sql = format!(
+                "DELETE FROM journal WHERE update_id IN ({})
+                 AND EXISTS (SELECT 1 FROM done d WHERE d.update_id = journal.update_id)",
+                params_list(1, finished.len())
+            );
+            dropped = self.db.exec(&sql, &finished).map_err(|e| self.err(e))?;
+        }
+        let work = listed
+            .into_iter()
+            .filter(|(_, _, done)| !done)
+            .map(|(id, chat, _)| (id, chat))
+            .collect();
+        Ok((work, dropped))
     }
 
     /// The journaled updates among `ids`, in order (those finished meanwhile are left out).
@@ -421,9 +490,40 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(s.drop_finished_in_claims("b").unwrap(), 0, "not b's chat");
-        assert_eq!(s.drop_finished_in_claims("a").unwrap(), 1);
-        assert_eq!(ids(&s, "a", 10), [2]);
+        assert_eq!(ids(&s, "a", 10), [2], "a finished update is not listed");
+        assert_eq!(
+            s.claimed_work("b", 10).unwrap(),
+            (vec![], 0),
+            "not b's chat"
+        );
+        assert_eq!(s.claimed_work("a", 10).unwrap(), (vec![(2, 10)], 1));
+        assert_eq!(
+            s.journal_len().unwrap(),
+            1,
+            "the finished row left the journal"
+        );
+    }
+
+    #[test]
+    fn a_long_backlog_in_one_chat_neither_hides_other_chats_nor_fills_a_listing() {
+        let (mut s, _d) = store();
+        let rows: Vec<(i64, i64)> = (1..=300).map(|id| (id, 10)).collect();
+        journal(&mut s, &rows);
+        journal(&mut s, &[(301, 20), (302, 30), (303, 10)]);
+        assert_eq!(s.claim_chats("a", 60_000, 1).unwrap(), [10], "oldest first");
+        let mut others = s.claim_chats("b", 60_000, 5).unwrap();
+        others.sort_unstable();
+        assert_eq!(
+            others,
+            [20, 30],
+            "found behind 301 updates of a claimed chat"
+        );
+        let listed = ids(&s, "a", 1_000);
+        assert_eq!(listed.len(), super::PER_CHAT, "a chat's oldest, no more");
+        assert_eq!(listed[0], 1);
+        assert_eq!(*listed.last().unwrap(), super::PER_CHAT as i64);
+        // b's two chats are listed together, each in its order.
+        assert_eq!(ids(&s, "b", 1_000), [301, 302]);
     }
 
     #[test]

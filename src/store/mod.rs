@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use self::claims::JOURNAL_CHANNEL;
 use self::db::{vals, DbError, Engine, Postgres, Row, Sql, Sqlite, Val};
 
 mod acks;
@@ -396,6 +397,13 @@ impl Store {
                 for row in db.query(&sql, &params)? {
                     inserted.insert(row.i64(0)?);
                 }
+            }
+            // Replicas listening hear of the new rows when this commits.
+            if !inserted.is_empty() && db.engine() == Engine::Postgres {
+                db.exec(
+                    "SELECT pg_notify($1, '')",
+                    vals![JOURNAL_CHANNEL],
+                )?;
             }
             // In the order they came, each once.
             Ok(updates
