@@ -122,6 +122,15 @@ fn chats_of(store: &Store, holder: &str) -> std::collections::BTreeSet<i64> {
         .collect()
 }
 
+/// The chats `holder` claims with at least five journaled updates left (a second of work).
+fn busy_chats(store: &Store, holder: &str) -> usize {
+    let mut left: HashMap<i64, usize> = HashMap::new();
+    for (_, chat) in store.claimed_updates(holder, 10_000).unwrap() {
+        *left.entry(chat).or_default() += 1;
+    }
+    left.values().filter(|n| **n >= 5).count()
+}
+
 /// Three replicas answering five replies a second per chat, `per_user` texts from each of
 /// `people` pushed at once (each chat's backlog takes about three seconds), and a replica that
 /// does not poll holding at least two chats with work left: the one a test stops.
@@ -166,13 +175,20 @@ impl Backlog {
         }
         tg.push_many(bodies);
         let mut victim = None;
-        wait_until(WAIT, "a standby replica holds chats with work", || {
-            victim = (0..3)
-                .map(|i| format!("r{i}"))
-                .filter(|r| *r != poller)
-                .find(|r| chats_of(&store, r).len() >= 2);
-            victim.is_some()
-        });
+        // Its workers have its chats' updates (it handled one), not only its claims.
+        wait_until(
+            WAIT,
+            "a standby replica working chats with work left",
+            || {
+                victim = (0..3)
+                    .map(|i| format!("r{i}"))
+                    .filter(|r| *r != poller)
+                    .find(|r| {
+                        busy_chats(&store, r) >= 2 && replicas.handled(r[1..].parse().unwrap()) >= 1
+                    });
+                victim.is_some()
+            },
+        );
         let victim = victim.unwrap();
         let index = victim[1..].parse().unwrap();
         Self {
