@@ -7,7 +7,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 use tg_ingest::app::Service;
-use tg_ingest::settings::load_from_env;
+use tg_ingest::config::load_from_env;
 
 /// Turns what happens in Telegram into durable data.
 #[derive(Parser, Debug)]
@@ -189,7 +189,7 @@ fn etl_command(
     to: Option<String>,
 ) -> ExitCode {
     use std::io::IsTerminal;
-    use tg_ingest::clock::Day;
+    use tg_ingest::util::clock::Day;
     let parse = |s: Option<String>| s.as_deref().and_then(Day::parse);
     let (from, to) = match (parse(date.clone()), parse(from), parse(to)) {
         (Some(d), _, _) => (d, d),
@@ -246,11 +246,11 @@ fn main() -> ExitCode {
     let settings = match load_from_env(cli.config.as_deref()) {
         Ok(s) => {
             s.register_secrets();
-            tg_ingest::logging::init(s.log.format);
+            tg_ingest::obs::logging::init(s.log.format);
             s
         }
         Err(e) => {
-            tg_ingest::logging::init(Default::default());
+            tg_ingest::obs::logging::init(Default::default());
             log::error!("{e}");
             return ExitCode::from(2);
         }

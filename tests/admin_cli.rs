@@ -57,7 +57,7 @@ fn poison_and_dead_letters_are_listed_retried_and_dropped() {
         .note_intake("telegram_polling")
         .unwrap();
     let (_, status) = admin(data.path(), &["status"]);
-    let today = tg_ingest::clock::iso8601_millis(tg_ingest::clock::now_millis());
+    let today = tg_ingest::util::clock::iso8601_millis(tg_ingest::util::clock::now_millis());
     assert!(
         status.contains(&format!("last Telegram getUpdates: {}", &today[..10])),
         "{status}"

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use support::fake_airtable::{AirtableFault, FakeAirtable};
 use support::*;
-use tg_ingest::metrics::Metrics;
-use tg_ingest::settings::Settings;
+use tg_ingest::config::Settings;
+use tg_ingest::obs::metrics::Metrics;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -58,7 +58,7 @@ fn one_press_makes_one_row_with_the_right_values() {
     let service = TestService::start(settings.clone());
     let msg = post(&settings, -1001);
     let data_ = tg.button_data(-1001, msg).unwrap();
-    let before = tg_ingest::clock::now_millis();
+    let before = tg_ingest::util::clock::now_millis();
     tg.push(press(-1001, msg, 501, Some("anna"), &data_));
     wait_until(WAIT, "one row", || at.rows().len() == 1);
     let row = &at.rows()[0];
@@ -69,7 +69,7 @@ fn one_press_makes_one_row_with_the_right_values() {
     let at_ms = field(row, "triggered_at");
     assert!(at_ms.ends_with('Z') && at_ms.len() == 24, "{at_ms}");
     assert!(
-        at_ms >= tg_ingest::clock::iso8601_millis(before - 1000).as_str(),
+        at_ms >= tg_ingest::util::clock::iso8601_millis(before - 1000).as_str(),
         "{at_ms}"
     );
     // The row, the answer and the keyboard edit go out side by side: wait for all three.
@@ -77,7 +77,10 @@ fn one_press_makes_one_row_with_the_right_values() {
         !tg.answers().is_empty() && !tg.calls("editMessageReplyMarkup").is_empty()
     });
     assert_eq!(tg.answers().len(), 1);
-    assert_eq!(tg.answers()[0].1, tg_ingest::button::texts::RECORDED);
+    assert_eq!(
+        tg.answers()[0].1,
+        tg_ingest::domain::button::texts::RECORDED
+    );
     assert_eq!(
         tg.calls("editMessageReplyMarkup").len(),
         1,
@@ -111,14 +114,14 @@ fn five_users_pressing_one_button_make_one_row_and_five_answers() {
     assert_eq!(
         texts
             .iter()
-            .filter(|t| *t == tg_ingest::button::texts::RECORDED)
+            .filter(|t| *t == tg_ingest::domain::button::texts::RECORDED)
             .count(),
         1
     );
     assert_eq!(
         texts
             .iter()
-            .filter(|t| *t == tg_ingest::button::texts::ALREADY_RECORDED)
+            .filter(|t| *t == tg_ingest::domain::button::texts::ALREADY_RECORDED)
             .count(),
         4
     );
@@ -390,7 +393,7 @@ fn forged_and_foreign_buttons_are_answered_and_ignored() {
     assert!(tg
         .answers()
         .iter()
-        .all(|a| a.1 == tg_ingest::button::texts::NOT_OURS));
+        .all(|a| a.1 == tg_ingest::domain::button::texts::NOT_OURS));
     wait_until(WAIT, "every press handled, nothing queued", || {
         settled(data.path(), "airtable")
     });
@@ -510,7 +513,7 @@ fn go_from_an_admin_posts_the_button_and_others_are_refused() {
     tg.push(group(42, "/go@someone_else_bot"));
     wait_until(WAIT, "two messages", || tg.texts_to(-9100).len() == 2);
     let texts = tg.texts_to(-9100);
-    assert_eq!(texts[0], tg_ingest::button::texts::ADMINS_ONLY);
+    assert_eq!(texts[0], tg_ingest::domain::button::texts::ADMINS_ONLY);
     let button = tg
         .calls("sendMessage")
         .into_iter()
@@ -569,7 +572,10 @@ fn without_airtable_settings_presses_wait_in_the_outbox() {
         &tg.button_data(-9200, msg).unwrap(),
     ));
     wait_until(WAIT, "answer", || tg.answers().len() == 1);
-    assert_eq!(tg.answers()[0].1, tg_ingest::button::texts::RECORDED);
+    assert_eq!(
+        tg.answers()[0].1,
+        tg_ingest::domain::button::texts::RECORDED
+    );
     drop(service);
     let store = tg_ingest::store::Store::open(&data.path().join("state.db")).unwrap();
     let pending = store.outbox_pending("airtable", 10).unwrap();

@@ -11,11 +11,11 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
 use support::*;
-use tg_ingest::archive::archive_key;
-use tg_ingest::clock::Day;
+use tg_ingest::config::{ArchiveSettings, Settings};
+use tg_ingest::domain::archive::archive_key;
+use tg_ingest::domain::inbound::IncomingUpdate;
 use tg_ingest::etl::{marker_key, parquet_key, run_day, EtlTarget, LIST_PAGE_KEYS};
-use tg_ingest::settings::{ArchiveSettings, Settings};
-use tg_ingest::telegram::IncomingUpdate;
+use tg_ingest::util::clock::Day;
 
 const WAIT: Duration = Duration::from_secs(30);
 const GROUP: i64 = -100_500;
@@ -449,7 +449,7 @@ fn the_scheduler_catches_up_a_missed_day_at_start_up() {
     );
     let (b, vars) = archive_env(&s3);
     let settings = settings_with(&tg, &s3, data.path(), &vars);
-    let now = tg_ingest::clock::now_millis() / 1000;
+    let now = tg_ingest::util::clock::now_millis() / 1000;
     let two_days_ago = now - 2 * 86_400;
     let updates: Vec<Value> = (0..20)
         .map(|i| {
@@ -648,7 +648,7 @@ fn a_non_admin_go_in_an_archived_chat_gets_no_reply() {
     let texts = tg.texts_to(GROUP);
     assert_eq!(texts.len(), 1, "only the button, no refusal: {texts:?}");
     assert!(
-        !texts[0].contains(tg_ingest::button::texts::ADMINS_ONLY),
+        !texts[0].contains(tg_ingest::domain::button::texts::ADMINS_ONLY),
         "{texts:?}"
     );
 }
@@ -691,7 +691,7 @@ fn a_day_is_compacted_only_when_complete_and_again_after_a_late_edit() {
         v
     };
     let offset = -180;
-    let now = tg_ingest::clock::now_millis() / 1000;
+    let now = tg_ingest::util::clock::now_millis() / 1000;
     let yesterday = Day::of(now, offset).prev();
     let noon = yesterday.0 * 86_400 - i64::from(offset) * 60 + 12 * 3600;
     let mut child = spawn_binary(&env, &log);

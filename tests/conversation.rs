@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::*;
 use tg_ingest::bot::texts;
-use tg_ingest::metrics::Metrics;
+use tg_ingest::obs::metrics::Metrics;
 
 const WAIT: Duration = Duration::from_secs(20);
 

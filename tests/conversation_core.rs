@@ -13,13 +13,13 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 use tg_ingest::actors::objects::{CopyObject, DeleteObject, ObjectsExist, ObjectsPort};
 use tg_ingest::actors::store::StoreActor;
 use tg_ingest::actors::uploader::{Upload, UploadError, UploadProgress, UploadReport};
-use tg_ingest::chat::{
+use tg_ingest::clients::s3::objects::CopyReport;
+use tg_ingest::clients::s3::StorageError;
+use tg_ingest::conversation::{texts, Conversation, ConversationDeps};
+use tg_ingest::domain::chat::{
     ChatError, ChatPort, Event, EventKind, IncomingDocument, Keyboard, Person, Platform, Press,
     Reply,
 };
-use tg_ingest::conversation::{texts, Conversation, ConversationDeps};
-use tg_ingest::objects::CopyReport;
-use tg_ingest::storage::StorageError;
 use tg_ingest::store::Store;
 
 /// One message the conversation sent or edited.

@@ -271,7 +271,7 @@ fn an_s3_outage_of_30_s_delays_documents_but_loses_none() {
         .chain(tg.texts_to(81).iter())
         .all(|t| !t.contains("could not be saved")));
     assert_eq!(
-        tg_ingest::metrics::Metrics::get(&service.metrics.uploads_completed),
+        tg_ingest::obs::metrics::Metrics::get(&service.metrics.uploads_completed),
         docs.len() as u64
     );
 }
@@ -328,7 +328,7 @@ fn document_is_acknowledged_at_once_while_s3_is_down_and_only_once() {
     wait_until(
         Duration::from_secs(20),
         "handling retried during the outage",
-        || tg_ingest::metrics::Metrics::get(&service.metrics.handler_errors) >= 3,
+        || tg_ingest::obs::metrics::Metrics::get(&service.metrics.handler_errors) >= 3,
     );
     s3.restart();
     wait_until(Duration::from_secs(60), "all saved", || {

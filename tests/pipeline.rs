@@ -14,8 +14,8 @@ use support::*;
 use tg_ingest::actors::uploader::UploadProgress;
 use tg_ingest::actors::worker::{HandlerFactory, Outcome, UpdateHandler};
 use tg_ingest::app::FactoryHook;
-use tg_ingest::metrics::Metrics;
-use tg_ingest::telegram::IncomingUpdate;
+use tg_ingest::domain::inbound::IncomingUpdate;
+use tg_ingest::obs::metrics::Metrics;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -454,7 +454,7 @@ fn with_only_a_token_the_service_runs_on_embedded_storage() {
     );
     assert!(!log.contains(&secret), "the secret is in the log: {log}");
     // The object is reachable with any S3 client using the access key and that secret.
-    let target = tg_ingest::storage::S3Target {
+    let target = tg_ingest::clients::s3::S3Target {
         endpoint: format!("http://127.0.0.1:{port}"),
         region: "eu-central-1".into(),
         bucket: "tg-ingest".into(),

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::*;
-use tg_ingest::metrics::Metrics;
+use tg_ingest::obs::metrics::Metrics;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -854,8 +854,8 @@ fn vk_is_polled_by_one_replica_and_another_takes_over_when_it_is_killed() {
 /// once, by whichever replica holds the ETL lease, though every replica looks every second.
 #[test]
 fn a_day_is_compacted_once_across_replicas() {
-    use tg_ingest::clock::Day;
     use tg_ingest::etl::marker_key;
+    use tg_ingest::util::clock::Day;
     const GROUP: i64 = -100_600;
     const MESSAGES: i64 = 300;
     let tg = FakeTelegram::start(TOKEN);
@@ -875,7 +875,7 @@ fn a_day_is_compacted_once_across_replicas() {
         ],
     );
     let offset = -180; // archive.utc_offset_minutes by default
-    let now = tg_ingest::clock::now_millis() / 1000;
+    let now = tg_ingest::util::clock::now_millis() / 1000;
     let yesterday = Day::of(now, offset).prev();
     let noon = yesterday.0 * 86_400 - i64::from(offset) * 60 + 12 * 3600;
     for i in 0..MESSAGES {

@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::json;
 use support::fake_airtable::FakeAirtable;
 use support::*;
-use tg_ingest::clock::Day;
 use tg_ingest::etl::marker_key;
-use tg_ingest::metrics::Metrics;
+use tg_ingest::obs::metrics::Metrics;
+use tg_ingest::util::clock::Day;
 
 const WAIT: Duration = Duration::from_secs(60);
 const GROUP: i64 = -100_777;
@@ -76,7 +76,7 @@ fn each_actor_panicking_once_loses_nothing() {
         Some("ivan"),
         &tg.button_data(-9400, button).unwrap(),
     ));
-    let now = tg_ingest::clock::now_millis() / 1000;
+    let now = tg_ingest::util::clock::now_millis() / 1000;
     let yesterday = Day::of(now, -180).prev();
     let noon = yesterday.0 * 86_400 + 180 * 60 + 12 * 3600;
     for i in 0..5 {
@@ -120,7 +120,7 @@ fn each_actor_panicking_once_loses_nothing() {
             .metrics
             .families
             .actor_restarts
-            .get(&tg_ingest::metrics::ActorName { actor })
+            .get(&tg_ingest::obs::metrics::ActorName { actor })
             .map(|c| c.get());
         assert_eq!(restarts, Some(1), "{actor}");
     }

@@ -21,12 +21,12 @@ use serde_json::Value;
 
 use super::store::{OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
 use super::store_chat::{HoldRate, RateTurn};
-use crate::airtable::{AirtableClient, AirtableError};
-use crate::backoff::Backoff;
-use crate::button::AIRTABLE_OUTBOX;
-use crate::metrics::Metrics;
-use crate::settings::AirtableSettings;
+use crate::clients::airtable::{AirtableClient, AirtableError};
+use crate::config::AirtableSettings;
+use crate::domain::button::AIRTABLE_OUTBOX;
+use crate::obs::metrics::Metrics;
 use crate::store::OutboxItem;
+use crate::util::backoff::Backoff;
 
 /// New rows are waiting: deliver them now.
 #[derive(Message)]

@@ -16,9 +16,9 @@ use s3::Bucket;
 
 use super::store::{ForgetDelivered, OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
 use super::store_days::DaysTouched;
-use crate::archive::ARCHIVE_OUTBOX;
-use crate::backoff::Backoff;
-use crate::storage::StorageError;
+use crate::clients::s3::StorageError;
+use crate::domain::archive::ARCHIVE_OUTBOX;
+use crate::util::backoff::Backoff;
 
 /// New raw objects are waiting.
 #[derive(Message)]

@@ -28,10 +28,10 @@ use super::pool::{Dispatch, DispatchError};
 use super::store::{MoveToPoison, StoreActor};
 use super::store_chat::{AdoptClaims, ClaimRound, JournalEntries, RenewClaims};
 use super::worker::Job;
-use crate::backoff::Backoff;
-use crate::metrics::Metrics;
+use crate::domain::inbound::IncomingUpdate;
+use crate::obs::metrics::Metrics;
 use crate::store::JournalEntry;
-use crate::telegram::IncomingUpdate;
+use crate::util::backoff::Backoff;
 
 /// Most journaled updates listed per round.
 const LIST: usize = 1000;

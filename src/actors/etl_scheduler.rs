@@ -18,10 +18,10 @@ use actix::prelude::*;
 use super::store::StoreActor;
 use super::store_chat::{ReleaseLease, TakeLease};
 use super::store_days::{DayCompacted, DayPending, GetDayState, StaleDays};
-use crate::archive::ARCHIVE_OUTBOX;
-use crate::clock::Day;
+use crate::config::ArchiveSettings;
+use crate::domain::archive::ARCHIVE_OUTBOX;
 use crate::etl::{day_prefix, has_marker, has_raw_data, run_day, EtlReport, EtlTarget};
-use crate::settings::ArchiveSettings;
+use crate::util::clock::Day;
 
 /// Runs the ETL for one day now (also used by tests and operators through the actor).
 #[derive(Message)]
@@ -36,7 +36,7 @@ struct Shared {
     /// Days being compacted right now.
     running: RefCell<HashSet<Day>>,
     /// Where runs are counted.
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    metrics: std::sync::Arc<crate::obs::metrics::Metrics>,
     /// With replicas: this replica's name and how long the ETL lease lasts.
     lease: Option<(String, Duration)>,
 }
@@ -58,7 +58,7 @@ impl EtlSchedulerActor {
         target: EtlTarget,
         settings: ArchiveSettings,
         store: Option<Addr<StoreActor>>,
-        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        metrics: std::sync::Arc<crate::obs::metrics::Metrics>,
     ) -> Self {
         Self {
             etl_minute: settings.etl_minute().unwrap_or(5),
@@ -112,7 +112,7 @@ impl EtlSchedulerActor {
 
 impl Shared {
     fn now_local_secs(&self) -> i64 {
-        crate::clock::now_millis().div_euclid(1000)
+        crate::util::clock::now_millis().div_euclid(1000)
             + i64::from(self.settings.utc_offset_minutes) * 60
     }
 
@@ -252,7 +252,7 @@ impl Shared {
         if !self.running.borrow_mut().insert(day) {
             return Err(format!("the ETL of {day} is already running"));
         }
-        let started = crate::clock::now_millis();
+        let started = crate::util::clock::now_millis();
         let result = run_day(&self.target, day, &|_, _| {}).await;
         self.running.borrow_mut().remove(&day);
         self.metrics

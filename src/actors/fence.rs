@@ -17,7 +17,7 @@ use actix::prelude::*;
 use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 
-use crate::chat::{ChatError, ChatPort, Keyboard, Press, Reply};
+use crate::domain::chat::{ChatError, ChatPort, Keyboard, Press, Reply};
 
 /// What this replica may do with a claimed chat's updates now, as its workers ask before
 /// starting each one.

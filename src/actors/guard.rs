@@ -20,7 +20,7 @@ use actix::dev::ContextFut;
 use actix::prelude::*;
 
 use super::worker::panic_message;
-use crate::metrics::Metrics;
+use crate::obs::metrics::Metrics;
 
 /// Mailbox capacity of a guarded actor (actix's default).
 const MAILBOX: usize = 16;

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::uploader::S3UploaderActor;
-use crate::backoff::Backoff;
-use crate::metrics::Metrics;
-use crate::objects::{self, CopyReport};
-use crate::storage::StorageError;
+use crate::clients::s3::objects::{self, CopyReport};
+use crate::clients::s3::StorageError;
+use crate::obs::metrics::Metrics;
+use crate::util::backoff::Backoff;
 
 /// Which of these keys exist in the documents bucket (answers in the same order).
 #[derive(Message)]

@@ -20,10 +20,11 @@ use super::store_chat::{
     NoteIntake, PollerOffset, ReadLease, ReleaseLease, SavePollerOffset, TakeLease,
 };
 use super::worker::Job;
-use crate::backoff::Backoff;
-use crate::metrics::Metrics;
-use crate::settings::{SecuritySettings, TelegramSettings};
-use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError};
+use crate::clients::telegram::{TelegramClient, TelegramError};
+use crate::config::{SecuritySettings, TelegramSettings};
+use crate::domain::inbound::IncomingUpdate;
+use crate::obs::metrics::Metrics;
+use crate::util::backoff::Backoff;
 
 /// How often a successful poll is written to the store (for `tg-ingest status`).
 pub const NOTE_EVERY: Duration = Duration::from_secs(10);
@@ -248,7 +249,7 @@ async fn poll_once(
     // Updates the allowlists refuse are handed over without being journaled.
     let (batch, turned_away): (Vec<_>, Vec<_>) = batch
         .into_iter()
-        .partition(|u| crate::bot::admitted(&sinks.security, u));
+        .partition(|u| crate::domain::inbound::admitted(&sinks.security, u));
     let fresh = if batch.is_empty() {
         Vec::new()
     } else {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::domain::inbound::IncomingUpdate;
 use crate::store::{JournalEntry, OutboxItem, Store, StoreError};
-use crate::telegram::IncomingUpdate;
 
 /// Journals a batch; answers with the updates that were new (not journaled or finished before).
 #[derive(Message)]

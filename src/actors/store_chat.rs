@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::store::StoreActor;
-use crate::chat::Person;
+use crate::domain::chat::Person;
 use crate::store::{ClaimedKey, FileEntry, KeyClaim, Move, MoveStart, Store, StoreError};
 
 /// Declares a request to the store: the message, its answer and the store call answering it.

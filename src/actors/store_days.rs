@@ -54,7 +54,7 @@ impl Handler<DaysTouched> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, msg: DaysTouched, _: &mut Context<Self>) {
-        let now = crate::clock::now_millis();
+        let now = crate::util::clock::now_millis();
         if let Err(e) = self.store_mut().days_touched(&msg.0, now) {
             log::error!("cannot record the days of stored raw objects: {e}");
         }

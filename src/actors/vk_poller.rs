@@ -26,10 +26,10 @@ use super::pool::Dispatch;
 use super::store::{JournalBatch, StoreActor};
 use super::store_chat::{ReleaseLease, SetVkTs, TakeLease, VkIds, VkTs};
 use super::worker::Job;
-use crate::backoff::Backoff;
-use crate::inbound::IncomingUpdate;
-use crate::metrics::Metrics;
-use crate::vk::{LongPollServer, PollAnswer, VkClient, VkError};
+use crate::clients::vk::{LongPollServer, PollAnswer, VkClient, VkError};
+use crate::domain::inbound::IncomingUpdate;
+use crate::obs::metrics::Metrics;
+use crate::util::backoff::Backoff;
 
 /// Polls once; the actor sends it to itself.
 #[derive(Message)]
@@ -251,7 +251,7 @@ fn event_id(raw: &serde_json::value::RawValue) -> String {
     }
     match serde_json::from_str::<Id>(raw.get()) {
         Ok(Id { event_id }) if !event_id.is_empty() => event_id,
-        _ => format!("raw:{:x}", crate::vk::random_id(raw.get())),
+        _ => format!("raw:{:x}", crate::clients::vk::random_id(raw.get())),
     }
 }
 

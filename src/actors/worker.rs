@@ -19,8 +19,8 @@ use futures_util::future::{FutureExt, LocalBoxFuture};
 
 use super::store::{AttemptFailed, FinishNow, Finished, MoveToPoison, StoreActor};
 use super::uploader::UploadProgress;
-use crate::metrics::Metrics;
-use crate::telegram::IncomingUpdate;
+use crate::domain::inbound::IncomingUpdate;
+use crate::obs::metrics::Metrics;
 
 /// A journaled update and how often its handling was attempted before.
 #[derive(Debug, Clone)]
@@ -412,7 +412,7 @@ impl Supervised for WorkerActor {
             .metrics
             .families
             .actor_restarts
-            .get_or_create(&crate::metrics::ActorName {
+            .get_or_create(&crate::obs::metrics::ActorName {
                 actor: "WorkerActor",
             })
             .inc();

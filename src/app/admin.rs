@@ -4,9 +4,9 @@
 
 use std::fmt::Write;
 
-use crate::clock::iso8601_millis;
-use crate::settings::Settings;
+use crate::config::Settings;
 use crate::store::{Store, StoreError};
+use crate::util::clock::iso8601_millis;
 
 /// Which items a change applies to.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ fn when(unix_secs: Option<i64>) -> String {
 }
 
 fn open(settings: &Settings) -> Result<Store, StoreError> {
-    settings.open_store()
+    crate::store::Store::open_configured(settings)
 }
 
 /// `tg-ingest status`.

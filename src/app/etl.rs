@@ -4,10 +4,10 @@ use actix::prelude::*;
 
 use super::{archive_buckets, storage_target, Embedded, StartupError};
 use crate::actors::store::{ReadOutboxPayloads, StoreActor};
-use crate::clock::Day;
+use crate::clients::s3::S3Target;
+use crate::config::Settings;
 use crate::etl::{run_day, EtlReport, EtlTarget, LIST_PAGE_KEYS};
-use crate::settings::Settings;
-use crate::storage::S3Target;
+use crate::util::clock::Day;
 
 /// Listing page size asked of the embedded server: it walks its whole folder for every page,
 /// so fewer, larger pages list a big day much faster.
@@ -57,7 +57,7 @@ pub async fn run_etl(
     let store_path = settings.store_path();
     let store_arbiter = Arbiter::new();
     let local = if settings.store.is_postgres() || store_path.exists() {
-        let store = settings.open_store()?;
+        let store = crate::store::Store::open_configured(&settings)?;
         log::info!(
             "ETL: reading the archive's local copies from {}",
             settings.store_name()

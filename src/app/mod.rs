@@ -22,17 +22,17 @@ use crate::actors::store::{StoreActor, StoreStats, TakeReplay, WriteFinished};
 use crate::actors::store_chat::ReleaseClaims;
 use crate::actors::uploader::S3UploaderActor;
 use crate::actors::worker::{HandlerFactory, WorkerDeps};
-use crate::airtable::{AirtableClient, AirtableError};
-use crate::backoff::Backoff;
 use crate::bot::{Bot, BotDeps};
+use crate::clients::airtable::{AirtableClient, AirtableError};
+use crate::clients::s3::{S3Target, StorageError};
+use crate::clients::telegram::ratelimit::RateLimiter;
+use crate::clients::telegram::{TelegramClient, TelegramError, User};
+use crate::clients::vk::{Pace, VkClient, VkError};
+use crate::config::{AirtableSettings, Settings, TelegramMode};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
-use crate::metrics::Metrics;
-use crate::ratelimit::RateLimiter;
-use crate::settings::{AirtableSettings, Settings, TelegramMode};
-use crate::storage::{S3Target, StorageError};
+use crate::obs::metrics::Metrics;
 use crate::store::StoreError;
-use crate::telegram::{TelegramClient, TelegramError, User};
-use crate::vk::{Pace, VkClient, VkError};
+use crate::util::backoff::Backoff;
 
 use self::etl::etl_target;
 pub use self::etl::run_etl;
@@ -139,7 +139,7 @@ pub struct Service {
     pub bot: Option<User>,
     /// Where `/healthz` and `/readyz` are served, if they are.
     pub http_addr: Option<std::net::SocketAddr>,
-    http: Option<crate::http::HttpEndpoints>,
+    http: Option<crate::intake::http::HttpEndpoints>,
     closing: Arc<std::sync::atomic::AtomicBool>,
     webhook_watch: Option<Arc<std::sync::atomic::AtomicBool>>,
     poller: Option<Addr<PollerActor>>,
@@ -151,7 +151,7 @@ pub struct Service {
     shutdown_deadline: Duration,
     target: S3Target,
     /// The ledger of this process's multipart uploads (as its uploader's first start).
-    uploads: crate::transfer::Ledger,
+    uploads: crate::actors::uploader::transfer::Ledger,
     /// Held so the scheduler's supervisor can restart it (an actor nobody addresses is not).
     _etl_scheduler: Option<Addr<EtlSchedulerActor>>,
     /// The uploader's thread, stopped first when a shutdown deadline runs out.
@@ -242,7 +242,7 @@ impl Checked {
             vk_pace,
         } = self;
         let metrics = Arc::new(Metrics::default());
-        let store = settings.open_store()?;
+        let store = crate::store::Store::open_configured(&settings)?;
         // Replicas on a shared store split the journal by chat claims and the outboxes by item
         // claims, under this process's name.
         let replica = settings
@@ -275,7 +275,7 @@ impl Checked {
             replica: replica.clone().unwrap_or_else(|| "local".into()),
             incarnation: format!("{:016x}", rand::random::<u64>()),
         };
-        let uploads = crate::transfer::Ledger {
+        let uploads = crate::actors::uploader::transfer::Ledger {
             store: store.clone(),
             owner: crate::store::UploadOwner {
                 replica: owner.replica.clone(),
@@ -418,7 +418,7 @@ impl Checked {
         let claims_arbiter = Arbiter::new();
         let claims = match replica.clone() {
             Some(holder) => {
-                let own = settings.open_store()?;
+                let own = crate::store::Store::open_configured(&settings)?;
                 let store = guard::start(
                     &claims_arbiter.handle(),
                     "StoreActor",
@@ -436,7 +436,7 @@ impl Checked {
                 let notices = settings.store.is_postgres().then(|| {
                     (
                         settings.store.url.expose().to_string(),
-                        settings.store.pg_limits(),
+                        crate::store::db::PgLimits::from_settings(&settings.store),
                     )
                 });
                 Some(guard::start(
@@ -553,7 +553,7 @@ impl Checked {
             } else {
                 None
             };
-            let readiness = crate::http::Readiness {
+            let readiness = crate::intake::http::Readiness {
                 store: store.clone(),
                 target: target.clone(),
                 metrics: metrics.clone(),
@@ -564,7 +564,7 @@ impl Checked {
                 closing: closing.clone(),
             };
             let webhook = (webhook_mode && bot.is_some()).then(|| {
-                let intake = crate::webhook::WebhookIntake {
+                let intake = crate::intake::webhook::WebhookIntake {
                     secret: tg.webhook.secret_token.clone(),
                     max_body: (tg.webhook.max_body_kib as usize).saturating_mul(1024),
                     security: settings.security.clone(),
@@ -577,7 +577,7 @@ impl Checked {
             });
             let listen = settings.http.listen.clone();
             Some(
-                crate::http::HttpEndpoints::start(&listen, readiness, webhook)
+                crate::intake::http::HttpEndpoints::start(&listen, readiness, webhook)
                     .map_err(|source| StartupError::Http { listen, source })?,
             )
         };
@@ -589,7 +589,7 @@ impl Checked {
                 pool.do_send(StopPool);
                 return Err(e);
             }
-            Some(crate::webhook::watch(
+            Some(crate::intake::webhook::watch(
                 settings.telegram.clone(),
                 store.clone(),
                 metrics.clone(),
@@ -822,11 +822,11 @@ async fn set_webhook(settings: &Settings) -> Result<(), StartupError> {
 /// Aborts the multipart uploads this process must abort: its own leftovers and failed aborts,
 /// those of replicas that stopped, and with `mine_too` (at a shutdown deadline) its own.
 async fn abort_leftover_uploads(
-    ledger: &crate::transfer::Ledger,
+    ledger: &crate::actors::uploader::transfer::Ledger,
     target: &S3Target,
     mine_too: bool,
 ) {
-    match crate::transfer::sweep(ledger, target, mine_too).await {
+    match crate::actors::uploader::transfer::sweep(ledger, target, mine_too).await {
         Ok((0, 0)) => {}
         Ok((aborted, 0)) => {
             log::info!("aborted {aborted} unfinished multipart uploads left open")
@@ -847,10 +847,10 @@ pub async fn post_button(
 ) -> Result<i64, StartupError> {
     crate::install_tls_provider();
     let telegram = TelegramClient::new(&settings.telegram);
-    let key = crate::button::ButtonKey::from_token(settings.telegram.token.expose());
+    let key = crate::domain::button::ButtonKey::from_token(settings.telegram.token.expose());
     let text = text.unwrap_or(&settings.button.text);
     let label = label.unwrap_or(&settings.button.label);
-    crate::button::post_button(&telegram, &key, chat_id, text, label)
+    crate::domain::button::post_button(&telegram, &key, chat_id, text, label)
         .await
         .map_err(|source| match source {
             TelegramError::Api {

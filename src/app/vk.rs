@@ -12,9 +12,9 @@ use crate::actors::poller::PollLease;
 use crate::actors::pool::Dispatch;
 use crate::actors::store::StoreActor;
 use crate::actors::vk_poller::{VkPollerActor, VkSinks};
-use crate::metrics::Metrics;
-use crate::settings::Settings;
-use crate::vk::{codes, Pace, VkClient, VkConfig, VkError};
+use crate::clients::vk::{codes, Pace, VkClient, VkConfig, VkError};
+use crate::config::Settings;
+use crate::obs::metrics::Metrics;
 
 /// Calls per second of one community token, shared by all VK calls: VK allows 20; one less
 /// keeps network jitter from ever putting 21 into one second on VK's side.
@@ -79,7 +79,7 @@ pub async fn check(settings: &Settings, pace: &Pace) -> Result<String, StartupEr
 
 /// The VK client settings of these settings.
 pub fn client_config(settings: &Settings) -> VkConfig {
-    settings.vk.client(settings.telegram.send_retry_for_secs)
+    VkConfig::from_settings(&settings.vk, settings.telegram.send_retry_for_secs)
 }
 
 /// Starts the VK intake, supervised, on the current arbiter.

@@ -6,9 +6,9 @@ use actix::prelude::*;
 use crate::actors::archive::FlushArchive;
 use crate::actors::store::{PutOutbox, StoreActor};
 use crate::actors::worker::HandlerError;
-use crate::archive::{archive_key, ARCHIVE_OUTBOX};
-use crate::settings::ArchiveSettings;
-use crate::telegram::IncomingUpdate;
+use crate::config::ArchiveSettings;
+use crate::domain::archive::{archive_key, ARCHIVE_OUTBOX};
+use crate::domain::inbound::IncomingUpdate;
 
 /// The archive's side of the bot.
 pub struct Archiver {

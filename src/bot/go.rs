@@ -9,9 +9,9 @@ use super::reply_error;
 use crate::actors::airtable::FlushOutbox;
 use crate::actors::store::{PutOutbox, StoreActor};
 use crate::actors::worker::{HandlerError, Outcome};
-use crate::button::{self, ButtonKey, AIRTABLE_OUTBOX};
-use crate::settings::{AirtableSettings, ButtonSettings};
-use crate::telegram::{CallbackQuery, Message, TelegramClient};
+use crate::clients::telegram::{CallbackQuery, Message, TelegramClient};
+use crate::config::{AirtableSettings, ButtonSettings};
+use crate::domain::button::{self, ButtonKey, AIRTABLE_OUTBOX};
 
 /// The go button's side of the bot.
 pub struct GoButton {
@@ -91,7 +91,12 @@ impl GoButton {
             ));
         }
         super::still_held(self.fence.as_ref(), chat).await?;
-        let fields = button::row_fields(&self.airtable, chat, &q.from, crate::clock::now_millis());
+        let fields = button::row_fields(
+            &self.airtable,
+            chat,
+            &q.from,
+            crate::util::clock::now_millis(),
+        );
         let new = self
             .store
             .send(PutOutbox {

@@ -6,6 +6,8 @@
 
 pub mod archive;
 pub mod go;
+pub mod telegram_chat;
+pub mod vk_chat;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,15 +23,17 @@ use crate::actors::objects::ObjectsPort;
 use crate::actors::store::StoreActor;
 use crate::actors::uploader::{Upload, UploadProgress};
 use crate::actors::worker::{HandlerError, HandlerFactory, Outcome, UpdateHandler};
-use crate::button::{self, ButtonKey};
-use crate::chat::ChatPort;
+use crate::clients::telegram::ratelimit::SharedLimiter;
+use crate::clients::telegram::{TelegramClient, TelegramError};
+use crate::clients::vk::{Pace, VkClient, VkConfig};
+use crate::config::{SecuritySettings, Settings};
 use crate::conversation::{Conversation, ConversationDeps};
-use crate::ratelimit::SharedLimiter;
-use crate::settings::{SecuritySettings, Settings};
-use crate::telegram::chat::{message_event, press_event, TelegramChat};
-use crate::telegram::{IncomingUpdate, TelegramClient, TelegramError};
-use crate::vk::chat::{vk_event, VkChat};
-use crate::vk::{Pace, VkClient, VkConfig};
+use crate::domain::button::{self, ButtonKey};
+use crate::domain::chat::ChatPort;
+use crate::domain::inbound::admitted;
+use crate::domain::inbound::IncomingUpdate;
+use telegram_chat::{message_event, press_event, TelegramChat};
+use vk_chat::{vk_event, VkChat};
 
 pub use crate::conversation::texts;
 
@@ -65,7 +69,7 @@ pub struct BotDeps {
     /// The VK client's settings and the token's shared pace, when the VK bot runs.
     pub vk: Option<(VkConfig, Pace)>,
     /// Where retries and rate limits are counted.
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::obs::metrics::Metrics>,
     /// With replicas: the claims' fence, which holds back the effects of an update whose chat
     /// another replica took over.
     pub fence: Option<Arc<ClaimFence>>,
@@ -251,29 +255,9 @@ impl Bot {
     }
 }
 
-/// Whether the service may serve an update and keep anything of it: its chat is allowed (for
-/// every kind of update), and a private message or a button press comes from an allowed user.
-/// Messages in allowed groups are archived whoever wrote them.
-pub fn admitted(security: &SecuritySettings, update: &IncomingUpdate) -> bool {
-    let (users, chats) = (&security.allowed_user_ids, &security.allowed_chat_ids);
-    if !chats.is_empty() && !update.chat_id().is_some_and(|c| chats.contains(&c)) {
-        return false;
-    }
-    if users.is_empty() {
-        return true;
-    }
-    let u = &update.update;
-    let user = match (&u.callback_query, u.any_message()) {
-        (Some(q), _) => Some(q.from.id),
-        (None, Some(m)) if m.chat.is_private() => m.from.as_ref().map(|f| f.id),
-        _ => return true,
-    };
-    user.is_some_and(|id| users.contains(&id))
-}
-
 /// A failed reply: worth retrying when Telegram was unavailable, final when it refused.
 pub(crate) fn reply_error(e: &TelegramError) -> HandlerError {
-    crate::conversation::reply_error(crate::telegram::chat::chat_error(e))
+    crate::conversation::reply_error(telegram_chat::chat_error(e))
 }
 
 impl Bot {

@@ -11,8 +11,8 @@ use crate::actors::store_chat::{AckOf, ClaimKey, MarkForeign, RecordAck, Release
 use crate::actors::store_files::RecordSavedFile;
 use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress};
 use crate::actors::worker::{HandlerError, Outcome};
-use crate::chat::{Button, Event, IncomingDocument};
-use crate::keys::document_key;
+use crate::domain::chat::{Button, Event, IncomingDocument};
+use crate::domain::keys::document_key;
 use crate::store::{KeyClaim, SavedFile};
 
 /// Claims in a row that may meet objects put into the bucket by someone else.

@@ -6,7 +6,7 @@
 use super::{ask, texts, Conversation};
 use crate::actors::store_chat::{FilesPage, ForgetMissingFile};
 use crate::actors::worker::Outcome;
-use crate::chat::{Button, Event, Keyboard, Press};
+use crate::domain::chat::{Button, Event, Keyboard, Press};
 use crate::store::FileEntry;
 
 /// Files per page.
@@ -26,7 +26,7 @@ pub fn page_data(all: bool, page: u64) -> String {
 
 /// One line of the list.
 fn line(n: u64, f: &FileEntry, all: bool) -> String {
-    let when = crate::clock::iso8601_millis(f.saved_at * 1000);
+    let when = crate::util::clock::iso8601_millis(f.saved_at * 1000);
     let when = format!("{} {} UTC", &when[..10], &when[11..16]);
     let name: String = f.key.chars().take(120).collect();
     let cut = if name.len() < f.key.len() { "…" } else { "" };

@@ -27,7 +27,7 @@ use crate::actors::store::StoreActor;
 use crate::actors::store_chat::{ClearPendingRename, IsGreeted, PendingRename, SetGreeted};
 use crate::actors::uploader::{Upload, UploadProgress};
 use crate::actors::worker::{HandlerError, Outcome};
-use crate::chat::{ChatError, ChatPort, Event, EventKind, Keyboard, Person, Press, Reply};
+use crate::domain::chat::{ChatError, ChatPort, Event, EventKind, Keyboard, Person, Press, Reply};
 use crate::store::StoreError;
 use documents::ProgressView;
 

@@ -13,8 +13,8 @@ use crate::actors::store_chat::{
     MoveOf, PendingRename, SetPendingRename,
 };
 use crate::actors::worker::{HandlerError, Outcome};
-use crate::chat::{Event, Press};
-use crate::keys::rename_key;
+use crate::domain::chat::{Event, Press};
+use crate::domain::keys::rename_key;
 use crate::store::{FileEntry, Move, MoveStart};
 
 /// Answer to a press on someone else's `Rename`.

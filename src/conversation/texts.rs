@@ -65,7 +65,7 @@ pub fn saved(key: &str, wanted: &str, bytes: u64) -> String {
 
 /// The question a rename asks.
 pub fn rename_asked(key: &str) -> String {
-    let keep = match crate::keys::extension(key) {
+    let keep = match crate::domain::keys::extension(key) {
         Some(ext) => format!(" Without an extension, «{ext}» is kept."),
         None => String::new(),
     };

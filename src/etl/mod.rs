@@ -24,8 +24,8 @@ use self::rows::Batcher;
 pub use self::rows::{row_from_raw, schema, Row};
 use self::source::{list_day, DaySource, Origin, CHUNK};
 use crate::actors::store::ReadOutboxPayloads;
-use crate::clock::Day;
-use crate::storage::StorageError;
+use crate::clients::s3::StorageError;
+use crate::util::clock::Day;
 
 /// Listing page size asked of S3 servers (AWS never returns more than 1,000 keys a page).
 pub const LIST_PAGE_KEYS: usize = 1000;

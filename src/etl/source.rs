@@ -14,9 +14,9 @@ use futures_util::stream::{self, Stream, StreamExt};
 use s3::Bucket;
 
 use crate::actors::store::ReadOutboxPayloads;
-use crate::archive::ARCHIVE_OUTBOX;
-use crate::clock::Day;
-use crate::storage::StorageError;
+use crate::clients::s3::StorageError;
+use crate::domain::archive::ARCHIVE_OUTBOX;
+use crate::util::clock::Day;
 
 /// Objects fetched from the raw bucket at once.
 const FETCH_CONCURRENCY: usize = 64;

@@ -11,7 +11,7 @@ pub(super) const SCHEMA: &str = "
         at INTEGER NOT NULL);";
 
 use super::{error_for, now_secs, rows, Store, StoreError};
-use crate::inbound::IncomingUpdate;
+use crate::domain::inbound::IncomingUpdate;
 
 /// A summary of the store.
 #[derive(Debug, Clone, PartialEq, Eq)]

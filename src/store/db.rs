@@ -395,6 +395,15 @@ impl Default for PgLimits {
 }
 
 impl PgLimits {
+    /// The bounds the store settings ask for.
+    pub fn from_settings(store: &crate::config::StoreSettings) -> Self {
+        Self {
+            statement_timeout: std::time::Duration::from_secs(store.statement_timeout_secs),
+            keepalive_idle: std::time::Duration::from_secs(store.tcp_keepalive_secs),
+            tcp_user_timeout: std::time::Duration::from_secs(store.tcp_user_timeout_secs),
+        }
+    }
+
     /// The client's deadline of one call: the server's timeout, and a margin for the answer.
     pub fn call_deadline(&self) -> std::time::Duration {
         self.statement_timeout + std::time::Duration::from_secs(5)

@@ -6,7 +6,7 @@
 use super::db::{vals, DbError, Row, Sql, Sqlite, Val};
 
 use super::{now_secs, rows, Store, StoreError};
-use crate::keys::numbered;
+use crate::domain::keys::numbered;
 
 /// The tables of this module.
 pub(super) const SCHEMA: &str = "

@@ -5,7 +5,7 @@
 use super::db::{vals, Sql};
 
 use super::{error_for, now_secs, Store, StoreError};
-use crate::inbound::VK_IDS;
+use crate::domain::inbound::VK_IDS;
 
 /// The tables of this module.
 pub(super) const SCHEMA: &str = "

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tg_ingest::app::{FactoryHook, Service, StartupError};
+use tg_ingest::clients::s3::S3Target;
+use tg_ingest::config::{Settings, Sources};
 use tg_ingest::embedded_s3::EmbeddedS3;
-use tg_ingest::metrics::Metrics;
-use tg_ingest::settings::{Settings, Sources};
-use tg_ingest::storage::S3Target;
+use tg_ingest::obs::metrics::Metrics;
 use tg_ingest::Secret;
 
 #[allow(unused_imports)]

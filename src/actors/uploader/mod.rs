@@ -1,0 +1,612 @@
+//! `S3UploaderActor`: streams a file from Telegram into S3 and streams progress back.
+//!
+//! Each upload is one or more attempts of a [`Transfer`]. A failed attempt is retried after the
+//! wait Telegram asked for (`retry_after`) or a capped backoff, and the user is told: the
+//! progress message says what failed, which attempt it was and when the next try is. Failures
+//! on Telegram's side (getFile, the download, a wrong byte count) have their own budget
+//! (`telegram.download_retry_for_secs`), S3 failures theirs (`s3.retry_for_secs`); permanent
+//! answers (400, 404, "file is too big") end the upload at once.
+
+pub mod transfer;
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use s3::Bucket;
+
+use super::store::StoreActor;
+use crate::actors::uploader::transfer::{Ledger, Transfer};
+use crate::clients::s3::{S3Target, StorageError};
+use crate::clients::telegram::{TelegramClient, TelegramError};
+use crate::clients::vk::{VkClient, VkError};
+use crate::config::{S3Settings, TelegramSettings};
+use crate::domain::chat::Platform;
+use crate::obs::metrics::Metrics;
+use crate::store::UploadOwner;
+use crate::util::backoff::Backoff;
+
+/// Asks for one file to be stored; answered when it is stored or has failed.
+#[derive(Message)]
+#[rtype(result = "Result<UploadReport, UploadError>")]
+pub struct Upload {
+    /// The chat the file was sent in (Telegram's holds apply per chat).
+    pub chat_id: i64,
+    /// Where the file comes from: Telegram (`file_id` is its `file_id`) or VK (`file_id` is
+    /// the document's URL).
+    pub platform: Platform,
+    /// The platform's reference to download the file by.
+    pub file_id: String,
+    /// Object key in the bucket.
+    pub key: String,
+    /// Content type to store, if known.
+    pub content_type: Option<String>,
+    /// Size Telegram announced, if any.
+    pub expected_size: Option<u64>,
+    /// Identifies this upload in progress messages.
+    pub ticket: u64,
+    /// Who receives progress messages.
+    pub progress: Recipient<UploadProgress>,
+}
+
+/// Progress of one upload: after each stored part, and before each retry.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct UploadProgress {
+    /// The ticket given in [`Upload`].
+    pub ticket: u64,
+    /// What happened.
+    pub state: ProgressState,
+}
+
+/// What an upload is doing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressState {
+    /// Bytes stored so far, of the total if known.
+    Bytes {
+        /// Bytes stored so far.
+        bytes: u64,
+        /// Total size, if known.
+        total: Option<u64>,
+    },
+    /// An attempt failed; the next one starts after `next_in`.
+    Retrying {
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// What failed, in words for the user.
+        reason: String,
+        /// Wait before the next attempt.
+        next_in: Duration,
+    },
+}
+
+impl UploadProgress {
+    /// Bytes stored so far.
+    pub fn bytes(ticket: u64, bytes: u64, total: Option<u64>) -> Self {
+        Self {
+            ticket,
+            state: ProgressState::Bytes { bytes, total },
+        }
+    }
+}
+
+/// What a finished upload did.
+#[derive(Debug, Clone)]
+pub struct UploadReport {
+    /// Object key.
+    pub key: String,
+    /// Bytes stored.
+    pub bytes: u64,
+    /// Parts used (1 for a single PUT).
+    pub parts: u32,
+    /// Whether S3 multipart upload was used.
+    pub multipart: bool,
+    /// SHA-256 of the stored bytes, lowercase hex.
+    pub sha256: String,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// Why an upload failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UploadError {
+    /// Telegram would not hand the file over or the download broke.
+    #[error(transparent)]
+    Telegram(#[from] TelegramError),
+    /// VK would not hand the document over.
+    #[error(transparent)]
+    Vk(VkError),
+    /// S3 refused or failed.
+    #[error("{0}")]
+    Storage(Arc<StorageError>),
+    /// Telegram refuses to serve files this large to bots.
+    #[error("the file is too big for the Bot API to download")]
+    TooBig,
+    /// The uploader or the store is gone (shutting down).
+    #[error("the uploader is not running")]
+    Unavailable,
+}
+
+impl From<StorageError> for UploadError {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(Arc::new(e))
+    }
+}
+
+impl UploadError {
+    /// Whether the upload may succeed if tried again: an outside service was unavailable, S3
+    /// refused our credentials (the upload waits for an operator; the file is not given up),
+    /// or the uploader restarted under it.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Telegram(e) => e.is_retryable(),
+            Self::Vk(e) => e.is_retryable(),
+            Self::Storage(e) => e.is_retryable() || e.is_denied(),
+            Self::Unavailable => true,
+            Self::TooBig => false,
+        }
+    }
+
+    /// Whether S3 refused our credentials or permission: the storage sink is paused until an
+    /// operator fixes the settings, so no retry budget runs out on it.
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Self::Storage(e) if e.is_denied())
+    }
+
+    /// The wait Telegram asked for, if it asked.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Telegram(e) => e.retry_after(),
+            Self::Vk(e) => e.rate_limited_for(),
+            _ => None,
+        }
+    }
+
+    /// A short reason fit for the user, without internals.
+    pub fn user_text(&self) -> String {
+        match self {
+            Self::Telegram(TelegramError::Incomplete {
+                received, expected, ..
+            }) if received < expected => {
+                format!("the download ended early ({received} of {expected} bytes)")
+            }
+            Self::Telegram(TelegramError::Incomplete { expected, .. }) => {
+                format!("more than the announced {expected} bytes arrived")
+            }
+            Self::Telegram(TelegramError::RetryAfter { seconds, .. }) => {
+                format!("Telegram asked to wait {seconds} s")
+            }
+            Self::Telegram(TelegramError::Api { code, .. }) => {
+                format!("Telegram did not hand the file over (HTTP {code})")
+            }
+            Self::Telegram(TelegramError::LocalFileRefused { .. }) => {
+                "the Bot API server named a file the bot may not read".into()
+            }
+            Self::Telegram(_) => "the download broke off".into(),
+            Self::Vk(VkError::Http { status, .. }) => {
+                format!("VK did not hand the document over (HTTP {status})")
+            }
+            Self::Vk(_) => "the download from VK broke off".into(),
+            Self::Storage(e) => match &**e {
+                StorageError::Request {
+                    status: Some(s @ (401 | 403)),
+                    ..
+                } => format!(
+                    "the storage refuses our credentials (HTTP {s}); the operators are told"
+                ),
+                StorageError::Request {
+                    status: Some(s), ..
+                } => format!("the storage is unavailable (HTTP {s})"),
+                _ => "the storage is unavailable".into(),
+            },
+            Self::TooBig => "the file is too big".into(),
+            Self::Unavailable => "the service is restarting".into(),
+        }
+    }
+}
+
+/// The uploader; one per service, running uploads concurrently.
+pub struct S3UploaderActor {
+    telegram: Rc<TelegramClient>,
+    /// The VK client, when the VK bot runs.
+    vk: Option<Rc<VkClient>>,
+    bucket: Rc<Bucket>,
+    store: Addr<StoreActor>,
+    target: S3Target,
+    part_size: usize,
+    parts_in_flight: usize,
+    storage_retry_for: Duration,
+    download_retry_for: Duration,
+    /// One permit per upload running; `s3.max_concurrent_uploads` of them.
+    slots: Rc<tokio::sync::Semaphore>,
+    /// Timeout of a whole download from VK.
+    download_timeout: Duration,
+    /// Client of the presigned server-side copy requests.
+    copy_http: reqwest::Client,
+    /// Largest object copied with one `CopyObject`.
+    single_copy_max: u64,
+    metrics: Arc<Metrics>,
+    /// Whose multipart uploads this uploader opens: the replica, and this process's start.
+    owner: UploadOwner,
+    /// Starts of this uploader in this process (its restarts); part of its incarnation.
+    generation: u32,
+    /// Whether a sweep of uploads to abort is running.
+    sweeping: Rc<std::cell::Cell<bool>>,
+}
+
+/// How often the uploads that must be aborted (failed aborts, leftovers of other starts and of
+/// replicas whose heartbeat ran out) are looked for and aborted.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+impl S3UploaderActor {
+    /// An uploader writing to `bucket` on `target`'s server, recording open multipart uploads
+    /// in `store`.
+    pub fn new(
+        telegram: TelegramClient,
+        (target, bucket): (S3Target, Box<Bucket>),
+        store: Addr<StoreActor>,
+        settings: (&TelegramSettings, &S3Settings),
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (tg, s3) = settings;
+        Self {
+            telegram: Rc::new(telegram),
+            vk: None,
+            bucket: Rc::from(bucket),
+            target,
+            store,
+            part_size: s3.part_size(),
+            parts_in_flight: s3.parts_in_flight,
+            storage_retry_for: Duration::from_secs(s3.retry_for_secs),
+            download_retry_for: Duration::from_secs(tg.download_retry_for_secs),
+            slots: Rc::new(tokio::sync::Semaphore::new(
+                s3.max_concurrent_uploads.max(1),
+            )),
+            copy_http: reqwest::Client::builder()
+                .timeout(crate::clients::s3::objects::copy_timeout(
+                    Duration::from_secs(s3.request_timeout_secs),
+                ))
+                .build()
+                .unwrap_or_default(),
+            single_copy_max: s3.single_copy_max_mib * 1024 * 1024,
+            download_timeout: Duration::from_secs(tg.download_timeout_secs),
+            metrics,
+            owner: UploadOwner {
+                replica: "local".into(),
+                incarnation: format!("{:016x}", rand::random::<u64>()),
+            },
+            generation: 0,
+            sweeping: Rc::default(),
+        }
+    }
+
+    /// Records its multipart uploads as `owner`'s (the replica's name and a string unique to
+    /// this start of the process).
+    pub fn owned_by(mut self, owner: UploadOwner) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The ledger of this uploader's multipart uploads: the replica, and this start of this
+    /// uploader (a restarted uploader is another incarnation, so the uploads it dropped are
+    /// leftovers to abort).
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            store: self.store.clone(),
+            owner: UploadOwner {
+                replica: self.owner.replica.clone(),
+                incarnation: format!("{}.{}", self.owner.incarnation, self.generation),
+            },
+        }
+    }
+
+    /// Aborts what must be aborted now, unless a sweep is running already.
+    fn sweep(&self, ctx: &mut Context<Self>) {
+        if self.sweeping.replace(true) {
+            return;
+        }
+        let (ledger, target, sweeping) =
+            (self.ledger(), self.target.clone(), self.sweeping.clone());
+        ctx.spawn(
+            async move {
+                match crate::actors::uploader::transfer::sweep(&ledger, &target, false).await {
+                    Ok((0, 0)) => {}
+                    Ok((aborted, 0)) => log::info!("aborted {aborted} leftover multipart uploads"),
+                    Ok((aborted, left)) => log::warn!(
+                        "aborted {aborted} leftover multipart uploads; {left} could not be aborted and are tried again in {} s",
+                        SWEEP_EVERY.as_secs()
+                    ),
+                    Err(e) => log::warn!("could not look for multipart uploads to abort: {e}"),
+                }
+                sweeping.set(false);
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// Downloads VK documents with `vk` too.
+    pub fn with_vk(mut self, vk: VkClient) -> Self {
+        self.vk = Some(Rc::new(vk));
+        self
+    }
+
+    /// The documents bucket.
+    pub(super) fn bucket(&self) -> Rc<Bucket> {
+        self.bucket.clone()
+    }
+
+    /// The client of server-side copies.
+    pub(super) fn copy_http(&self) -> reqwest::Client {
+        self.copy_http.clone()
+    }
+
+    /// Counters.
+    pub(super) fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// How long S3 failures are retried.
+    pub(super) fn storage_retry_for(&self) -> Duration {
+        self.storage_retry_for
+    }
+
+    /// The largest single copy and the part size of multipart copies.
+    pub(super) fn copy_limits(&self) -> (u64, u64) {
+        (self.single_copy_max, self.part_size as u64)
+    }
+}
+
+impl Actor for S3UploaderActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.sweeping.set(false);
+        ctx.run_interval(SWEEP_EVERY, |act, ctx| act.sweep(ctx));
+    }
+}
+
+impl Supervised for S3UploaderActor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        // Every upload in flight was dropped: their senders retry them. This start is another
+        // incarnation, so the multipart uploads they left open are aborted now.
+        self.generation += 1;
+        self.sweeping.set(false);
+        self.sweep(ctx);
+    }
+}
+
+/// When each kind of failure first happened in one upload, to apply its own budget.
+#[derive(Default)]
+struct Budgets {
+    telegram: Option<Instant>,
+    storage: Option<Instant>,
+}
+
+impl Budgets {
+    /// Whether `e` may be retried: it is retryable and its kind's budget is not spent. A
+    /// refusal of our S3 credentials has no budget: the file waits until the settings are fixed.
+    fn allows(&mut self, e: &UploadError, telegram: Duration, storage: Duration) -> bool {
+        if e.is_denied() {
+            self.storage = None;
+            return true;
+        }
+        let (since, budget) = match e {
+            UploadError::Telegram(_) | UploadError::Vk(_) => (&mut self.telegram, telegram),
+            _ => (&mut self.storage, storage),
+        };
+        e.is_retryable() && since.get_or_insert_with(Instant::now).elapsed() < budget
+    }
+}
+
+impl Handler<Upload> for S3UploaderActor {
+    type Result = ResponseFuture<Result<UploadReport, UploadError>>;
+
+    fn handle(&mut self, msg: Upload, _: &mut Context<Self>) -> Self::Result {
+        fail::fail_point!("uploader.upload");
+        let transfer = Transfer {
+            telegram: self.telegram.clone(),
+            vk: self.vk.clone(),
+            download_timeout: self.download_timeout,
+            bucket: self.bucket.clone(),
+            ledger: self.ledger(),
+            part_size: self.part_size,
+            parts_in_flight: self.parts_in_flight,
+        };
+        let metrics = self.metrics.clone();
+        let (download_for, storage_for) = (self.download_retry_for, self.storage_retry_for);
+        let slots = self.slots.clone();
+        Box::pin(async move {
+            // Memory is bounded by the uploads running, not by the documents waiting.
+            let _slot = slots.acquire().await;
+            let started = Instant::now();
+            log::info!(
+                "chat_id={} upload started: key={:?} expected_bytes={}",
+                msg.chat_id,
+                msg.key,
+                msg.expected_size
+                    .map_or("unknown".into(), |s| s.to_string())
+            );
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(10));
+            let mut budgets = Budgets::default();
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                match transfer.run(&msg, started).await {
+                    Err(e) if budgets.allows(&e, download_for, storage_for) => {
+                        Metrics::incr(&metrics.upload_retries);
+                        let (api, method) = match &e {
+                            UploadError::Telegram(_) => ("telegram", "download"),
+                            UploadError::Vk(_) => ("vk", "download"),
+                            _ => ("s3", "upload"),
+                        };
+                        metrics.api_retry(api, method);
+                        if e.retry_after().is_some() {
+                            metrics.api_rate_limited(api, method);
+                        }
+                        let delay = e.retry_after().unwrap_or_else(|| backoff.next_delay());
+                        if e.is_denied() {
+                            log::error!(
+                                "chat_id={} upload of {:?}: S3 refuses the configured credentials or permission ({e}); the upload is kept and tried again in {:.1} s: fix s3.access_key / s3.secret_key or the bucket policy",
+                                msg.chat_id,
+                                msg.key,
+                                delay.as_secs_f64()
+                            );
+                        } else {
+                            log::warn!(
+                                "chat_id={} upload of {:?}: attempt {attempt} failed: {e}; retrying in {:.1} s",
+                                msg.chat_id,
+                                msg.key,
+                                delay.as_secs_f64()
+                            );
+                        }
+                        msg.progress.do_send(UploadProgress {
+                            ticket: msg.ticket,
+                            state: ProgressState::Retrying {
+                                attempt,
+                                reason: e.user_text(),
+                                next_in: delay,
+                            },
+                        });
+                        actix_rt::time::sleep(delay).await;
+                    }
+                    other => break other,
+                }
+            };
+            report(&metrics, &msg, &result);
+            result
+        })
+    }
+}
+
+fn report(metrics: &Metrics, msg: &Upload, result: &Result<UploadReport, UploadError>) {
+    match result {
+        Ok(r) => {
+            Metrics::incr(&metrics.uploads_completed);
+            metrics.families.upload_duration.observe(r.seconds);
+            metrics.bytes_uploaded.fetch_add(r.bytes, Ordering::Relaxed);
+            if r.multipart {
+                Metrics::incr(&metrics.multipart_uploads);
+                metrics
+                    .parts_uploaded
+                    .fetch_add(u64::from(r.parts), Ordering::Relaxed);
+            }
+            log::info!(
+                "chat_id={} upload finished: key={:?} bytes={} parts={} sha256={} seconds={:.2} rate={:.1} MB/s",
+                msg.chat_id,
+                r.key,
+                r.bytes,
+                r.parts,
+                r.sha256,
+                r.seconds,
+                r.bytes as f64 / 1e6 / r.seconds.max(1e-9)
+            );
+        }
+        Err(e) => {
+            Metrics::incr(&metrics.uploads_failed);
+            log::error!(
+                "chat_id={} upload failed: key={:?}: {e}",
+                msg.chat_id,
+                msg.key
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_failure_has_its_own_budget() {
+        let mut b = Budgets::default();
+        let tg = UploadError::Telegram(TelegramError::Api {
+            method: "download",
+            code: 500,
+            description: String::new(),
+        });
+        let s3 = UploadError::from(StorageError::Request {
+            op: "put",
+            key: "k".into(),
+            status: Some(503),
+            transport: false,
+            detail: String::new(),
+        });
+        let none = Duration::ZERO;
+        let long = Duration::from_secs(60);
+        assert!(!b.allows(&tg, none, long), "the Telegram budget is spent");
+        assert!(b.allows(&s3, none, long), "the S3 budget is separate");
+        let permanent = UploadError::Telegram(TelegramError::Api {
+            method: "getFile",
+            code: 400,
+            description: "Bad Request: invalid file_id".into(),
+        });
+        assert!(!b.allows(&permanent, long, long));
+        assert!(!b.allows(&UploadError::TooBig, long, long));
+        let denied = UploadError::from(StorageError::Request {
+            op: "put",
+            key: "k".into(),
+            status: Some(403),
+            transport: false,
+            detail: "AccessDenied".into(),
+        });
+        assert!(
+            b.allows(&denied, none, none),
+            "a refused credential pauses the upload; no budget runs out"
+        );
+        let client_side = UploadError::from(StorageError::Request {
+            op: "put",
+            key: "k".into(),
+            status: None,
+            transport: false,
+            detail: "invalid header value".into(),
+        });
+        assert!(
+            !b.allows(&client_side, long, long),
+            "a request that could not be built fails this item"
+        );
+        assert!(b.allows(&UploadError::Unavailable, long, long));
+        let lost = |op: &'static str, detail: &str| {
+            UploadError::from(StorageError::Request {
+                op,
+                key: "k".into(),
+                status: Some(404),
+                transport: false,
+                detail: detail.into(),
+            })
+        };
+        assert!(
+            b.allows(
+                &lost("upload part", "<Code>NoSuchUpload</Code>"),
+                long,
+                long
+            ),
+            "a multipart upload aborted under the upload: the attempt starts over"
+        );
+        assert!(b.allows(&lost("complete multipart upload", "404"), long, long));
+        assert!(b.allows(&lost("upload part copy", "NoSuchUpload"), long, long));
+        assert!(!b.allows(&lost("put", "NoSuchBucket"), long, long));
+        assert!(!b.allows(
+            &lost("upload part", "<Code>NoSuchBucket</Code>"),
+            long,
+            long
+        ));
+    }
+
+    #[test]
+    fn user_texts_say_what_failed() {
+        let short = UploadError::Telegram(TelegramError::Incomplete {
+            received: 5,
+            expected: 10,
+            basis: "Content-Length",
+        });
+        assert!(short.user_text().contains("ended early (5 of 10 bytes)"));
+        let wait = UploadError::Telegram(TelegramError::RetryAfter {
+            method: "getFile",
+            seconds: 3,
+        });
+        assert_eq!(wait.retry_after(), Some(Duration::from_secs(3)));
+        assert!(wait.user_text().contains("wait 3 s"));
+    }
+}

@@ -1,0 +1,666 @@
+//! One attempt at storing one file: download from Telegram or VK, verify, upload to S3.
+//!
+//! The download is cut into parts of `s3.part_size_mib`; up to `s3.parts_in_flight` parts are
+//! sent to S3 while the next one is read, so memory stays at about
+//! `part_size * (parts_in_flight + 1)` whatever the file size. A file smaller than one part is
+//! stored with a single PUT. Every byte is counted and hashed on the way: a download whose
+//! length differs from its `Content-Length` or from Telegram's `file_size` fails before the
+//! object is completed. Each request carries `Content-MD5` and the signed payload SHA-256, which
+//! the server checks; the SHA-256 of the whole file is stored as `x-amz-meta-sha256`.
+//! Multipart upload ids are recorded in the store while open, and a failed upload is aborted
+//! (retried), so none is left behind.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
+use s3::serde_types::Part;
+use s3::Bucket;
+use sha2::{Digest, Sha256};
+
+use crate::actors::store::StoreActor;
+use crate::actors::store_files::{
+    OpenUploads, UploadAbortFailed, UploadClosed, UploadCreated, UploadOpened, UploadsToAbort,
+};
+use crate::actors::uploader::{Upload, UploadError, UploadProgress, UploadReport};
+use crate::clients::s3::StorageError;
+use crate::clients::telegram::{ByteStream, Download, TelegramClient, TelegramError};
+use crate::clients::vk::{VkClient, VkError};
+use crate::domain::chat::Platform;
+use crate::store::{OpenUpload, UploadOwner, INTENT};
+
+/// Metadata header holding the SHA-256 of the whole object, lowercase hex.
+pub const SHA256_META: &str = "x-amz-meta-sha256";
+
+/// Everything one upload needs, detached from the actor so uploads run concurrently.
+pub struct Transfer {
+    /// Telegram client of the uploader.
+    pub telegram: Rc<TelegramClient>,
+    /// VK client of the uploader, when the VK bot runs.
+    pub vk: Option<Rc<VkClient>>,
+    /// Timeout of a whole download from VK.
+    pub download_timeout: Duration,
+    /// The documents bucket.
+    pub bucket: Rc<Bucket>,
+    /// Where open multipart uploads are recorded, as whose.
+    pub ledger: Ledger,
+    /// Part size in bytes.
+    pub part_size: usize,
+    /// Parts sent at once.
+    pub parts_in_flight: usize,
+}
+
+/// Bytes counted and hashed while they stream through.
+#[derive(Default)]
+struct Tally {
+    bytes: u64,
+    sha: Sha256,
+}
+
+impl Transfer {
+    /// One attempt at storing `msg`'s file.
+    pub async fn run(&self, msg: &Upload, started: Instant) -> Result<UploadReport, UploadError> {
+        let (download, size) = match msg.platform {
+            Platform::Telegram => self.download_telegram(msg).await?,
+            Platform::Vk => self.download_vk(msg).await?,
+        };
+        let mut expected = Vec::new();
+        if let Some(n) = download.length {
+            expected.push((n, "Content-Length"));
+        }
+        if let Some(n) = size {
+            expected.push((n, "file_size"));
+        }
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let bytes = verified(download.bytes, expected, tally.clone());
+        let content_type = safe_content_type(msg.content_type.as_deref());
+        let mut parts = Box::pin(rechunk(bytes, self.part_size));
+        let first = parts.try_next().await?.unwrap_or_default();
+        let multipart = first.len() == self.part_size;
+        let (bytes, count, sha256) = if !multipart {
+            // The part was read to the end of the stream, so the tally is final.
+            let sha256 = hex(&tally.borrow().sha.clone().finalize());
+            let mut headers = http::HeaderMap::new();
+            headers.insert(SHA256_META, header(&msg.key, &sha256)?);
+            self.bucket
+                .put_object_with_content_type_and_headers(
+                    &msg.key,
+                    &first,
+                    content_type,
+                    Some(headers),
+                )
+                .await
+                .map_err(|e| StorageError::from_s3("put", &msg.key, e))?;
+            (first.len() as u64, 1, sha256)
+        } else {
+            let all = stream::once(async { Ok(first) }).chain(parts);
+            let (bytes, count) = self.multipart(msg, content_type, size, all, &tally).await?;
+            let sha256 = hex(&tally.borrow().sha.clone().finalize());
+            self.set_sha256(&msg.key, content_type, &sha256).await?;
+            (bytes, count, sha256)
+        };
+        msg.progress
+            .do_send(UploadProgress::bytes(msg.ticket, bytes, Some(bytes)));
+        Ok(UploadReport {
+            key: msg.key.clone(),
+            bytes,
+            parts: count,
+            multipart,
+            sha256,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The download of a Telegram file and the size Telegram announced.
+    async fn download_telegram(
+        &self,
+        msg: &Upload,
+    ) -> Result<(Download, Option<u64>), UploadError> {
+        let file = self
+            .telegram
+            .get_file(msg.chat_id, &msg.file_id)
+            .await
+            .map_err(|e| match &e {
+                TelegramError::Api { description, .. }
+                    if description.contains("file is too big") =>
+                {
+                    UploadError::TooBig
+                }
+                _ => UploadError::Telegram(e),
+            })?;
+        let path = file.file_path.ok_or_else(|| {
+            UploadError::Telegram(TelegramError::Api {
+                method: "getFile",
+                code: 400,
+                description: "no file_path in the answer".into(),
+            })
+        })?;
+        let size = file.file_size.or(msg.expected_size);
+        let download = self.telegram.download(msg.chat_id, &path).await?;
+        Ok((download, size))
+    }
+
+    /// The download of a VK document from its URL; the size is the one its message gave.
+    async fn download_vk(&self, msg: &Upload) -> Result<(Download, Option<u64>), UploadError> {
+        let Some(vk) = &self.vk else {
+            return Err(UploadError::Vk(VkError::Network {
+                method: "download",
+                detail: "the VK client is not configured".into(),
+            }));
+        };
+        let (bytes, length) = vk
+            .download(&msg.file_id, self.download_timeout)
+            .await
+            .map_err(UploadError::Vk)?;
+        // The pipeline counts and verifies bytes as one stream type; a break on the way is a
+        // network failure of the download, retried like Telegram's.
+        let bytes = bytes
+            .map(|chunk| {
+                chunk.map_err(|e| TelegramError::Network {
+                    method: "download",
+                    detail: e.to_string(),
+                })
+            })
+            .boxed_local();
+        Ok((Download { bytes, length }, msg.expected_size))
+    }
+
+    async fn multipart(
+        &self,
+        msg: &Upload,
+        content_type: &str,
+        total: Option<u64>,
+        parts: impl Stream<Item = Result<Vec<u8>, TelegramError>>,
+        tally: &RefCell<Tally>,
+    ) -> Result<(u64, u32), UploadError> {
+        let key = msg.key.as_str();
+        // The intent first: a kill right after the server creates the upload leaves a record
+        // that finds it.
+        let intent = self.ledger.intent(&self.bucket.name(), key).await?;
+        let upload = match self
+            .bucket
+            .initiate_multipart_upload(key, content_type)
+            .await
+        {
+            Ok(upload) => upload,
+            Err(e) => {
+                self.ledger.closed(&intent);
+                return Err(StorageError::from_s3("initiate multipart upload", key, e).into());
+            }
+        };
+        let open = OpenUpload {
+            upload_id: upload.upload_id,
+            bucket: self.bucket.name(),
+            key: key.to_string(),
+        };
+        fail::fail_point!("upload.after_create");
+        if !self.ledger.created(&intent, &open.upload_id).await {
+            // Unrecorded: aborted now (the intent stays until the abort is done).
+            let intent = OpenUpload {
+                upload_id: intent,
+                ..open.clone()
+            };
+            if self.ledger.abort(&self.bucket, &open).await {
+                self.ledger.closed(&intent.upload_id);
+            }
+            return Err(UploadError::Unavailable);
+        }
+        let result = self
+            .send_parts(msg, content_type, total, &open.upload_id, parts)
+            .await;
+        let result = match result {
+            Ok((etags, bytes)) => {
+                debug_assert_eq!(bytes, tally.borrow().bytes);
+                let count = etags.len() as u32;
+                self.bucket
+                    .complete_multipart_upload(key, &open.upload_id, etags)
+                    .await
+                    .map(|_| (bytes, count))
+                    .map_err(|e| StorageError::from_s3("complete multipart upload", key, e).into())
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(done) => {
+                self.ledger.closed(&open.upload_id);
+                Ok(done)
+            }
+            Err(e) => {
+                self.ledger.abort(&self.bucket, &open).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn send_parts(
+        &self,
+        msg: &Upload,
+        content_type: &str,
+        total: Option<u64>,
+        upload_id: &str,
+        parts: impl Stream<Item = Result<Vec<u8>, TelegramError>>,
+    ) -> Result<(Vec<Part>, u64), UploadError> {
+        let key = msg.key.as_str();
+        let uploads = parts
+            .enumerate()
+            .map(|(i, chunk)| async move {
+                let chunk = chunk?;
+                let len = chunk.len() as u64;
+                let number = i as u32 + 1;
+                let part = self
+                    .bucket
+                    .put_multipart_chunk(chunk, key, number, upload_id, content_type)
+                    .await
+                    .map_err(|e| StorageError::from_s3("upload part", key, e))?;
+                Ok::<_, UploadError>((part, len))
+            })
+            .buffered(self.parts_in_flight);
+        let mut uploads = std::pin::pin!(uploads);
+        let mut etags = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(done) = uploads.next().await {
+            let (part, len) = done?;
+            bytes += len;
+            etags.push(part);
+            msg.progress
+                .do_send(UploadProgress::bytes(msg.ticket, bytes, total));
+        }
+        Ok((etags, bytes))
+    }
+
+    /// Stores the SHA-256 on a completed multipart object: a server-side copy onto itself that
+    /// replaces the metadata (no bytes pass through the service).
+    async fn set_sha256(
+        &self,
+        key: &str,
+        content_type: &str,
+        sha256: &str,
+    ) -> Result<(), UploadError> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-metadata-directive", header(key, "REPLACE")?);
+        headers.insert(SHA256_META, header(key, sha256)?);
+        headers.insert("content-type", header(key, content_type)?);
+        let bucket = self
+            .bucket
+            .with_extra_headers(headers)
+            .map_err(|e| StorageError::from_s3("copy (metadata)", key, e))?;
+        bucket
+            .copy_object_internal(key, key)
+            .await
+            .map(drop)
+            .map_err(|e| StorageError::from_s3("copy (metadata)", key, e).into())
+    }
+}
+
+/// The content type Telegram announced, or `application/octet-stream` when there is none or it
+/// cannot be sent as a header (a hostile `mime_type` with line breaks or control characters).
+pub fn safe_content_type(announced: Option<&str>) -> &str {
+    announced
+        .filter(|t| !t.is_empty() && http::HeaderValue::from_str(t).is_ok())
+        .unwrap_or("application/octet-stream")
+}
+
+/// A header value built by the service (a hex digest, a checked content type): a value that
+/// cannot be sent is a permanent failure of this object, never retried.
+fn header(key: &str, value: &str) -> Result<http::HeaderValue, UploadError> {
+    http::HeaderValue::from_str(value).map_err(|e| {
+        StorageError::Request {
+            op: "build metadata for",
+            key: key.to_string(),
+            status: Some(400),
+            transport: false,
+            detail: e.to_string(),
+        }
+        .into()
+    })
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records the multipart uploads (and copies) of one owner in the store and aborts them, so
+/// none is ever left open: the intent before the server creates it, the id once it does, and an
+/// abort that failed marked for [`sweep`], which tries it again within seconds.
+#[derive(Clone)]
+pub struct Ledger {
+    /// Where open uploads are recorded.
+    pub store: Addr<StoreActor>,
+    /// This replica and uploader start.
+    pub owner: UploadOwner,
+}
+
+impl Ledger {
+    /// Records the intent to create a multipart upload of `key` in `bucket`; answers its id.
+    pub async fn intent(&self, bucket: &str, key: &str) -> Result<String, UploadError> {
+        let id = format!("{INTENT}{:016x}", rand::random::<u64>());
+        let upload = OpenUpload {
+            upload_id: id.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        };
+        let opened = UploadOpened {
+            upload,
+            owner: self.owner.clone(),
+        };
+        match self.store.send(opened).await {
+            Ok(Ok(())) => Ok(id),
+            _ => Err(UploadError::Unavailable),
+        }
+    }
+
+    /// The server created the upload `intent` was for; whether that is recorded.
+    pub async fn created(&self, intent: &str, upload_id: &str) -> bool {
+        let created = UploadCreated {
+            intent: intent.to_string(),
+            upload_id: upload_id.to_string(),
+        };
+        matches!(self.store.send(created).await, Ok(Ok(())))
+    }
+
+    /// Forgets an upload that was completed, or an intent whose creation failed.
+    pub fn closed(&self, upload_id: &str) {
+        self.store.do_send(UploadClosed(upload_id.to_string()));
+    }
+
+    /// Aborts an upload once, forgetting it when the server no longer has it; when the server
+    /// cannot be reached it stays recorded, marked for the next [`sweep`]. Answers whether it
+    /// is gone.
+    pub async fn abort(&self, bucket: &Bucket, open: &OpenUpload) -> bool {
+        let gone = abort_once(bucket, &self.store, open).await;
+        if !gone {
+            self.store
+                .do_send(UploadAbortFailed(open.upload_id.clone()));
+        }
+        gone
+    }
+}
+
+/// One abort of a recorded upload (for an intent: of every upload the server has open under
+/// its key that no record names); forgets it when it is gone. Answers whether it is.
+async fn abort_once(bucket: &Bucket, store: &Addr<StoreActor>, open: &OpenUpload) -> bool {
+    if open.is_intent() {
+        return abort_unrecorded(bucket, store, open).await;
+    }
+    match bucket.abort_upload(&open.key, &open.upload_id).await {
+        Ok(()) => {
+            log::warn!("multipart upload aborted: key={:?}", open.key);
+            store.do_send(UploadClosed(open.upload_id.clone()));
+            true
+        }
+        Err(s3::error::S3Error::HttpFailWithBody(404, _)) => {
+            log::info!("multipart upload of {:?} is already gone", open.key);
+            store.do_send(UploadClosed(open.upload_id.clone()));
+            true
+        }
+        Err(e) => {
+            log::warn!(
+                "could not abort the multipart upload of {:?}: {e}; it stays recorded and is tried again",
+                open.key
+            );
+            false
+        }
+    }
+}
+
+/// An intent left by a process that died between asking the server for an upload and
+/// recording its id: the uploads the server has open under the key, and that no record names,
+/// are that process's; they are aborted, then the intent is forgotten.
+async fn abort_unrecorded(bucket: &Bucket, store: &Addr<StoreActor>, intent: &OpenUpload) -> bool {
+    let listed = match crate::clients::s3::objects::open_uploads_of(bucket, &intent.key).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            log::warn!(
+                "could not list the multipart uploads of {:?}: {e}; tried again",
+                intent.key
+            );
+            return false;
+        }
+    };
+    let recorded: std::collections::HashSet<String> = match store.send(OpenUploads).await {
+        Ok(Ok(open)) => open.into_iter().map(|u| u.upload_id).collect(),
+        _ => return false,
+    };
+    let mut all_gone = true;
+    for id in listed.iter().filter(|id| !recorded.contains(*id)) {
+        match bucket.abort_upload(&intent.key, id).await {
+            Ok(()) | Err(s3::error::S3Error::HttpFailWithBody(404, _)) => log::warn!(
+                "multipart upload aborted: key={:?} (left unrecorded by a process that stopped)",
+                intent.key
+            ),
+            Err(e) => {
+                log::warn!(
+                    "could not abort the multipart upload of {:?}: {e}",
+                    intent.key
+                );
+                all_gone = false;
+            }
+        }
+    }
+    if all_gone {
+        store.do_send(UploadClosed(intent.upload_id.clone()));
+    }
+    all_gone
+}
+
+/// Aborts what `owner` must abort now ([`crate::store::Store::uploads_to_abort`]): its own
+/// leftovers and failed aborts, and the uploads of replicas whose heartbeat ran out; with
+/// `mine_too` (at shutdown) its own current ones as well. Answers how many were aborted and
+/// how many remain.
+pub async fn sweep(
+    ledger: &Ledger,
+    target: &crate::clients::s3::S3Target,
+    mine_too: bool,
+) -> Result<(usize, usize), UploadError> {
+    let asked = UploadsToAbort {
+        owner: ledger.owner.clone(),
+        mine_too,
+    };
+    let open = ledger
+        .store
+        .send(asked)
+        .await
+        .map_err(|_| UploadError::Unavailable)?
+        .map_err(|_| UploadError::Unavailable)?;
+    let mut aborted = 0;
+    for upload in &open {
+        let bucket = target.with_bucket(&upload.bucket).bucket()?;
+        if ledger.abort(&bucket, upload).await {
+            aborted += 1;
+        }
+    }
+    Ok((aborted, open.len() - aborted))
+}
+
+/// Checks the byte count against every announced length while hashing the bytes.
+fn verified(
+    input: ByteStream,
+    expected: Vec<(u64, &'static str)>,
+    tally: Rc<RefCell<Tally>>,
+) -> ByteStream {
+    stream::try_unfold(
+        (input, expected, tally),
+        |(mut input, expected, tally)| async move {
+            match input.try_next().await? {
+                Some(chunk) => {
+                    let received = {
+                        let mut t = tally.borrow_mut();
+                        t.bytes += chunk.len() as u64;
+                        t.sha.update(&chunk);
+                        t.bytes
+                    };
+                    if let Some(&(n, basis)) = expected.iter().find(|(n, _)| received > *n) {
+                        return Err(TelegramError::Incomplete {
+                            received,
+                            expected: n,
+                            basis,
+                        });
+                    }
+                    Ok(Some((chunk, (input, expected, tally))))
+                }
+                None => {
+                    let received = tally.borrow().bytes;
+                    match expected.iter().find(|(n, _)| received != *n) {
+                        Some(&(n, basis)) => Err(TelegramError::Incomplete {
+                            received,
+                            expected: n,
+                            basis,
+                        }),
+                        None => Ok(None),
+                    }
+                }
+            }
+        },
+    )
+    .boxed_local()
+}
+
+/// Re-cuts a byte stream into parts of exactly `size` bytes (the last may be shorter).
+pub fn rechunk(
+    input: ByteStream,
+    size: usize,
+) -> impl Stream<Item = Result<Vec<u8>, TelegramError>> {
+    // State: the input, bytes read but not yet placed in a part, and whether the input ended.
+    stream::try_unfold(
+        (input, None::<bytes::Bytes>, false),
+        move |(mut input, mut carry, ended)| async move {
+            if ended {
+                return Ok(None);
+            }
+            let mut part = Vec::with_capacity(size);
+            loop {
+                let chunk = match carry.take() {
+                    Some(c) => c,
+                    None => match input.try_next().await? {
+                        Some(c) => c,
+                        None if part.is_empty() => return Ok(None),
+                        None => return Ok(Some((part, (input, None, true)))),
+                    },
+                };
+                let room = size - part.len();
+                if chunk.len() <= room {
+                    part.extend_from_slice(&chunk);
+                } else {
+                    part.extend_from_slice(&chunk[..room]);
+                    carry = Some(chunk.slice(room..));
+                }
+                if part.len() == size {
+                    return Ok(Some((part, (input, carry, false))));
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn chunks(sizes: &[usize]) -> ByteStream {
+        let mut n = 0u8;
+        let items: Vec<Result<Bytes, TelegramError>> = sizes
+            .iter()
+            .map(|&s| {
+                let v: Vec<u8> = (0..s)
+                    .map(|_| {
+                        n = n.wrapping_add(1);
+                        n
+                    })
+                    .collect();
+                Ok(Bytes::from(v))
+            })
+            .collect();
+        stream::iter(items).boxed_local()
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn run(sizes: &[usize], part: usize) -> Vec<Vec<u8>> {
+        block_on(rechunk(chunks(sizes), part).try_collect()).unwrap()
+    }
+
+    #[test]
+    fn parts_have_the_exact_size_and_keep_every_byte() {
+        let parts = run(&[3, 10, 1, 7], 5);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [5, 5, 5, 5, 1]
+        );
+        let flat: Vec<u8> = parts.concat();
+        assert_eq!(flat, (1..=21).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn exact_multiple_has_no_empty_tail() {
+        let parts = run(&[4, 4], 4);
+        assert_eq!(parts.len(), 2);
+        assert!(run(&[], 4).is_empty());
+    }
+
+    fn verify(
+        sizes: &[usize],
+        expected: &[(u64, &'static str)],
+    ) -> Result<Vec<Bytes>, TelegramError> {
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        block_on(verified(chunks(sizes), expected.to_vec(), tally).try_collect())
+    }
+
+    #[test]
+    fn a_short_or_long_download_fails_and_an_exact_one_passes() {
+        assert!(verify(&[3, 4], &[(7, "Content-Length"), (7, "file_size")]).is_ok());
+        assert!(verify(&[3, 4], &[]).is_ok());
+        match verify(&[3], &[(7, "Content-Length")]) {
+            Err(TelegramError::Incomplete {
+                received: 3,
+                expected: 7,
+                basis: "Content-Length",
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match verify(&[3, 4, 1], &[(7, "file_size")]) {
+            Err(TelegramError::Incomplete {
+                received: 8,
+                expected: 7,
+                basis: "file_size",
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(verify(&[3, 4], &[(7, "Content-Length"), (8, "file_size")]).is_err());
+    }
+
+    #[test]
+    fn a_hostile_content_type_falls_back_to_octet_stream() {
+        assert_eq!(
+            safe_content_type(Some("application/pdf")),
+            "application/pdf"
+        );
+        assert_eq!(
+            safe_content_type(Some("text/plain\r\nx-amz-acl: public-read")),
+            "application/octet-stream"
+        );
+        assert_eq!(safe_content_type(Some("")), "application/octet-stream");
+        assert_eq!(safe_content_type(None), "application/octet-stream");
+    }
+
+    #[test]
+    fn the_tally_hashes_every_byte() {
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let _: Vec<Bytes> =
+            block_on(verified(chunks(&[2, 1]), vec![], tally.clone()).try_collect()).unwrap();
+        let t = tally.borrow();
+        assert_eq!(t.bytes, 3);
+        assert_eq!(
+            hex(&t.sha.clone().finalize()),
+            hex(&Sha256::digest([1u8, 2, 3]))
+        );
+    }
+}

@@ -1,0 +1,693 @@
+//! A Bot API client over `awc`. One per actor (the HTTP client is not `Send`).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{LocalBoxStream, StreamExt};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::error::TelegramError;
+use super::types::{File, SentMessage, User, WebhookInfo};
+use crate::clients::telegram::ratelimit::{
+    acquire, learn_hold, wait_hold, RateLimiter, SharedLimiter,
+};
+use crate::config::{trim_url, Secret, TelegramSettings};
+use crate::obs::metrics::Metrics;
+use crate::util::backoff::Backoff;
+
+/// Largest JSON answer read from the Bot API.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// Chunk size when reading a file from local disk.
+const LOCAL_READ_CHUNK: usize = 1024 * 1024;
+
+/// A stream of file bytes.
+pub type ByteStream = LocalBoxStream<'static, Result<Bytes, TelegramError>>;
+
+/// A Bot API client bound to one token and base URL.
+pub struct TelegramClient {
+    http: awc::Client,
+    api_url: String,
+    token: Secret,
+    request_timeout: Duration,
+    poll_timeout: Duration,
+    download_timeout: Duration,
+    local_bot_api: bool,
+    local_files_root: PathBuf,
+    send_retry_for: Duration,
+    limiter: SharedLimiter,
+    metrics: Arc<Metrics>,
+}
+
+/// Answer envelope of every Bot API method.
+#[derive(Deserialize)]
+struct Envelope<R> {
+    ok: bool,
+    result: Option<R>,
+    description: Option<String>,
+    error_code: Option<u16>,
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    retry_after: Option<u64>,
+}
+
+/// Turns a raw answer into the result or a typed error.
+pub fn parse_envelope<R: DeserializeOwned>(
+    method: &'static str,
+    status: u16,
+    body: &[u8],
+) -> Result<Option<R>, TelegramError> {
+    let envelope: Envelope<R> =
+        serde_json::from_slice(body).map_err(|e| TelegramError::InvalidJson {
+            method,
+            status,
+            detail: e.to_string(),
+            raw: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        })?;
+    if envelope.ok {
+        return Ok(envelope.result);
+    }
+    let code = envelope.error_code.unwrap_or(status);
+    if let Some(seconds) = envelope.parameters.and_then(|p| p.retry_after) {
+        return Err(TelegramError::RetryAfter { method, seconds });
+    }
+    Err(TelegramError::Api {
+        method,
+        code,
+        description: envelope.description.unwrap_or_default(),
+    })
+}
+
+impl TelegramClient {
+    /// Builds a client from settings.
+    pub fn new(settings: &TelegramSettings) -> Self {
+        crate::install_tls_provider();
+        let poll_timeout = Duration::from_secs(settings.poll_timeout_secs);
+        let http = awc::Client::builder()
+            .timeout(settings.request_timeout())
+            .max_http_version(awc::http::Version::HTTP_11)
+            .finish();
+        Self {
+            http,
+            api_url: trim_url(&settings.api_url).to_string(),
+            token: settings.token.clone(),
+            request_timeout: settings.request_timeout(),
+            poll_timeout,
+            download_timeout: Duration::from_secs(settings.download_timeout_secs),
+            local_bot_api: settings.local_bot_api,
+            local_files_root: PathBuf::from(&settings.local_files_root),
+            send_retry_for: Duration::from_secs(settings.send_retry_for_secs),
+            limiter: RateLimiter::holds_only(),
+            metrics: Arc::default(),
+        }
+    }
+
+    /// Counts retries and rate limits into `metrics` (by default they go nowhere).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Applies the process's shared limiter (message rates and `retry_after` holds).
+    pub fn with_limiter(mut self, limiter: SharedLimiter) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Sends through the rate limiter, retrying flood control (`retry_after`), 5xx and network
+    /// errors with capped backoff for up to `send_retry_for_secs`.
+    async fn send_retrying<T, F, Fut>(&self, chat_id: i64, mut call: F) -> Result<T, TelegramError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, TelegramError>>,
+    {
+        let deadline = Instant::now() + self.send_retry_for;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        loop {
+            acquire(&self.limiter, chat_id).await;
+            match self.learn(chat_id, call().await) {
+                Ok(v) => return Ok(v),
+                Err(e)
+                    if e.is_retryable() && e.code() != Some(409) && Instant::now() < deadline =>
+                {
+                    self.metrics.api_retry("telegram", e.method());
+                    // A `retry_after` is now a hold on the chat, which `acquire` waits out.
+                    let wait = match e.retry_after() {
+                        Some(wait) => wait,
+                        None => {
+                            let wait = backoff.next_delay();
+                            actix_rt::time::sleep(wait).await;
+                            wait
+                        }
+                    };
+                    log::warn!(
+                        "chat_id={chat_id}: {e}; retrying in {:.1} s",
+                        wait.as_secs_f64()
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Passes a result through, teaching the limiter a `retry_after` for `chat_id`.
+    fn learn<T>(&self, chat_id: i64, result: Result<T, TelegramError>) -> Result<T, TelegramError> {
+        if let Err(e) = &result {
+            if let Some(wait) = e.retry_after() {
+                learn_hold(&self.limiter, chat_id, wait);
+            }
+        }
+        result
+    }
+
+    /// Runs a call that is not a message (no rate slot) once any hold on `chat_id` is over.
+    async fn held<T>(
+        &self,
+        chat_id: i64,
+        call: impl Future<Output = Result<T, TelegramError>>,
+    ) -> Result<T, TelegramError> {
+        wait_hold(&self.limiter, chat_id).await;
+        self.learn(chat_id, call.await)
+    }
+
+    fn method_url(&self, method: &str) -> String {
+        format!("{}/bot{}/{}", self.api_url, self.token.expose(), method)
+    }
+
+    /// Removes the token from a text that may contain a URL.
+    fn redact(&self, text: String) -> String {
+        text.replace(self.token.expose(), "[redacted]")
+    }
+
+    fn network(&self, method: &'static str, err: impl std::fmt::Display) -> TelegramError {
+        TelegramError::Network {
+            method,
+            detail: self.redact(err.to_string()),
+        }
+    }
+
+    async fn call<P, R>(
+        &self,
+        method: &'static str,
+        params: &P,
+        timeout: Duration,
+    ) -> Result<Option<R>, TelegramError>
+    where
+        P: Serialize,
+        R: DeserializeOwned,
+    {
+        let mut response = self
+            .http
+            .post(self.method_url(method))
+            .timeout(timeout)
+            .send_json(params)
+            .await
+            .map_err(|e| self.network(method, e))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body()
+            .limit(MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| self.network(method, e))?;
+        let parsed = parse_envelope(method, status, &body);
+        if let Err(TelegramError::RetryAfter { .. }) = &parsed {
+            self.metrics.api_rate_limited("telegram", method);
+        }
+        parsed
+    }
+
+    async fn call_required<P, R>(
+        &self,
+        method: &'static str,
+        params: &P,
+    ) -> Result<R, TelegramError>
+    where
+        P: Serialize,
+        R: DeserializeOwned,
+    {
+        self.call(method, params, self.request_timeout)
+            .await?
+            .ok_or_else(|| TelegramError::InvalidJson {
+                method,
+                status: 200,
+                detail: "missing result".into(),
+                raw: String::new(),
+            })
+    }
+
+    /// `getMe`: checks the token and returns the bot's own user.
+    pub async fn get_me(&self) -> Result<User, TelegramError> {
+        self.call_required("getMe", &json!({})).await
+    }
+
+    /// `deleteWebhook`, keeping pending updates, so `getUpdates` may be used.
+    pub async fn delete_webhook(&self) -> Result<(), TelegramError> {
+        self.call::<_, IgnoredAny>(
+            "deleteWebhook",
+            &json!({"drop_pending_updates": false}),
+            self.request_timeout,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `setWebhook`: Telegram delivers updates to `url`, with `secret` in the
+    /// `X-Telegram-Bot-Api-Secret-Token` header; pending updates are kept.
+    pub async fn set_webhook(
+        &self,
+        url: &str,
+        secret: &Secret,
+        allowed_updates: &[String],
+        max_connections: u32,
+    ) -> Result<(), TelegramError> {
+        let params = json!({
+            "url": url,
+            "secret_token": secret.expose(),
+            "allowed_updates": allowed_updates,
+            "max_connections": max_connections,
+            "drop_pending_updates": false,
+        });
+        self.call::<_, IgnoredAny>("setWebhook", &params, self.request_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `getWebhookInfo`: the webhook as Telegram has it.
+    pub async fn get_webhook_info(&self) -> Result<WebhookInfo, TelegramError> {
+        self.call_required("getWebhookInfo", &json!({})).await
+    }
+
+    /// `getUpdates` with long polling; returns the raw JSON of each update.
+    pub async fn get_updates(
+        &self,
+        offset: i64,
+        limit: u32,
+        allowed_updates: &[String],
+    ) -> Result<Vec<Box<RawValue>>, TelegramError> {
+        let params = json!({
+            "offset": offset,
+            "limit": limit,
+            "timeout": self.poll_timeout.as_secs(),
+            "allowed_updates": allowed_updates,
+        });
+        let timeout = self.poll_timeout + self.request_timeout;
+        Ok(self
+            .call("getUpdates", &params, timeout)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// `sendMessage` with plain text.
+    pub async fn send_message(
+        &self,
+        chat_id: i64,
+        text: &str,
+        reply_to: Option<i64>,
+    ) -> Result<SentMessage, TelegramError> {
+        self.send_message_with(chat_id, text, reply_to, None).await
+    }
+
+    /// `sendMessage` with plain text and, when given, a `reply_markup` (an inline keyboard).
+    pub async fn send_message_with(
+        &self,
+        chat_id: i64,
+        text: &str,
+        reply_to: Option<i64>,
+        reply_markup: Option<Value>,
+    ) -> Result<SentMessage, TelegramError> {
+        let mut params = json!({"chat_id": chat_id, "text": text});
+        if let Some(id) = reply_to {
+            params["reply_parameters"] =
+                json!({"message_id": id, "allow_sending_without_reply": true});
+        }
+        if let Some(markup) = reply_markup {
+            params["reply_markup"] = markup;
+        }
+        self.send_retrying(chat_id, || self.call_required("sendMessage", &params))
+            .await
+    }
+
+    /// `setMyCommands`: the command menu clients show, as `(command, description)` pairs.
+    pub async fn set_my_commands(&self, commands: &[(&str, &str)]) -> Result<(), TelegramError> {
+        let list: Vec<Value> = commands
+            .iter()
+            .map(|(command, description)| json!({"command": command, "description": description}))
+            .collect();
+        self.call::<_, IgnoredAny>(
+            "setMyCommands",
+            &json!({ "commands": list }),
+            self.request_timeout,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `sendMessage` with one inline button carrying `callback_data`.
+    pub async fn send_button(
+        &self,
+        chat_id: i64,
+        text: &str,
+        label: &str,
+        callback_data: &str,
+    ) -> Result<SentMessage, TelegramError> {
+        let params = json!({
+            "chat_id": chat_id,
+            "text": text,
+            "reply_markup": {"inline_keyboard": [[{"text": label, "callback_data": callback_data}]]},
+        });
+        self.send_retrying(chat_id, || self.call_required("sendMessage", &params))
+            .await
+    }
+
+    /// `answerCallbackQuery`: stops the client's spinner and shows `text` briefly. An answer
+    /// is not a chat message: no rate limit applies, only a hold Telegram asked for.
+    pub async fn answer_callback_query(
+        &self,
+        chat_id: i64,
+        query_id: &str,
+        text: &str,
+    ) -> Result<(), TelegramError> {
+        let params = json!({"callback_query_id": query_id, "text": text});
+        self.held(
+            chat_id,
+            self.call::<_, IgnoredAny>("answerCallbackQuery", &params, self.request_timeout),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `editMessageReplyMarkup` with no keyboard: hides the buttons of a message.
+    pub async fn remove_keyboard(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+    ) -> Result<(), TelegramError> {
+        let params = json!({"chat_id": chat_id, "message_id": message_id, "reply_markup": {"inline_keyboard": []}});
+        self.send_retrying(chat_id, || {
+            self.call::<_, IgnoredAny>("editMessageReplyMarkup", &params, self.request_timeout)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `editMessageText` through the rate limiter, once (progress edits are best effort); a
+    /// `result` of `null`, `true` or a message are all success.
+    pub async fn edit_message_text(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+    ) -> Result<(), TelegramError> {
+        self.edit_message_with(chat_id, message_id, text, None)
+            .await
+    }
+
+    /// `editMessageText` with a `reply_markup` when given (without one, the buttons go).
+    pub async fn edit_message_with(
+        &self,
+        chat_id: i64,
+        message_id: i64,
+        text: &str,
+        reply_markup: Option<Value>,
+    ) -> Result<(), TelegramError> {
+        let mut params = json!({"chat_id": chat_id, "message_id": message_id, "text": text});
+        if let Some(markup) = reply_markup {
+            params["reply_markup"] = markup;
+        }
+        acquire(&self.limiter, chat_id).await;
+        let result = self
+            .call::<_, IgnoredAny>("editMessageText", &params, self.request_timeout)
+            .await;
+        self.learn(chat_id, result).map(drop)
+    }
+
+    /// `getFile` for a file sent in `chat_id`: where it can be downloaded from.
+    pub async fn get_file(&self, chat_id: i64, file_id: &str) -> Result<File, TelegramError> {
+        let params = json!({"file_id": file_id});
+        self.held(chat_id, self.call_required("getFile", &params))
+            .await
+    }
+
+    /// Streams the bytes of a file sent in `chat_id`, with the length the source announces.
+    /// On a local Bot API server an absolute `file_path` is read from disk; otherwise it is
+    /// fetched from `{api_url}/file/bot<token>/<file_path>`.
+    pub async fn download(&self, chat_id: i64, file_path: &str) -> Result<Download, TelegramError> {
+        self.held(chat_id, self.fetch(file_path)).await
+    }
+
+    async fn fetch(&self, file_path: &str) -> Result<Download, TelegramError> {
+        const METHOD: &str = "download";
+        if self.local_bot_api && Path::new(file_path).is_absolute() {
+            return local_file_stream(&self.local_files_root, Path::new(file_path)).await;
+        }
+        let url = format!(
+            "{}/file/bot{}/{}",
+            self.api_url,
+            self.token.expose(),
+            file_path.trim_start_matches('/')
+        );
+        let mut response = self
+            .http
+            .get(url)
+            .timeout(self.download_timeout)
+            .send()
+            .await
+            .map_err(|e| self.network(METHOD, e))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let body = response.body().limit(64 * 1024).await.unwrap_or_default();
+            return Err(match parse_envelope::<IgnoredAny>(METHOD, status, &body) {
+                Err(err @ (TelegramError::Api { .. } | TelegramError::RetryAfter { .. })) => err,
+                _ => TelegramError::Api {
+                    method: METHOD,
+                    code: status,
+                    description: "file download failed".into(),
+                },
+            });
+        }
+        let length = response
+            .headers()
+            .get(awc::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let token = self.token.clone();
+        let bytes = response
+            .map(move |chunk| {
+                chunk.map_err(|e| TelegramError::Network {
+                    method: METHOD,
+                    detail: e.to_string().replace(token.expose(), "[redacted]"),
+                })
+            })
+            .boxed_local();
+        Ok(Download { bytes, length })
+    }
+}
+
+/// A file being downloaded.
+pub struct Download {
+    /// Its bytes.
+    pub bytes: ByteStream,
+    /// The length announced by the source (`Content-Length`, or the local file's size).
+    pub length: Option<u64>,
+}
+
+/// Opens a file a local Bot API server named, if it may be read: it lies under `root` (no `..`),
+/// no component below `root` is a symbolic link (the last is opened with `O_NOFOLLOW`), and it
+/// is a regular file.
+fn open_local_file(root: &Path, path: &Path) -> Result<std::fs::File, TelegramError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let refused = |detail: String| TelegramError::LocalFileRefused { detail };
+    let shown = path.display();
+    let below = path
+        .strip_prefix(root)
+        .ok()
+        .filter(|rel| {
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .ok_or_else(|| {
+            refused(format!(
+                "{shown} is not under telegram.local_files_root ({})",
+                root.display()
+            ))
+        })?;
+    let mut at = root.to_path_buf();
+    for part in below.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(refused(format!("{} is a symbolic link", at.display())))
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(TelegramError::Network {
+                    method: "download",
+                    detail: format!("local file {shown}: {e}"),
+                })
+            }
+        }
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| refused(format!("{shown}: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| refused(format!("{shown}: {e}")))?;
+    if !meta.file_type().is_file() {
+        return Err(refused(format!("{shown} is not a regular file")));
+    }
+    Ok(file)
+}
+
+/// Reads a local file in chunks without holding it in memory.
+async fn local_file_stream(root: &Path, path: &Path) -> Result<Download, TelegramError> {
+    use tokio::io::AsyncReadExt;
+    let io_err = |e: std::io::Error| TelegramError::Network {
+        method: "download",
+        detail: format!("local file: {e}"),
+    };
+    let (root, owned) = (root.to_path_buf(), path.to_path_buf());
+    let file = tokio::task::spawn_blocking(move || open_local_file(&root, &owned))
+        .await
+        .map_err(|e| io_err(std::io::Error::other(e.to_string())))??;
+    let file = tokio::fs::File::from_std(file);
+    let length = file.metadata().await.map_err(io_err)?.len();
+    let stream = futures_util::stream::try_unfold(file, move |mut file| async move {
+        let mut buf = BytesMut::zeroed(LOCAL_READ_CHUNK);
+        let n = file.read(&mut buf).await.map_err(io_err)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((buf.freeze(), file)))
+    });
+    Ok(Download {
+        bytes: stream.boxed_local(),
+        length: Some(length),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_under_the_root_are_read_from_a_local_server() {
+        let (root_dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let root = root_dir.path();
+        std::fs::create_dir(root.join("documents")).unwrap();
+        std::fs::write(root.join("documents/file_1.pdf"), b"ok").unwrap();
+        std::fs::write(outside.path().join("state.db"), b"secret").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("state.db"),
+            root.join("documents/file_2.pdf"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("linked")).unwrap();
+        let fifo = std::ffi::CString::new(root.join("documents/pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let read = |p: &Path| open_local_file(root, p);
+        assert!(read(&root.join("documents/file_1.pdf")).is_ok());
+        for (path, why) in [
+            (outside.path().join("state.db"), "not under"),
+            (Path::new("/proc/self/environ").to_path_buf(), "not under"),
+            (root.join("documents/../../state.db"), "not under"),
+            (root.join("documents/file_2.pdf"), "symbolic link"),
+            (root.join("linked/state.db"), "symbolic link"),
+            (root.join("documents"), "not a regular file"),
+            (root.join("documents/pipe"), "not a regular file"),
+            (root.to_path_buf(), "not under"),
+        ] {
+            match read(&path) {
+                Err(e @ TelegramError::LocalFileRefused { .. }) => {
+                    assert!(!e.is_retryable());
+                    assert!(e.to_string().contains(why), "{}: {e}", path.display());
+                }
+                other => panic!("{} was not refused: {other:?}", path.display()),
+            }
+        }
+        assert!(
+            matches!(
+                read(&root.join("documents/gone.pdf")),
+                Err(TelegramError::Network { .. })
+            ),
+            "a file not there yet is worth another try"
+        );
+    }
+
+    #[test]
+    fn envelope_ok_with_result() {
+        let me: Option<User> = parse_envelope(
+            "getMe",
+            200,
+            br#"{"ok":true,"result":{"id":1,"is_bot":true,"first_name":"b","username":"bot","extra":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(me.unwrap().username.as_deref(), Some("bot"));
+    }
+
+    #[test]
+    fn envelope_null_result_is_success() {
+        let r: Option<IgnoredAny> =
+            parse_envelope("editMessageText", 200, br#"{"ok":true,"result":null}"#).unwrap();
+        assert!(r.is_none());
+    }
+
+    #[test]
+    fn envelope_api_error() {
+        let err = parse_envelope::<User>(
+            "getMe",
+            401,
+            br#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), Some(401));
+        assert!(!err.is_retryable());
+        assert_eq!(err.to_string(), "Telegram getMe failed: 401 Unauthorized");
+    }
+
+    #[test]
+    fn envelope_retry_after() {
+        let err = parse_envelope::<User>(
+            "getUpdates",
+            429,
+            br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 3","parameters":{"retry_after":3}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn envelope_garbage_is_invalid_json() {
+        let err =
+            parse_envelope::<User>("getUpdates", 502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert!(matches!(
+            err,
+            TelegramError::InvalidJson { status: 502, .. }
+        ));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn not_modified_is_recognised() {
+        let err = parse_envelope::<IgnoredAny>(
+            "editMessageText",
+            400,
+            br#"{"ok":false,"error_code":400,"description":"Bad Request: message is not modified: specified new message content and reply markup are exactly the same"}"#,
+        )
+        .unwrap_err();
+        assert!(err.is_not_modified());
+    }
+}
