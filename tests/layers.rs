@@ -21,15 +21,6 @@ const LAYERS: &[&str] = &[
     "app",
 ];
 
-/// Imports that still point up, as `file -> layer`, each to be removed by moving code down;
-/// none may be added.
-const NOT_YET: &[&str] = &[
-    "clients/s3/objects.rs -> actors",
-    "clients/s3/objects.rs -> store",
-    "etl/mod.rs -> actors",
-    "etl/source.rs -> actors",
-];
-
 fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -97,17 +88,10 @@ fn upward_imports() -> BTreeSet<String> {
 #[test]
 fn imports_point_only_down_the_layers() {
     let upward = upward_imports();
-    let known: BTreeSet<String> = NOT_YET.iter().map(|s| s.to_string()).collect();
-    let new: Vec<_> = upward.difference(&known).collect();
     assert!(
-        new.is_empty(),
-        "imports that point up the layers ({}): {new:#?}",
+        upward.is_empty(),
+        "imports that point up the layers ({}): {upward:#?}",
         LAYERS.join(" < ")
-    );
-    let gone: Vec<_> = known.difference(&upward).collect();
-    assert!(
-        gone.is_empty(),
-        "fixed, so to be taken off NOT_YET: {gone:#?}"
     );
 }
 

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use super::uploader::transfer::Ledger;
 use super::uploader::S3UploaderActor;
 use crate::clients::s3::objects::{self, CopyReport};
 use crate::clients::s3::StorageError;
 use crate::obs::metrics::Metrics;
+use crate::store::OpenUpload;
 use crate::util::backoff::Backoff;
 
 /// Which of these keys exist in the documents bucket (answers in the same order).
@@ -115,7 +117,7 @@ impl Handler<CopyObject> for S3UploaderActor {
                 single_max,
                 part_size,
             };
-            let copy = || copier.copy(&msg.from, &msg.to, &info, &ledger);
+            let copy = || copy_recorded(&copier, (&msg.from, &msg.to), &info, &ledger);
             let report = patiently("copy", (budget, &metrics), copy)
                 .await
                 .map_err(Arc::new)?;
@@ -180,6 +182,83 @@ where
                 actix_rt::time::sleep(wait).await;
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Copies `from` (described by `info`) to `to` server-side: in one request up to the copier's
+/// single-copy size, else as a multipart copy recorded in `ledger` while open (its intent
+/// before the server creates it), and aborted when it fails.
+async fn copy_recorded(
+    copier: &objects::Copier<'_>,
+    (from, to): (&str, &str),
+    info: &objects::ObjectInfo,
+    ledger: &Ledger,
+) -> Result<CopyReport, StorageError> {
+    if info.size <= copier.single_max {
+        copier.copy_request(to, from, None).await?;
+        return Ok(CopyReport {
+            bytes: info.size,
+            parts: 0,
+        });
+    }
+    let content_type = info
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
+    let bucket = copier.multipart_bucket(to, info)?;
+    let unrecorded = || StorageError::Config {
+        endpoint: String::new(),
+        detail: "the store did not record the multipart copy".into(),
+    };
+    let intent = ledger
+        .intent(&copier.bucket.name(), to)
+        .await
+        .map_err(|_| unrecorded())?;
+    let upload = match bucket.initiate_multipart_upload(to, content_type).await {
+        Ok(upload) => upload,
+        Err(e) => {
+            ledger.closed(&intent);
+            return Err(StorageError::from_s3("initiate multipart copy", to, e));
+        }
+    };
+    let open = OpenUpload {
+        upload_id: upload.upload_id,
+        bucket: copier.bucket.name(),
+        key: to.to_string(),
+    };
+    if !ledger.created(&intent, &open.upload_id).await {
+        if ledger.abort(copier.bucket, &open).await {
+            ledger.closed(&intent);
+        }
+        return Err(unrecorded());
+    }
+    let result = match copier
+        .copy_parts(from, to, &open.upload_id, info.size)
+        .await
+    {
+        Ok(parts) => {
+            let count = parts.len() as u32;
+            copier
+                .bucket
+                .complete_multipart_upload(to, &open.upload_id, parts)
+                .await
+                .map(|_| count)
+                .map_err(|e| StorageError::from_s3("complete multipart copy", to, e))
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(count) => {
+            ledger.closed(&open.upload_id);
+            Ok(CopyReport {
+                bytes: info.size,
+                parts: count,
+            })
+        }
+        Err(e) => {
+            ledger.abort(copier.bucket, &open).await;
+            Err(e)
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `StoreActor`: the only owner of the durable [`Store`]. It runs on its own arbiter, so its
 //! blocking SQLite calls never stall the other actors.
 
+use crate::etl::ReadOutboxPayloads;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -81,18 +82,6 @@ pub struct OutboxDelivered {
     pub ids: Vec<i64>,
     /// Whether their payloads stay readable (see [`ReadOutboxPayloads`]).
     pub keep_payload: bool,
-}
-
-/// The kept payloads of an outbox with keys in `first..=last`, in key order.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<(String, String)>, Arc<StoreError>>")]
-pub struct ReadOutboxPayloads {
-    /// Outbox name.
-    pub kind: &'static str,
-    /// Smallest key.
-    pub first: String,
-    /// Largest key.
-    pub last: String,
 }
 
 /// Deletes up to `limit` items of an outbox delivered more than `age_secs` ago; answers how many

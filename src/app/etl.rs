@@ -3,9 +3,10 @@
 use actix::prelude::*;
 
 use super::{archive_buckets, storage_target, Embedded, StartupError};
-use crate::actors::store::{ReadOutboxPayloads, StoreActor};
+use crate::actors::store::StoreActor;
 use crate::clients::s3::S3Target;
 use crate::config::Settings;
+use crate::etl::ReadOutboxPayloads;
 use crate::etl::{run_day, EtlReport, EtlTarget, LIST_PAGE_KEYS};
 use crate::util::clock::Day;
 

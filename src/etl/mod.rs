@@ -23,9 +23,9 @@ use serde_json::json;
 use self::rows::Batcher;
 pub use self::rows::{row_from_raw, schema, Row};
 use self::source::{list_day, DaySource, Origin, CHUNK};
-use crate::actors::store::ReadOutboxPayloads;
 use crate::clients::s3::StorageError;
 use crate::util::clock::Day;
+pub use source::ReadOutboxPayloads;
 
 /// Listing page size asked of S3 servers (AWS never returns more than 1,000 keys a page).
 pub const LIST_PAGE_KEYS: usize = 1000;

@@ -13,7 +13,6 @@ use bytes::Bytes;
 use futures_util::stream::{self, Stream, StreamExt};
 use s3::Bucket;
 
-use crate::actors::store::ReadOutboxPayloads;
 use crate::clients::s3::StorageError;
 use crate::domain::archive::ARCHIVE_OUTBOX;
 use crate::util::clock::Day;
@@ -168,6 +167,18 @@ impl DaySource<'_> {
             })
             .buffered(FETCH_CONCURRENCY)
     }
+}
+
+/// Asked of the store by the ETL: The kept payloads of an outbox with keys in `first..=last`, in key order.
+#[derive(actix::Message)]
+#[rtype(result = "Result<Vec<(String, String)>, std::sync::Arc<crate::store::StoreError>>")]
+pub struct ReadOutboxPayloads {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// Smallest key.
+    pub first: String,
+    /// Largest key.
+    pub last: String,
 }
 
 #[cfg(test)]

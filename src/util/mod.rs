@@ -4,3 +4,8 @@
 
 pub mod backoff;
 pub mod clock;
+
+/// `bytes` as lowercase hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -317,10 +317,7 @@ fn header(key: &str, value: &str) -> Result<http::HeaderValue, UploadError> {
     })
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::util::hex;
 
 /// Records the multipart uploads (and copies) of one owner in the store and aborts them, so
 /// none is ever left open: the intent before the server creates it, the id once it does, and an

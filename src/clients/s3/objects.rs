@@ -80,22 +80,9 @@ pub struct Copier<'a> {
 }
 
 impl Copier<'_> {
-    /// Copies `from` (described by `info`) to `to`. A multipart copy is recorded in `ledger`
-    /// while open (its intent before the server creates it), and aborted when it fails.
-    pub async fn copy(
-        &self,
-        from: &str,
-        to: &str,
-        info: &ObjectInfo,
-        ledger: &crate::actors::uploader::transfer::Ledger,
-    ) -> Result<CopyReport, StorageError> {
-        if info.size <= self.single_max {
-            self.copy_request(to, from, None).await?;
-            return Ok(CopyReport {
-                bytes: info.size,
-                parts: 0,
-            });
-        }
+    /// The bucket of a multipart copy of an object described by `info`: its metadata and
+    /// content type go with the upload's creation (a part copy carries none).
+    pub fn multipart_bucket(&self, to: &str, info: &ObjectInfo) -> Result<Bucket, StorageError> {
         let mut headers = http::HeaderMap::new();
         for (name, value) in &info.metadata {
             let name = http::HeaderName::try_from(format!("x-amz-meta-{name}"));
@@ -103,67 +90,14 @@ impl Copier<'_> {
                 headers.insert(name, value);
             }
         }
-        let content_type = info
-            .content_type
-            .as_deref()
-            .unwrap_or("application/octet-stream");
-        let bucket = self
-            .bucket
+        self.bucket
             .with_extra_headers(headers)
-            .map_err(|e| StorageError::from_s3("initiate multipart copy", to, e))?;
-        let unrecorded = || StorageError::Config {
-            endpoint: String::new(),
-            detail: "the store did not record the multipart copy".into(),
-        };
-        let intent = ledger
-            .intent(&self.bucket.name(), to)
-            .await
-            .map_err(|_| unrecorded())?;
-        let upload = match bucket.initiate_multipart_upload(to, content_type).await {
-            Ok(upload) => upload,
-            Err(e) => {
-                ledger.closed(&intent);
-                return Err(StorageError::from_s3("initiate multipart copy", to, e));
-            }
-        };
-        let open = crate::store::OpenUpload {
-            upload_id: upload.upload_id,
-            bucket: self.bucket.name(),
-            key: to.to_string(),
-        };
-        if !ledger.created(&intent, &open.upload_id).await {
-            if ledger.abort(self.bucket, &open).await {
-                ledger.closed(&intent);
-            }
-            return Err(unrecorded());
-        }
-        let result = match self.copy_parts(from, to, &open.upload_id, info.size).await {
-            Ok(parts) => {
-                let count = parts.len() as u32;
-                self.bucket
-                    .complete_multipart_upload(to, &open.upload_id, parts)
-                    .await
-                    .map(|_| count)
-                    .map_err(|e| StorageError::from_s3("complete multipart copy", to, e))
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(count) => {
-                ledger.closed(&open.upload_id);
-                Ok(CopyReport {
-                    bytes: info.size,
-                    parts: count,
-                })
-            }
-            Err(e) => {
-                ledger.abort(self.bucket, &open).await;
-                Err(e)
-            }
-        }
+            .map_err(|e| StorageError::from_s3("initiate multipart copy", to, e))
     }
 
-    async fn copy_parts(
+    /// Copies `from` into the open multipart upload `upload_id` of `to`, part by part;
+    /// answers the parts to complete it with.
+    pub async fn copy_parts(
         &self,
         from: &str,
         to: &str,
@@ -190,7 +124,7 @@ impl Copier<'_> {
     }
 
     /// One `CopyObject` (no part) or `UploadPartCopy`; returns the ETag it reports.
-    async fn copy_request(
+    pub async fn copy_request(
         &self,
         to: &str,
         from: &str,
@@ -408,7 +342,7 @@ impl SignedPut {
         let scope = format!("{date}/{}/s3/aws4_request", self.region);
         let to_sign = format!(
             "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
-            crate::actors::uploader::transfer::hex(&Sha256::digest(canonical.as_bytes()))
+            crate::util::hex(&Sha256::digest(canonical.as_bytes()))
         );
         let hmac = |key: &[u8], data: &str| {
             let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
@@ -419,7 +353,7 @@ impl SignedPut {
         for part in [self.region.as_str(), "s3", "aws4_request"] {
             key = hmac(&key, part);
         }
-        let signature = crate::actors::uploader::transfer::hex(&hmac(&key, &to_sign));
+        let signature = crate::util::hex(&hmac(&key, &to_sign));
         headers.push((
             "authorization".into(),
             format!(
