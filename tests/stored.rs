@@ -529,3 +529,40 @@ fn no_more_documents_are_stored_at_once_than_the_cap() {
     tg.set_file_pace(None);
     wait_until(WAIT, "both saved", || saved(&tg, 55) + saved(&tg, 56) == 2);
 }
+
+#[test]
+fn an_upload_created_whose_answer_was_lost_is_aborted_not_left_open() {
+    let tg = FakeTelegram::start(TOKEN);
+    let s3 = TestS3::start();
+    if !s3.is_embedded() {
+        eprintln!("skipped: the lost answer is injected by the in-process S3 server");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    // The server creates the first multipart upload but its answer says 500.
+    fail::cfg(
+        "embedded_s3.create_lost",
+        &format!("1*return({})", s3.bucket),
+    )
+    .unwrap();
+    let log = data.path().join("service.log");
+    let mut child = spawn_binary(&vars(&tg, &s3, data.path(), &[]), &log);
+    tg.add_file("lost", FileBody::Pattern(16 * MIB));
+    tg.push(document(&tg, 51, "lost", Some("lost.bin"), 16 * MIB));
+    wait_until(WAIT, "saved", || saved(&tg, 51) == 1);
+    fail::remove("embedded_s3.create_lost");
+    assert_eq!(s3.get("lost.bin").unwrap().len() as u64, 16 * MIB);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("attempt 1 failed"),
+        "the lost answer was hit: {text}"
+    );
+    assert_eq!(
+        s3.open_uploads(),
+        0,
+        "the upload the server created for the failed attempt is aborted: {text}"
+    );
+    sigterm(&child);
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(0));
+    assert_eq!(recorded_uploads(data.path()), 0, "none left recorded");
+}

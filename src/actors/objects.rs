@@ -218,7 +218,7 @@ async fn copy_recorded(
     let upload = match bucket.initiate_multipart_upload(to, content_type).await {
         Ok(upload) => upload,
         Err(e) => {
-            ledger.closed(&intent);
+            ledger.create_failed(copier.bucket, &intent, to, &e).await;
             return Err(StorageError::from_s3("initiate multipart copy", to, e));
         }
     };

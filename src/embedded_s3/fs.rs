@@ -140,6 +140,17 @@ fn unavailable_abort(bucket: &str) -> S3Result<()> {
     Ok(())
 }
 
+/// Test hook: with the `embedded_s3.create_lost` failpoint set to a bucket name, a multipart
+/// upload is created in that bucket but answered 500, as when the answer is lost on its way.
+fn lost_answer(bucket: &str) -> S3Result<()> {
+    let _ = bucket;
+    fail::fail_point!("embedded_s3.create_lost", |only| match only {
+        Some(b) if b != bucket => Ok(()),
+        _ => Err(s3_error!(InternalError, "injected: the answer was lost")),
+    });
+    Ok(())
+}
+
 impl EmbeddedFs {
     /// Runs a write through s3s-fs, then makes what it stored durable before answering.
     async fn durable<T>(
@@ -387,6 +398,16 @@ macro_rules! embedded_s3_impl {
                 self.list_uploads(req).await
             }
 
+            async fn create_multipart_upload(
+                &self,
+                req: S3Request<CreateMultipartUploadInput>,
+            ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+                let bucket = req.input.bucket.clone();
+                let answer = self.inner.create_multipart_upload(req).await?;
+                lost_answer(&bucket)?;
+                Ok(answer)
+            }
+
             async fn upload_part(
                 &self,
                 req: S3Request<UploadPartInput>,
@@ -454,7 +475,6 @@ embedded_s3_impl! {
     head_object(HeadObjectInput) -> HeadObjectOutput;
     list_buckets(ListBucketsInput) -> ListBucketsOutput;
     list_objects(ListObjectsInput) -> ListObjectsOutput;
-    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::stream::{self, Stream, StreamExt, TryStreamExt};
+use s3::error::S3Error;
 use s3::serde_types::Part;
 use s3::Bucket;
 use sha2::{Digest, Sha256};
@@ -186,7 +187,9 @@ impl Transfer {
         {
             Ok(upload) => upload,
             Err(e) => {
-                self.ledger.closed(&intent);
+                self.ledger
+                    .create_failed(&self.bucket, &intent, key, &e)
+                    .await;
                 return Err(StorageError::from_s3("initiate multipart upload", key, e).into());
             }
         };
@@ -356,6 +359,24 @@ impl Ledger {
             upload_id: upload_id.to_string(),
         };
         matches!(self.store.send(created).await, Ok(Ok(())))
+    }
+
+    /// The server's creation of the upload `intent` was for failed. Refused outright (a 4xx
+    /// answer), nothing was created: the intent is forgotten. Otherwise (no answer, or a 5xx)
+    /// the server may have created it and only the answer was lost: the intent is aborted,
+    /// which aborts every upload open under `key` that no record names (and stays recorded
+    /// for the sweep while that fails).
+    pub async fn create_failed(&self, bucket: &Bucket, intent: &str, key: &str, e: &S3Error) {
+        if matches!(e, S3Error::HttpFailWithBody(code, _) if (400..500).contains(code)) {
+            self.closed(intent);
+            return;
+        }
+        let open = OpenUpload {
+            upload_id: intent.to_string(),
+            bucket: bucket.name(),
+            key: key.to_string(),
+        };
+        self.abort(bucket, &open).await;
     }
 
     /// Forgets an upload that was completed, or an intent whose creation failed.
