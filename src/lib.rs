@@ -16,11 +16,12 @@
 //! - [`store`]: the durable store on SQLite or PostgreSQL (journal, claims, leases, outboxes,
 //!   files, renames, days).
 //! - [`etl`]: the daily Parquet compaction of the archive.
-//! - [`actors`]: the actix actors, talking only by typed messages: `PollerActor` and
-//!   `VkPollerActor` (intake), `ClaimActor` (replicas), the `WorkerPool` of supervised
-//!   `WorkerActor`s, `S3UploaderActor` (streams files into S3, progress back to the worker),
-//!   `AirtableActor`, `ArchiveActor`, `EtlSchedulerActor`, `StoreActor`.
-//! - [`intake`]: `/healthz`, `/readyz`, `/metrics` and the Telegram webhook.
+//! - [`actors`]: the actix actors, talking only by typed messages: `ClaimActor` (replicas),
+//!   the `WorkerPool` of supervised `WorkerActor`s, `S3UploaderActor` (streams files into S3,
+//!   progress back to the worker), `AirtableActor`, `ArchiveActor`, `EtlSchedulerActor`,
+//!   `StoreActor`.
+//! - [`intake`]: `PollerActor` (`getUpdates`) and `VkPollerActor`; `/healthz`, `/readyz`,
+//!   `/metrics` and the Telegram webhook.
 //! - [`conversation`]: the documents conversation, written once for every platform.
 //! - [`bot`]: the router from an update to its capability (documents, go button, archive),
 //!   and the Telegram and VK adapters of the chat vocabulary.

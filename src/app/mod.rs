@@ -16,7 +16,6 @@ use crate::actors::claims::{hand_over, ClaimActor, Claimant, StopClaims};
 use crate::actors::etl_scheduler::EtlSchedulerActor;
 use crate::actors::guard;
 use crate::actors::objects::ObjectsPort;
-use crate::actors::poller::{PollLease, PollerActor, StopPolling};
 use crate::actors::pool::{Dispatch, DrainPool, WorkerPool};
 use crate::actors::store::{StoreActor, StoreStats, TakeReplay, WriteFinished};
 use crate::actors::store_chat::ReleaseClaims;
@@ -30,6 +29,7 @@ use crate::clients::telegram::{TelegramClient, TelegramError, User};
 use crate::clients::vk::{Pace, VkClient, VkError};
 use crate::config::{AirtableSettings, Settings, TelegramMode};
 use crate::embedded_s3::{EmbeddedS3, EmbeddedS3Error};
+use crate::intake::poller::{PollLease, PollerActor, StopPolling};
 use crate::obs::metrics::Metrics;
 use crate::store::StoreError;
 use crate::util::backoff::Backoff;
@@ -143,7 +143,7 @@ pub struct Service {
     closing: Arc<std::sync::atomic::AtomicBool>,
     webhook_watch: Option<Arc<std::sync::atomic::AtomicBool>>,
     poller: Option<Addr<PollerActor>>,
-    vk_poller: Option<Addr<crate::actors::vk_poller::VkPollerActor>>,
+    vk_poller: Option<Addr<crate::intake::vk_poller::VkPollerActor>>,
     pool: Addr<WorkerPool>,
     /// With replicas: this replica's chat claims and its name.
     claims: Option<(Addr<ClaimActor>, String)>,

@@ -8,12 +8,12 @@ use actix::prelude::*;
 
 use super::{retry, StartupError};
 use crate::actors::guard;
-use crate::actors::poller::PollLease;
 use crate::actors::pool::Dispatch;
 use crate::actors::store::StoreActor;
-use crate::actors::vk_poller::{VkPollerActor, VkSinks};
 use crate::clients::vk::{codes, Pace, VkClient, VkConfig, VkError};
 use crate::config::Settings;
+use crate::intake::poller::PollLease;
+use crate::intake::vk_poller::{VkPollerActor, VkSinks};
 use crate::obs::metrics::Metrics;
 
 /// Calls per second of one community token, shared by all VK calls: VK allows 20; one less

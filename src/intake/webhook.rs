@@ -195,7 +195,7 @@ pub async fn deliver(
     Metrics::stamp(&metrics.telegram_intake_ok_ms);
     if Metrics::note_due(
         &metrics.intake_noted_ms[0],
-        crate::actors::poller::NOTE_EVERY,
+        crate::intake::poller::NOTE_EVERY,
     ) {
         intake.store.do_send(NoteIntake("telegram_webhook"));
     }

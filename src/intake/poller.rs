@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::pool::Dispatch;
-use super::store::{JournalBatch, StoreActor};
-use super::store_chat::{
+use crate::actors::pool::Dispatch;
+use crate::actors::store::{JournalBatch, StoreActor};
+use crate::actors::store_chat::{
     NoteIntake, PollerOffset, ReadLease, ReleaseLease, SavePollerOffset, TakeLease,
 };
-use super::worker::Job;
+use crate::actors::worker::Job;
 use crate::clients::telegram::{TelegramClient, TelegramError};
 use crate::config::{SecuritySettings, TelegramSettings};
 use crate::domain::inbound::IncomingUpdate;

@@ -22,10 +22,10 @@ use actix::prelude::*;
 use serde::Deserialize;
 
 use super::poller::{PollLease, StopPolling};
-use super::pool::Dispatch;
-use super::store::{JournalBatch, StoreActor};
-use super::store_chat::{ReleaseLease, SetVkTs, TakeLease, VkIds, VkTs};
-use super::worker::Job;
+use crate::actors::pool::Dispatch;
+use crate::actors::store::{JournalBatch, StoreActor};
+use crate::actors::store_chat::{ReleaseLease, SetVkTs, TakeLease, VkIds, VkTs};
+use crate::actors::worker::Job;
 use crate::clients::vk::{LongPollServer, PollAnswer, VkClient, VkError};
 use crate::domain::inbound::IncomingUpdate;
 use crate::obs::metrics::Metrics;
@@ -273,7 +273,9 @@ async fn poll_once(
     if answer.is_ok() {
         Metrics::stamp(&sinks.metrics.vk_intake_ok_ms);
         if Metrics::note_due(&sinks.metrics.intake_noted_ms[1], super::poller::NOTE_EVERY) {
-            sinks.store.do_send(super::store_chat::NoteIntake("vk"));
+            sinks
+                .store
+                .do_send(crate::actors::store_chat::NoteIntake("vk"));
         }
     }
     let (ts, raws) = match answer {
