@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use super::fence::ClaimFence;
 use super::fence::Worked;
-pub use super::fence::{ClaimFence, Standing};
 use super::pool::{Dispatch, DispatchError};
 use super::store::{MoveToPoison, StoreActor};
 use super::store_chat::{AdoptClaims, ClaimRound, JournalEntries, RenewClaims};

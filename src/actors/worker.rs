@@ -105,7 +105,7 @@ pub struct WorkerDeps {
     pub metrics: Arc<Metrics>,
     /// With replicas: the chats this replica holds, asked before each update of a claimed
     /// chat (updates of chats it lost are left to their new holder).
-    pub fence: Option<Arc<super::claims::ClaimFence>>,
+    pub fence: Option<Arc<super::fence::ClaimFence>>,
 }
 
 /// A worker of the pool.
@@ -164,13 +164,13 @@ impl WorkerActor {
         if let (Some(fence), Some(next)) = (&self.deps.fence, queue.front()) {
             if next.journaled {
                 match fence.standing(chat) {
-                    super::claims::Standing::Held => {}
-                    super::claims::Standing::Unconfirmed => {
+                    super::fence::Standing::Held => {}
+                    super::fence::Standing::Unconfirmed => {
                         // Asked again shortly: the next renewal says held or lost.
                         ctx.run_later(FENCE_RECHECK, move |act, ctx| act.pump(chat, ctx));
                         return;
                     }
-                    super::claims::Standing::Lost => {
+                    super::fence::Standing::Lost => {
                         let left: Vec<i64> = queue
                             .iter()
                             .filter(|j| j.journaled)
@@ -232,7 +232,7 @@ impl WorkerActor {
             fence.in_hand(chat, false);
             // A claimed update that failed after its chat was lost (its effects were held back
             // from then on) is the new holder's: neither finished nor charged an attempt.
-            let lost = fence.standing(chat) != super::claims::Standing::Held;
+            let lost = fence.standing(chat) != super::fence::Standing::Held;
             if job.journaled && lost && !matches!(result, Ok(Ok(_))) {
                 log::warn!(
                     "update_id={id} chat_id={chat}: the chat was taken over while this update was in hand; it is left to the new holder"

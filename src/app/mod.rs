@@ -382,7 +382,7 @@ impl Checked {
         // the bots before each effect of one.
         let fence = replica
             .is_some()
-            .then(|| Arc::new(crate::actors::claims::ClaimFence::default()));
+            .then(|| Arc::new(crate::actors::fence::ClaimFence::default()));
         let deps = BotDeps {
             fence: fence.clone(),
             objects: ObjectsPort::of(&uploader),

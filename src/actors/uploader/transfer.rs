@@ -320,7 +320,7 @@ fn header(key: &str, value: &str) -> Result<http::HeaderValue, UploadError> {
     })
 }
 
-pub use crate::util::hex;
+use crate::util::hex;
 
 /// Records the multipart uploads (and copies) of one owner in the store and aborts them, so
 /// none is ever left open: the intent before the server creates it, the id once it does, and an
