@@ -1,0 +1,78 @@
+//! `[archive]`: the archived group chats, their buckets and the daily ETL; and its checks.
+
+use serde::Deserialize;
+
+use super::{id_list, invalid, SecuritySettings, SettingsError};
+
+/// The group archive and its daily ETL.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ArchiveSettings {
+    /// Archived chat ids; empty means off.
+    #[serde(default, deserialize_with = "id_list")]
+    pub chats: Vec<i64>,
+    /// Bucket for raw JSON.
+    pub raw_bucket: String,
+    /// Bucket for Parquet.
+    pub enriched_bucket: String,
+    /// Key prefix.
+    pub prefix: String,
+    /// Time zone, minutes east of UTC.
+    pub utc_offset_minutes: i32,
+    /// Local `HH:MM` of the daily ETL run.
+    pub etl_at: String,
+    /// Days looked back by the scheduler's passes.
+    pub catch_up_days: u32,
+    /// Seconds between the scheduler's passes.
+    pub recheck_secs: u64,
+    /// Rows per Parquet row group.
+    pub rows_per_group: usize,
+    /// Days the JSON of delivered raw objects is kept in the store for the ETL; 0: not kept.
+    pub local_copy_days: u32,
+}
+
+impl ArchiveSettings {
+    /// Whether any chat is archived.
+    pub fn is_enabled(&self) -> bool {
+        !self.chats.is_empty()
+    }
+
+    /// The ETL time as minutes after local midnight.
+    pub fn etl_minute(&self) -> Option<u32> {
+        let (h, m) = self.etl_at.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    }
+}
+
+/// Checks the archive section (its chats must be served at all when chats are restricted).
+pub(super) fn validate(
+    ar: &ArchiveSettings,
+    security: &SecuritySettings,
+) -> Result<(), SettingsError> {
+    if ar.etl_minute().is_none() {
+        return invalid("archive.etl_at", "must be a time HH:MM");
+    }
+    if !(-14 * 60..=14 * 60).contains(&ar.utc_offset_minutes) {
+        return invalid("archive.utc_offset_minutes", "must be between -840 and 840");
+    }
+    if ar.rows_per_group == 0 {
+        return invalid("archive.rows_per_group", "must be at least 1");
+    }
+    if ar.local_copy_days > 366 {
+        return invalid("archive.local_copy_days", "must be between 0 and 366");
+    }
+    if ar.prefix.is_empty() || ar.prefix.starts_with('/') || ar.prefix.ends_with('/') {
+        return invalid(
+            "archive.prefix",
+            "must be non-empty without leading or trailing /",
+        );
+    }
+    let allowed = &security.allowed_chat_ids;
+    if !allowed.is_empty() && ar.chats.iter().any(|c| !allowed.contains(c)) {
+        return invalid(
+            "archive.chats",
+            "must all be in security.allowed_chat_ids when that list is set (nothing of other chats is kept)",
+        );
+    }
+    Ok(())
+}
