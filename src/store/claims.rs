@@ -14,7 +14,7 @@
 
 use super::db::{vals, Engine, Sql, Val};
 use super::leases::now_ms;
-use super::{error_for, rows, JournalEntry, OutboxItem, Store, StoreError};
+use super::{error_for, rows, JournalEntry, Store, StoreError};
 
 /// The table and indexes of this module on SQLite (the outbox columns are added by
 /// [`migrate_sqlite`]); PostgreSQL gets the same from its migration 3.
@@ -368,39 +368,6 @@ impl Store {
         }
         all.sort_by_key(|e| e.update_id);
         Ok(all)
-    }
-
-    /// Up to `limit` pending items of an outbox that no other replica has claimed (or whose
-    /// claim ran out), oldest first, claimed for `holder` for `ttl_ms`. Items `holder` claimed
-    /// before and has not delivered are offered again. On PostgreSQL, replicas claiming
-    /// together skip each other's rows.
-    pub fn outbox_claim(
-        &mut self,
-        kind: &str,
-        limit: usize,
-        (holder, ttl_ms): (&str, i64),
-    ) -> Result<Vec<OutboxItem>, StoreError> {
-        let engine = self.db.engine();
-        let now = now_ms(engine);
-        let (hint, lock) = match engine {
-            Engine::Sqlite => ("INDEXED BY outbox_pending", ""),
-            Engine::Postgres => ("", "FOR UPDATE SKIP LOCKED"),
-        };
-        let sql = format!(
-            "UPDATE outbox SET claimed_by = $3, claim_until = {now} + $4 WHERE id IN (
-                 SELECT id FROM outbox {hint}
-                 WHERE kind = $1 AND dead_reason IS NULL AND delivered_at IS NULL
-                   AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until < {now})
-                 ORDER BY id LIMIT $2 {lock})
-             RETURNING id, key, payload, attempts"
-        );
-        let mut items = self
-            .db
-            .query(&sql, vals![kind, limit, holder, ttl_ms])
-            .and_then(|r| rows(r, super::outbox::item))
-            .map_err(|e| self.err(e))?;
-        items.sort_by_key(|i| i.id);
-        Ok(items)
     }
 }
 

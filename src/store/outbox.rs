@@ -2,6 +2,7 @@
 //! delivered them, keyed so that putting the same item twice keeps one.
 
 use super::db::{vals, DbError, Engine, Row, Sql};
+use super::leases::now_ms;
 use super::{error_for, now_secs, rows, OutboxItem, Store, StoreError};
 
 /// Indexes for the hot queries: pending items in order (read every second by each sink), pending
@@ -147,6 +148,39 @@ impl Store {
             )
             .and_then(|r| rows(r, |r| Ok((item(r)?, r.text(4)?))))
             .map_err(|e| self.err(e))
+    }
+
+    /// Up to `limit` pending items of an outbox that no other replica has claimed (or whose
+    /// claim ran out), oldest first, claimed for `holder` for `ttl_ms`. Items `holder` claimed
+    /// before and has not delivered are offered again. On PostgreSQL, replicas claiming
+    /// together skip each other's rows.
+    pub fn outbox_claim(
+        &mut self,
+        kind: &str,
+        limit: usize,
+        (holder, ttl_ms): (&str, i64),
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let engine = self.db.engine();
+        let now = now_ms(engine);
+        let (hint, lock) = match engine {
+            Engine::Sqlite => ("INDEXED BY outbox_pending", ""),
+            Engine::Postgres => ("", "FOR UPDATE SKIP LOCKED"),
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_by = $3, claim_until = {now} + $4 WHERE id IN (
+                 SELECT id FROM outbox {hint}
+                 WHERE kind = $1 AND dead_reason IS NULL AND delivered_at IS NULL
+                   AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until < {now})
+                 ORDER BY id LIMIT $2 {lock})
+             RETURNING id, key, payload, attempts"
+        );
+        let mut items = self
+            .db
+            .query(&sql, vals![kind, limit, holder, ttl_ms])
+            .and_then(|r| rows(r, item))
+            .map_err(|e| self.err(e))?;
+        items.sort_by_key(|i| i.id);
+        Ok(items)
     }
 }
 

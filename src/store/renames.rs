@@ -5,7 +5,8 @@
 
 use super::db::{vals, Sql};
 
-use super::saved::{holder_of, lock_name, FileEntry};
+use super::listing::FileEntry;
+use super::saved::{holder_of, lock_name};
 use super::{error_for, now_secs, Store, StoreError};
 
 /// The tables of this module.
