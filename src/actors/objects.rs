@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use super::uploader::transfer::Ledger;
+use super::uploader::ledger::Ledger;
 use super::uploader::S3UploaderActor;
 use crate::clients::s3::objects::{self, CopyReport};
 use crate::clients::s3::StorageError;

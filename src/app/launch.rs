@@ -18,7 +18,7 @@ use crate::actors::guard;
 use crate::actors::objects::ObjectsPort;
 use crate::actors::pool::{Dispatch, WorkerPool};
 use crate::actors::store::StoreActor;
-use crate::actors::uploader::transfer::Ledger;
+use crate::actors::uploader::ledger::Ledger;
 use crate::actors::uploader::S3UploaderActor;
 use crate::actors::worker::WorkerDeps;
 use crate::bot::{Bot, BotDeps};

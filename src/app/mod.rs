@@ -63,7 +63,7 @@ pub struct Service {
     shutdown: Shutdown,
     target: S3Target,
     /// The ledger of this process's multipart uploads (as its uploader's first start).
-    uploads: crate::actors::uploader::transfer::Ledger,
+    uploads: crate::actors::uploader::ledger::Ledger,
     /// Held so the scheduler's supervisor can restart it (an actor nobody addresses is not).
     _etl_scheduler: Option<Addr<EtlSchedulerActor>>,
     /// The uploader's thread, stopped first when a shutdown deadline runs out.

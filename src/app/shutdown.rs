@@ -11,7 +11,7 @@ use crate::actors::claims::StopClaims;
 use crate::actors::pool::{DrainPool, WorkerPool};
 use crate::actors::store::WriteFinished;
 use crate::actors::store_chat::ReleaseClaims;
-use crate::actors::uploader::transfer::{sweep, Ledger};
+use crate::actors::uploader::ledger::{sweep, Ledger};
 use crate::clients::s3::S3Target;
 use crate::intake::poller::StopPolling;
 

@@ -1,4 +1,6 @@
 use super::*;
+use crate::clients::s3::StorageError;
+use crate::clients::telegram::TelegramError;
 
 #[test]
 fn each_kind_of_failure_has_its_own_budget() {

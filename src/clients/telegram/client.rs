@@ -1,17 +1,25 @@
 //! A Bot API client over `awc`. One per actor (the HTTP client is not `Send`).
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::stream::{LocalBoxStream, StreamExt};
+use bytes::Bytes;
+use futures_util::stream::LocalBoxStream;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+mod buttons;
+mod download;
+mod envelope;
+
+#[cfg(test)]
+use self::download::open_local_file;
+pub use self::download::Download;
+pub use self::envelope::parse_envelope;
 use super::error::TelegramError;
 use super::types::{File, SentMessage, User, WebhookInfo};
 use crate::clients::telegram::ratelimit::{
@@ -23,8 +31,6 @@ use crate::util::backoff::Backoff;
 
 /// Largest JSON answer read from the Bot API.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
-/// Chunk size when reading a file from local disk.
-const LOCAL_READ_CHUNK: usize = 1024 * 1024;
 
 /// A stream of file bytes.
 pub type ByteStream = LocalBoxStream<'static, Result<Bytes, TelegramError>>;
@@ -42,48 +48,6 @@ pub struct TelegramClient {
     send_retry_for: Duration,
     limiter: SharedLimiter,
     metrics: Arc<Metrics>,
-}
-
-/// Answer envelope of every Bot API method.
-#[derive(Deserialize)]
-struct Envelope<R> {
-    ok: bool,
-    result: Option<R>,
-    description: Option<String>,
-    error_code: Option<u16>,
-    parameters: Option<ResponseParameters>,
-}
-
-#[derive(Deserialize)]
-struct ResponseParameters {
-    retry_after: Option<u64>,
-}
-
-/// Turns a raw answer into the result or a typed error.
-pub fn parse_envelope<R: DeserializeOwned>(
-    method: &'static str,
-    status: u16,
-    body: &[u8],
-) -> Result<Option<R>, TelegramError> {
-    let envelope: Envelope<R> =
-        serde_json::from_slice(body).map_err(|e| TelegramError::InvalidJson {
-            method,
-            status,
-            detail: e.to_string(),
-            raw: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        })?;
-    if envelope.ok {
-        return Ok(envelope.result);
-    }
-    let code = envelope.error_code.unwrap_or(status);
-    if let Some(seconds) = envelope.parameters.and_then(|p| p.retry_after) {
-        return Err(TelegramError::RetryAfter { method, seconds });
-    }
-    Err(TelegramError::Api {
-        method,
-        code,
-        description: envelope.description.unwrap_or_default(),
-    })
 }
 
 impl TelegramClient {
@@ -350,54 +314,6 @@ impl TelegramClient {
         .map(drop)
     }
 
-    /// `sendMessage` with one inline button carrying `callback_data`.
-    pub async fn send_button(
-        &self,
-        chat_id: i64,
-        text: &str,
-        label: &str,
-        callback_data: &str,
-    ) -> Result<SentMessage, TelegramError> {
-        let params = json!({
-            "chat_id": chat_id,
-            "text": text,
-            "reply_markup": {"inline_keyboard": [[{"text": label, "callback_data": callback_data}]]},
-        });
-        self.send_retrying(chat_id, || self.call_required("sendMessage", &params))
-            .await
-    }
-
-    /// `answerCallbackQuery`: stops the client's spinner and shows `text` briefly. An answer
-    /// is not a chat message: no rate limit applies, only a hold Telegram asked for.
-    pub async fn answer_callback_query(
-        &self,
-        chat_id: i64,
-        query_id: &str,
-        text: &str,
-    ) -> Result<(), TelegramError> {
-        let params = json!({"callback_query_id": query_id, "text": text});
-        self.held(
-            chat_id,
-            self.call::<_, IgnoredAny>("answerCallbackQuery", &params, self.request_timeout),
-        )
-        .await
-        .map(drop)
-    }
-
-    /// `editMessageReplyMarkup` with no keyboard: hides the buttons of a message.
-    pub async fn remove_keyboard(
-        &self,
-        chat_id: i64,
-        message_id: i64,
-    ) -> Result<(), TelegramError> {
-        let params = json!({"chat_id": chat_id, "message_id": message_id, "reply_markup": {"inline_keyboard": []}});
-        self.send_retrying(chat_id, || {
-            self.call::<_, IgnoredAny>("editMessageReplyMarkup", &params, self.request_timeout)
-        })
-        .await
-        .map(drop)
-    }
-
     /// `editMessageText` through the rate limiter, once (progress edits are best effort); a
     /// `result` of `null`, `true` or a message are all success.
     pub async fn edit_message_text(
@@ -435,147 +351,6 @@ impl TelegramClient {
         self.held(chat_id, self.call_required("getFile", &params))
             .await
     }
-
-    /// Streams the bytes of a file sent in `chat_id`, with the length the source announces.
-    /// On a local Bot API server an absolute `file_path` is read from disk; otherwise it is
-    /// fetched from `{api_url}/file/bot<token>/<file_path>`.
-    pub async fn download(&self, chat_id: i64, file_path: &str) -> Result<Download, TelegramError> {
-        self.held(chat_id, self.fetch(file_path)).await
-    }
-
-    async fn fetch(&self, file_path: &str) -> Result<Download, TelegramError> {
-        const METHOD: &str = "download";
-        if self.local_bot_api && Path::new(file_path).is_absolute() {
-            return local_file_stream(&self.local_files_root, Path::new(file_path)).await;
-        }
-        let url = format!(
-            "{}/file/bot{}/{}",
-            self.api_url,
-            self.token.expose(),
-            file_path.trim_start_matches('/')
-        );
-        let mut response = self
-            .http
-            .get(url)
-            .timeout(self.download_timeout)
-            .send()
-            .await
-            .map_err(|e| self.network(METHOD, e))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            let body = response.body().limit(64 * 1024).await.unwrap_or_default();
-            return Err(match parse_envelope::<IgnoredAny>(METHOD, status, &body) {
-                Err(err @ (TelegramError::Api { .. } | TelegramError::RetryAfter { .. })) => err,
-                _ => TelegramError::Api {
-                    method: METHOD,
-                    code: status,
-                    description: "file download failed".into(),
-                },
-            });
-        }
-        let length = response
-            .headers()
-            .get(awc::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let token = self.token.clone();
-        let bytes = response
-            .map(move |chunk| {
-                chunk.map_err(|e| TelegramError::Network {
-                    method: METHOD,
-                    detail: e.to_string().replace(token.expose(), "[redacted]"),
-                })
-            })
-            .boxed_local();
-        Ok(Download { bytes, length })
-    }
-}
-
-/// A file being downloaded.
-pub struct Download {
-    /// Its bytes.
-    pub bytes: ByteStream,
-    /// The length announced by the source (`Content-Length`, or the local file's size).
-    pub length: Option<u64>,
-}
-
-/// Opens a file a local Bot API server named, if it may be read: it lies under `root` (no `..`),
-/// no component below `root` is a symbolic link (the last is opened with `O_NOFOLLOW`), and it
-/// is a regular file.
-fn open_local_file(root: &Path, path: &Path) -> Result<std::fs::File, TelegramError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let refused = |detail: String| TelegramError::LocalFileRefused { detail };
-    let shown = path.display();
-    let below = path
-        .strip_prefix(root)
-        .ok()
-        .filter(|rel| {
-            rel.components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)))
-        })
-        .filter(|rel| !rel.as_os_str().is_empty())
-        .ok_or_else(|| {
-            refused(format!(
-                "{shown} is not under telegram.local_files_root ({})",
-                root.display()
-            ))
-        })?;
-    let mut at = root.to_path_buf();
-    for part in below.components() {
-        at.push(part);
-        match std::fs::symlink_metadata(&at) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(refused(format!("{} is a symbolic link", at.display())))
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(TelegramError::Network {
-                    method: "download",
-                    detail: format!("local file {shown}: {e}"),
-                })
-            }
-        }
-    }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| refused(format!("{shown}: {e}")))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| refused(format!("{shown}: {e}")))?;
-    if !meta.file_type().is_file() {
-        return Err(refused(format!("{shown} is not a regular file")));
-    }
-    Ok(file)
-}
-
-/// Reads a local file in chunks without holding it in memory.
-async fn local_file_stream(root: &Path, path: &Path) -> Result<Download, TelegramError> {
-    use tokio::io::AsyncReadExt;
-    let io_err = |e: std::io::Error| TelegramError::Network {
-        method: "download",
-        detail: format!("local file: {e}"),
-    };
-    let (root, owned) = (root.to_path_buf(), path.to_path_buf());
-    let file = tokio::task::spawn_blocking(move || open_local_file(&root, &owned))
-        .await
-        .map_err(|e| io_err(std::io::Error::other(e.to_string())))??;
-    let file = tokio::fs::File::from_std(file);
-    let length = file.metadata().await.map_err(io_err)?.len();
-    let stream = futures_util::stream::try_unfold(file, move |mut file| async move {
-        let mut buf = BytesMut::zeroed(LOCAL_READ_CHUNK);
-        let n = file.read(&mut buf).await.map_err(io_err)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.truncate(n);
-        Ok(Some((buf.freeze(), file)))
-    });
-    Ok(Download {
-        bytes: stream.boxed_local(),
-        length: Some(length),
-    })
 }
 
 #[cfg(test)]

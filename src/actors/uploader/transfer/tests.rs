@@ -1,5 +1,7 @@
 use super::*;
+use crate::clients::telegram::ByteStream;
 use bytes::Bytes;
+use sha2::Sha256;
 
 fn chunks(sizes: &[usize]) -> ByteStream {
     let mut n = 0u8;
