@@ -157,19 +157,7 @@ pub async fn deliver(
     if intake.closing.load(Ordering::SeqCst) {
         return answer(metrics, 503);
     }
-    let header = req.headers().get(SECRET_HEADER);
-    if !header.is_some_and(|given| secret_matches(given.as_bytes(), &intake.secret)) {
-        Metrics::incr(&metrics.webhook_unauthorized);
-        log::warn!(
-            "webhook: a delivery from {} {} refused (401)",
-            req.peer_addr()
-                .map_or("an unknown address".to_string(), |a| a.ip().to_string()),
-            if header.is_some() {
-                "with a wrong secret token was"
-            } else {
-                "without the secret token header was"
-            }
-        );
+    if !authorized(&req, &intake) {
         return answer(metrics, 401);
     }
     let body = match read_body(&mut payload, intake.max_body).await {
@@ -190,7 +178,6 @@ pub async fn deliver(
         Ok(update) => Arc::new(update),
         Err(reason) => return reject(&intake, &body, KEPT_OF_REJECTED, reason).await,
     };
-    let id = update.update_id;
     metrics.received("telegram_webhook", update.kind());
     Metrics::stamp(&metrics.telegram_intake_ok_ms);
     if Metrics::note_due(
@@ -199,6 +186,33 @@ pub async fn deliver(
     ) {
         intake.store.do_send(NoteIntake("telegram_webhook"));
     }
+    answer(metrics, take_in(&intake, update).await)
+}
+
+/// Whether the delivery carries the secret token; a refusal is counted and logged.
+fn authorized(req: &HttpRequest, intake: &WebhookIntake) -> bool {
+    let header = req.headers().get(SECRET_HEADER);
+    if !header.is_some_and(|given| secret_matches(given.as_bytes(), &intake.secret)) {
+        Metrics::incr(&intake.metrics.webhook_unauthorized);
+        log::warn!(
+            "webhook: a delivery from {} {} refused (401)",
+            req.peer_addr()
+                .map_or("an unknown address".to_string(), |a| a.ip().to_string()),
+            if header.is_some() {
+                "with a wrong secret token was"
+            } else {
+                "without the secret token header was"
+            }
+        );
+        return false;
+    }
+    true
+}
+
+/// Journals an admitted update (an update the allowlists refuse is turned away unjournaled)
+/// and hands it to the workers; answers the HTTP status for Telegram.
+async fn take_in(intake: &WebhookIntake, update: Arc<IncomingUpdate>) -> u16 {
+    let (metrics, id) = (&intake.metrics, update.update_id);
     let journaled = crate::domain::inbound::admitted(&intake.security, &update);
     let fresh = if journaled {
         match intake.store.send(JournalBatch(vec![update])).await {
@@ -207,13 +221,13 @@ pub async fn deliver(
                 log::error!(
                     "webhook: cannot journal update_id={id} ({e}); answered 500, Telegram delivers it again"
                 );
-                return answer(metrics, 500);
+                return 500;
             }
             Err(e) => {
                 log::error!(
                     "webhook: store unavailable for update_id={id} ({e}); answered 500, Telegram delivers it again"
                 );
-                return answer(metrics, 500);
+                return 500;
             }
         }
     } else {
@@ -238,7 +252,7 @@ pub async fn deliver(
             ),
         }
     }
-    answer(metrics, 200)
+    200
 }
 
 /// Checks the webhook every `check_interval_secs` until the returned flag is set: a check that
