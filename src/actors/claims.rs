@@ -16,6 +16,9 @@
 //! round that brings nothing sets the next unprompted one further off, up to [`IDLE_LONGEST`]
 //! (which only catches claims that ran out unnoticed).
 
+mod handover;
+mod renewal;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,13 +28,13 @@ use actix::prelude::*;
 use super::fence::ClaimFence;
 use super::fence::Worked;
 use super::pool::{Dispatch, DispatchError};
-use super::store::{MoveToPoison, StoreActor};
-use super::store_chat::{AdoptClaims, ClaimRound, JournalEntries, RenewClaims};
-use super::worker::Job;
-use crate::domain::inbound::IncomingUpdate;
+use super::store::StoreActor;
+use super::store_chat::{ClaimRound, JournalEntries};
 use crate::obs::metrics::Metrics;
-use crate::store::JournalEntry;
 use crate::util::backoff::Backoff;
+
+pub use self::handover::hand_over;
+use self::handover::settle;
 
 /// Most journaled updates listed per round.
 const LIST: usize = 1000;
@@ -290,166 +293,6 @@ impl ClaimActor {
             }
             not_taken
         }
-    }
-}
-
-/// Takes in a listing of journaled updates (in order, cut at `limit`): forgets the updates
-/// in flight that it shows finished, and answers those to hand over now, at most `most` in
-/// flight in all, marking them in flight. An update in flight missing from a listing that was
-/// cut is finished only if it comes before the listing's last (a later one may be past the
-/// cut): forgetting it early would hand it over twice.
-fn settle(
-    in_flight: &mut HashSet<i64>,
-    listed: &[(i64, i64)],
-    limit: usize,
-    most: usize,
-) -> Vec<i64> {
-    let ids: HashSet<i64> = listed.iter().map(|(id, _)| *id).collect();
-    let cut_after = (listed.len() >= limit)
-        .then(|| listed.last().map(|(id, _)| *id))
-        .flatten();
-    in_flight.retain(|id| ids.contains(id) || cut_after.is_some_and(|last| *id > last));
-    let room = most.saturating_sub(in_flight.len());
-    let fresh: Vec<i64> = listed
-        .iter()
-        .map(|(id, _)| *id)
-        .filter(|id| !in_flight.contains(id))
-        .take(room)
-        .collect();
-    in_flight.extend(&fresh);
-    fresh
-}
-
-/// Hands one journaled update to the pool, or moves it aside when it was attempted
-/// `max_attempts` times already (it may be what stopped the processes that handled it) or is
-/// not readable; answers whether the pool took it.
-pub async fn hand_over(
-    store: &Addr<StoreActor>,
-    pool: &Recipient<Dispatch>,
-    entry: JournalEntry,
-    max_attempts: u32,
-    metrics: &Metrics,
-) -> bool {
-    let id = entry.update_id;
-    let poison = |reason: String| {
-        Metrics::incr(&metrics.updates_poisoned);
-        store.do_send(MoveToPoison {
-            update_id: id,
-            reason,
-            attempts: entry.attempts,
-        });
-    };
-    if entry.attempts >= max_attempts {
-        log::error!(
-            "update_id={id} moved to the poison list: the service stopped {} times while handling it",
-            entry.attempts
-        );
-        poison(format!(
-            "interrupted {} times (crash or shutdown) while handling it",
-            entry.attempts
-        ));
-        return false;
-    }
-    let parsed = serde_json::value::RawValue::from_string(entry.raw)
-        .map_err(|e| e.to_string())
-        .and_then(|raw| IncomingUpdate::parse(raw).map_err(|e| e.to_string()));
-    let update = match parsed {
-        Ok(update) => update,
-        Err(e) => {
-            log::error!("update_id={id} in the journal is not readable ({e}); moved aside");
-            poison(format!("journal entry is not readable: {e}"));
-            return false;
-        }
-    };
-    let job = Job {
-        update: Arc::new(update),
-        attempts: entry.attempts,
-        journaled: true,
-    };
-    match pool.send(Dispatch(job)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            log::error!("{e}; it stays in the journal");
-            false
-        }
-        Err(e) => {
-            log::error!(
-                "worker pool unavailable for update_id={id} ({e}); it stays in the journal"
-            );
-            false
-        }
-    }
-}
-
-impl Actor for ClaimActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.fence.attach(ctx.address().recipient());
-        if let (Some((url, limits)), None) = (&self.notices, &self.listener) {
-            let me = ctx.address().recipient::<WorkArrived>();
-            match crate::store::db::listen(url, *limits, crate::store::JOURNAL_CHANNEL, move || {
-                me.do_send(WorkArrived)
-            }) {
-                Ok(listener) => self.listener = Some(listener),
-                Err(e) => log::warn!(
-                    "chat claims: cannot listen for other replicas' journal writes ({e}); rounds find them within {} s",
-                    IDLE_LONGEST.as_secs()
-                ),
-            }
-        }
-        let renew_every = (self.me.ttl / 3).max(Duration::from_millis(200));
-        ctx.run_interval(renew_every, |act, ctx| {
-            let renew = RenewClaims {
-                holder: act.me.holder.clone(),
-                ttl_ms: act.ttl_ms(),
-            };
-            let (store, fence, ttl) = (act.store.clone(), act.fence.clone(), act.me.ttl);
-            let read_at = Instant::now();
-            ctx.spawn(
-                async move {
-                    match store.send(renew).await {
-                        Ok(Ok(held)) => fence.renewed(read_at, held.into_iter().collect(), ttl),
-                        Ok(Err(e)) => log::error!("chat claims: cannot renew this replica's claims ({e}); they run out unless the store answers again"),
-                        Err(_) => {}
-                    }
-                }
-                .into_actor(act)
-                // Chats may have been lost, or claims of others run out.
-                .map(|_, act, ctx| act.wake(ctx)),
-            );
-        });
-        let (store, me, fence) = (self.store.clone(), self.me.clone(), self.fence.clone());
-        let counted = RenewClaims {
-            holder: me.holder.clone(),
-            ttl_ms: self.ttl_ms(),
-        };
-        let read_at = Instant::now();
-        ctx.spawn(
-            async move {
-                // Counted among the live replicas before the first claim.
-                if let Ok(Ok(held)) = store.send(counted).await {
-                    fence.renewed(read_at, held.into_iter().collect(), me.ttl);
-                }
-                match store.send(AdoptClaims(me.holder.clone())).await {
-                    Ok(Ok(0)) => {}
-                    Ok(Ok(n)) => log::info!(
-                        "replica {}: {n} chats claimed by an earlier process of this name are worked on again",
-                        me.holder
-                    ),
-                    Ok(Err(e)) => log::warn!("chat claims: cannot adopt earlier claims ({e})"),
-                    Err(e) => log::warn!("chat claims: store unavailable ({e})"),
-                }
-            }
-            .into_actor(self)
-            .map(|_, act, ctx| act.round(ctx)),
-        );
-        log::info!(
-            "replica {}: working the journal by chat claims (at most {} chats at once, claims last {} s)",
-            self.me.holder,
-            self.me.max_chats,
-            self.me.ttl.as_secs()
-        );
     }
 }
 
