@@ -152,73 +152,11 @@ impl EmbeddedS3 {
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key.to_string()));
         let service = builder.build();
 
-        let listener =
-            std::net::TcpListener::bind(listen).map_err(|source| EmbeddedS3Error::Listen {
-                listen: listen.to_string(),
-                source,
-            })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| EmbeddedS3Error::Listen {
-                listen: listen.to_string(),
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| EmbeddedS3Error::Listen {
-                listen: listen.to_string(),
-                source,
-            })?;
-        let (tx, mut rx) = oneshot::channel::<()>();
+        let (listener, addr) = bind(listen)?;
+        let (tx, rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("embedded-s3".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("embedded-s3-io")
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        log::error!("embedded S3: cannot start its runtime: {e}");
-                        return;
-                    }
-                };
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            log::error!("embedded S3: cannot listen: {e}");
-                            return;
-                        }
-                    };
-                    let http = ConnBuilder::new(TokioExecutor::new());
-                    loop {
-                        let socket = tokio::select! {
-                            accepted = listener.accept() => match accepted {
-                                Ok((socket, _)) => socket,
-                                Err(e) => {
-                                    log::warn!("embedded S3: accept failed: {e}");
-                                    tokio::time::sleep(Duration::from_millis(50)).await;
-                                    continue;
-                                }
-                            },
-                            _ = &mut rx => break,
-                        };
-                        let _ = socket.set_nodelay(true);
-                        let conn = http
-                            .serve_connection(TokioIo::new(socket), service.clone())
-                            .into_owned();
-                        tokio::spawn(async move {
-                            if let Err(e) = conn.await {
-                                log::debug!("embedded S3: connection ended with an error: {e}");
-                            }
-                        });
-                    }
-                });
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })
+            .spawn(move || serve(listener, service, rx))
             .map_err(|source| EmbeddedS3Error::Listen {
                 listen: listen.to_string(),
                 source,
@@ -231,6 +169,71 @@ impl EmbeddedS3 {
             _lock: lock,
         })
     }
+}
+
+/// Binds `listen`, non-blocking, and answers the address it got.
+fn bind(listen: &str) -> Result<(std::net::TcpListener, SocketAddr), EmbeddedS3Error> {
+    let failed = |source| EmbeddedS3Error::Listen {
+        listen: listen.to_string(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(listen).map_err(failed)?;
+    listener.set_nonblocking(true).map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+/// The server's thread: a runtime of its own serving connections until `rx` fires.
+fn serve(
+    listener: std::net::TcpListener,
+    service: s3s::service::S3Service,
+    mut rx: oneshot::Receiver<()>,
+) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("embedded-s3-io")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error!("embedded S3: cannot start its runtime: {e}");
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                log::error!("embedded S3: cannot listen: {e}");
+                return;
+            }
+        };
+        let http = ConnBuilder::new(TokioExecutor::new());
+        loop {
+            let socket = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, _)) => socket,
+                    Err(e) => {
+                        log::warn!("embedded S3: accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut rx => break,
+            };
+            let _ = socket.set_nodelay(true);
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    log::debug!("embedded S3: connection ended with an error: {e}");
+                }
+            });
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
 /// Takes the exclusive lock of the directory `root` (on `<root>.lock`, beside it).
