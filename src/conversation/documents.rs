@@ -9,7 +9,7 @@ use actix::prelude::*;
 use super::{ask, texts, Conversation};
 use crate::actors::store_chat::{AckOf, ClaimKey, MarkForeign, RecordAck, ReleaseClaim};
 use crate::actors::store_files::RecordSavedFile;
-use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress};
+use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress, UploadReport};
 use crate::actors::worker::{HandlerError, Outcome};
 use crate::domain::chat::{Button, Event, IncomingDocument};
 use crate::domain::keys::document_key;
@@ -126,29 +126,9 @@ impl Conversation {
             .still_ours(ev.chat)
             .await
             .map_err(super::reply_error)?;
-        let ticket = self.next_ticket.get();
-        self.next_ticket.set(ticket + 1);
-        if let Some(message_id) = acknowledged {
-            let mut shown = texts::receiving(&wanted, doc.size);
-            if key != wanted {
-                // The wanted name is someone else's: the message names the key taken instead.
-                shown = texts::receiving(&key, doc.size);
-                if let Err(e) = self.deps.chat.edit(ev.chat, message_id, &shown, None).await {
-                    if !e.not_modified {
-                        log::warn!("chat_id={} [document] edit failed: {e}", ev.chat);
-                    }
-                }
-            }
-            let view = ProgressView {
-                chat: ev.chat,
-                message_id,
-                name: key.clone(),
-                last_edit: Instant::now(),
-                last_text: shown,
-                edits: 0,
-            };
-            self.progress.borrow_mut().insert(ticket, view);
-        }
+        let ticket = self
+            .show_progress(ev, acknowledged, (&wanted, &key), doc.size)
+            .await;
         let upload = Upload {
             chat_id: ev.chat,
             platform: ev.person.platform,
@@ -176,6 +156,53 @@ impl Conversation {
             }
             Err(e) => return self.not_saved(ev, doc, &key, e).await,
         };
+        self.confirm_saved(ev, doc, &wanted, report, view).await
+    }
+
+    /// A new upload's ticket; with the `[document]` message sent, the view its progress edits
+    /// (renamed to `key` at once when the wanted name was someone else's).
+    async fn show_progress(
+        &self,
+        ev: &Event,
+        acknowledged: Option<i64>,
+        (wanted, key): (&str, &str),
+        size: Option<u64>,
+    ) -> u64 {
+        let ticket = self.next_ticket.get();
+        self.next_ticket.set(ticket + 1);
+        if let Some(message_id) = acknowledged {
+            let mut shown = texts::receiving(wanted, size);
+            if key != wanted {
+                // The wanted name is someone else's: the message names the key taken instead.
+                shown = texts::receiving(key, size);
+                if let Err(e) = self.deps.chat.edit(ev.chat, message_id, &shown, None).await {
+                    if !e.not_modified {
+                        log::warn!("chat_id={} [document] edit failed: {e}", ev.chat);
+                    }
+                }
+            }
+            let view = ProgressView {
+                chat: ev.chat,
+                message_id,
+                name: key.to_string(),
+                last_edit: Instant::now(),
+                last_text: shown,
+                edits: 0,
+            };
+            self.progress.borrow_mut().insert(ticket, view);
+        }
+        ticket
+    }
+
+    /// Records a stored document, finishes its progress message and confirms it.
+    async fn confirm_saved(
+        &self,
+        ev: &Event,
+        doc: &IncomingDocument,
+        wanted: &str,
+        report: UploadReport,
+        view: Option<ProgressView>,
+    ) -> Outcome {
         let saved = SavedFile {
             key: report.key.clone(),
             platform: ev.person.platform.as_str().into(),
@@ -204,7 +231,7 @@ impl Conversation {
                 }
             }
         }
-        let text = texts::saved(&report.key, &wanted, report.bytes);
+        let text = texts::saved(&report.key, wanted, report.bytes);
         let keyboard = id.map(|id| vec![vec![Button::new(texts::RENAME_BUTTON, rename_data(id))]]);
         // Best effort too: the file is stored, so a failed confirmation never repeats the
         // download and upload.

@@ -129,23 +129,7 @@ impl Conversation {
                     break;
                 }
             };
-            let gone: Vec<&FileEntry> = files
-                .iter()
-                .zip(&found)
-                .filter(|(_, exists)| !**exists)
-                .map(|(f, _)| f)
-                .collect();
-            let mut forgotten = 0;
-            for f in gone {
-                // A file being renamed may be missing under its old key for a moment: kept.
-                if ask(&self.deps.store, ForgetMissingFile(f.id)).await? {
-                    log::info!(
-                        "{:?} is no longer in the bucket (deleted outside the service): forgotten",
-                        f.key
-                    );
-                    forgotten += 1;
-                }
-            }
+            let forgotten = self.forget_gone(&files, &found).await?;
             if forgotten == 0 {
                 break;
             }
@@ -153,26 +137,7 @@ impl Conversation {
                 unchecked = true;
             }
         }
-        let whose = if all { "All files" } else { "Your files" };
-        let text = if files.is_empty() {
-            if all {
-                "[files] No files are saved yet.".to_string()
-            } else {
-                "[files] You have no saved files yet. Send me a document to save one.".to_string()
-            }
-        } else {
-            let first = page * PAGE + 1;
-            let last = page * PAGE + files.len() as u64;
-            let mut text = format!("[files] {whose}, newest first ({first}–{last} of {total}):");
-            for (i, f) in files.iter().enumerate() {
-                text.push('\n');
-                text.push_str(&line(first + i as u64, f, all));
-            }
-            if unchecked {
-                text.push_str("\n(The storage could not be checked just now.)");
-            }
-            text
-        };
+        let text = page_text(all, page, &files, total, unchecked);
         let mut row = Vec::new();
         if page > 0 && !files.is_empty() {
             row.push(Button::new(texts::PREVIOUS, page_data(all, page - 1)));
@@ -182,6 +147,57 @@ impl Conversation {
         }
         let keyboard = if row.is_empty() { vec![] } else { vec![row] };
         Ok((text, keyboard, files.len()))
+    }
+
+    /// Forgets the files of a page whose objects are gone (unless being renamed); answers how
+    /// many were forgotten.
+    async fn forget_gone(
+        &self,
+        files: &[FileEntry],
+        found: &[bool],
+    ) -> Result<usize, crate::actors::worker::HandlerError> {
+        let gone: Vec<&FileEntry> = files
+            .iter()
+            .zip(found)
+            .filter(|(_, exists)| !**exists)
+            .map(|(f, _)| f)
+            .collect();
+        let mut forgotten = 0;
+        for f in gone {
+            // A file being renamed may be missing under its old key for a moment: kept.
+            if ask(&self.deps.store, ForgetMissingFile(f.id)).await? {
+                log::info!(
+                    "{:?} is no longer in the bucket (deleted outside the service): forgotten",
+                    f.key
+                );
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+}
+
+/// The text of one page of the list.
+fn page_text(all: bool, page: u64, files: &[FileEntry], total: u64, unchecked: bool) -> String {
+    let whose = if all { "All files" } else { "Your files" };
+    if files.is_empty() {
+        if all {
+            "[files] No files are saved yet.".to_string()
+        } else {
+            "[files] You have no saved files yet. Send me a document to save one.".to_string()
+        }
+    } else {
+        let first = page * PAGE + 1;
+        let last = page * PAGE + files.len() as u64;
+        let mut text = format!("[files] {whose}, newest first ({first}–{last} of {total}):");
+        for (i, f) in files.iter().enumerate() {
+            text.push('\n');
+            text.push_str(&line(first + i as u64, f, all));
+        }
+        if unchecked {
+            text.push_str("\n(The storage could not be checked just now.)");
+        }
+        text
     }
 }
 

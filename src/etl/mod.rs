@@ -22,7 +22,7 @@ use serde_json::json;
 
 use self::rows::Batcher;
 pub use self::rows::{row_from_raw, schema, Row};
-use self::source::{list_day, DaySource, Origin, CHUNK};
+use self::source::{list_day, DaySource, Listed, Origin, CHUNK};
 use crate::clients::s3::StorageError;
 use crate::util::clock::Day;
 pub use source::ReadOutboxPayloads;
@@ -144,76 +144,12 @@ pub async fn run_day(
         parquet_key: None,
         millis: 0,
     };
-    let parquet_err = |e: parquet::errors::ParquetError| EtlError::Parquet {
-        day,
-        detail: e.to_string(),
-    };
     if listed.is_empty() {
         // A re-run of a day that lost its data must not leave an old file behind.
         let _ = target.enriched.delete_object(&pq_key).await;
         log::info!("ETL {day}: no messages; writing the marker with 0 rows and no Parquet file");
     } else {
-        let tmp_err = |what: &Path, e: std::io::Error| EtlError::Parquet {
-            day,
-            detail: format!("{}: {e}", what.display()),
-        };
-        std::fs::create_dir_all(&target.tmp_dir).map_err(|e| tmp_err(&target.tmp_dir, e))?;
-        let tmp = TempFile(target.tmp_dir.join(format!(
-            "etl-{day}-{}-{}.parquet",
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::Relaxed)
-        )));
-        let file = std::fs::File::create(&tmp.0).map_err(|e| tmp_err(&tmp.0, e))?;
-        let mut batcher = Batcher::create(file, target.rows_per_group).map_err(parquet_err)?;
-        let mut seen = HashSet::new();
-        let source = DaySource {
-            raw: &target.raw,
-            local: target.local.as_ref(),
-            day,
-        };
-        let mut stale_copies = 0;
-        let mut done = 0;
-        for chunk in listed.chunks(CHUNK) {
-            let mut bodies = std::pin::pin!(source.chunk(chunk).await);
-            while let Some(body) = bodies.next().await {
-                let body = body?;
-                done += 1;
-                match body.origin {
-                    Origin::LocalCopy => report.read_locally += 1,
-                    Origin::Fetched => report.fetched += 1,
-                    Origin::FetchedOverStaleCopy => {
-                        report.fetched += 1;
-                        stale_copies += 1;
-                    }
-                }
-                if done % 1000 == 0 || done == total {
-                    progress(done, total);
-                }
-                match row_from_raw(&body.bytes) {
-                    Ok(row) if !seen.insert(row.update_id) => report.duplicates += 1,
-                    Ok(row) => {
-                        report.rows += 1;
-                        batcher.push(row).map_err(parquet_err)?;
-                    }
-                    Err(why) => {
-                        report.skipped += 1;
-                        log::warn!("ETL {day}: {} skipped: {why}", body.key);
-                    }
-                }
-            }
-        }
-        if stale_copies > 0 {
-            log::warn!(
-                "ETL {day}: {stale_copies} local copies differ from their objects in S3; those objects were fetched"
-            );
-        }
-        batcher.finish().map_err(parquet_err)?;
-        if report.rows > 0 {
-            upload_file(&target.enriched, &tmp.0, &pq_key).await?;
-            report.parquet_key = Some(pq_key);
-        } else {
-            let _ = target.enriched.delete_object(&pq_key).await;
-        }
+        write_parquet(target, day, &listed, &mut report, progress).await?;
     }
     report.millis = started.elapsed().as_millis() as u64;
     let marker = marker_key(&target.prefix, day);
@@ -234,6 +170,86 @@ pub async fn run_day(
         report.millis
     );
     Ok(report)
+}
+
+/// Reads the day's raw objects (local copies first), writes their rows (each update once) to a
+/// temporary Parquet file and uploads it, or deletes the day's Parquet object when no row is
+/// left; counts what it did in `report`.
+async fn write_parquet(
+    target: &EtlTarget,
+    day: Day,
+    listed: &[Listed],
+    report: &mut EtlReport,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), EtlError> {
+    let total = listed.len() as u64;
+    let pq_key = parquet_key(&target.prefix, day);
+    let parquet_err = |e: parquet::errors::ParquetError| EtlError::Parquet {
+        day,
+        detail: e.to_string(),
+    };
+    let tmp_err = |what: &Path, e: std::io::Error| EtlError::Parquet {
+        day,
+        detail: format!("{}: {e}", what.display()),
+    };
+    std::fs::create_dir_all(&target.tmp_dir).map_err(|e| tmp_err(&target.tmp_dir, e))?;
+    let tmp = TempFile(target.tmp_dir.join(format!(
+        "etl-{day}-{}-{}.parquet",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )));
+    let file = std::fs::File::create(&tmp.0).map_err(|e| tmp_err(&tmp.0, e))?;
+    let mut batcher = Batcher::create(file, target.rows_per_group).map_err(parquet_err)?;
+    let mut seen = HashSet::new();
+    let source = DaySource {
+        raw: &target.raw,
+        local: target.local.as_ref(),
+        day,
+    };
+    let mut stale_copies = 0;
+    let mut done = 0;
+    for chunk in listed.chunks(CHUNK) {
+        let mut bodies = std::pin::pin!(source.chunk(chunk).await);
+        while let Some(body) = bodies.next().await {
+            let body = body?;
+            done += 1;
+            match body.origin {
+                Origin::LocalCopy => report.read_locally += 1,
+                Origin::Fetched => report.fetched += 1,
+                Origin::FetchedOverStaleCopy => {
+                    report.fetched += 1;
+                    stale_copies += 1;
+                }
+            }
+            if done % 1000 == 0 || done == total {
+                progress(done, total);
+            }
+            match row_from_raw(&body.bytes) {
+                Ok(row) if !seen.insert(row.update_id) => report.duplicates += 1,
+                Ok(row) => {
+                    report.rows += 1;
+                    batcher.push(row).map_err(parquet_err)?;
+                }
+                Err(why) => {
+                    report.skipped += 1;
+                    log::warn!("ETL {day}: {} skipped: {why}", body.key);
+                }
+            }
+        }
+    }
+    if stale_copies > 0 {
+        log::warn!(
+            "ETL {day}: {stale_copies} local copies differ from their objects in S3; those objects were fetched"
+        );
+    }
+    batcher.finish().map_err(parquet_err)?;
+    if report.rows > 0 {
+        upload_file(&target.enriched, &tmp.0, &pq_key).await?;
+        report.parquet_key = Some(pq_key);
+    } else {
+        let _ = target.enriched.delete_object(&pq_key).await;
+    }
+    Ok(())
 }
 
 async fn upload_file(bucket: &Bucket, path: &Path, key: &str) -> Result<(), StorageError> {
