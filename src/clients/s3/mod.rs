@@ -1,6 +1,7 @@
 //! The S3 boundary: a bucket handle built from settings, the start-up check and typed errors.
 
 pub mod objects;
+mod sigv4;
 
 use std::time::Duration;
 

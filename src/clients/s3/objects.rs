@@ -13,6 +13,8 @@ use s3::error::S3Error;
 use s3::serde_types::Part;
 use s3::Bucket;
 
+pub use super::sigv4::encode_key;
+use super::sigv4::SignedPut;
 use crate::clients::s3::StorageError;
 
 /// S3's bounds on multipart parts.
@@ -274,125 +276,6 @@ fn xml_unescape(text: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// A `PUT` without a body, signed with AWS Signature Version 4 in its headers.
-struct SignedPut {
-    /// The bucket's URL (`scheme://host/bucket` path-style, `scheme://bucket.host` otherwise).
-    base_url: String,
-    /// The `Host` header.
-    host: String,
-    /// Signing region.
-    region: String,
-    /// Object key.
-    key: String,
-    /// Query parameters.
-    query: Vec<(String, String)>,
-    /// Headers to sign besides `host`, `x-amz-date` and `x-amz-content-sha256`.
-    headers: Vec<(String, String)>,
-}
-
-impl SignedPut {
-    /// The URL and the headers to send, signed at Unix time `now`.
-    fn sign(self, access_key: &str, secret_key: &str, now: i64) -> (String, Vec<(String, String)>) {
-        use hmac::{Hmac, Mac};
-        use sha2::{Digest, Sha256};
-        const PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-        let (y, m, d) = crate::util::clock::civil_from_days(now.div_euclid(86_400));
-        let sod = now.rem_euclid(86_400);
-        let date = format!("{y:04}{m:02}{d:02}");
-        let stamp = format!(
-            "{date}T{:02}{:02}{:02}Z",
-            sod / 3600,
-            sod % 3600 / 60,
-            sod % 60
-        );
-        let mut headers = self.headers;
-        headers.push(("host".into(), self.host));
-        headers.push(("x-amz-content-sha256".into(), PAYLOAD.into()));
-        headers.push(("x-amz-date".into(), stamp.clone()));
-        headers.sort();
-        let mut query: Vec<(String, String)> = self
-            .query
-            .iter()
-            .map(|(k, v)| (aws_encode(k, true), aws_encode(v, true)))
-            .collect();
-        query.sort();
-        let query = query
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let base_path = match self.base_url.find("://").map(|i| i + 3) {
-            Some(start) => self.base_url[start..]
-                .find('/')
-                .map_or(String::new(), |i| self.base_url[start + i..].to_string()),
-            None => String::new(),
-        };
-        let path = format!(
-            "{}/{}",
-            base_path.trim_end_matches('/'),
-            encode_key(&self.key)
-        );
-        let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-        let signed = signed.join(";");
-        let canonical_headers: String = headers
-            .iter()
-            .map(|(k, v)| format!("{k}:{}\n", v.trim()))
-            .collect();
-        let canonical = format!("PUT\n{path}\n{query}\n{canonical_headers}\n{signed}\n{PAYLOAD}");
-        let scope = format!("{date}/{}/s3/aws4_request", self.region);
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{}",
-            crate::util::hex(&Sha256::digest(canonical.as_bytes()))
-        );
-        let hmac = |key: &[u8], data: &str| {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-            mac.update(data.as_bytes());
-            mac.finalize().into_bytes().to_vec()
-        };
-        let mut key = hmac(format!("AWS4{secret_key}").as_bytes(), &date);
-        for part in [self.region.as_str(), "s3", "aws4_request"] {
-            key = hmac(&key, part);
-        }
-        let signature = crate::util::hex(&hmac(&key, &to_sign));
-        headers.push((
-            "authorization".into(),
-            format!(
-                "AWS4-HMAC-SHA256 Credential={access_key}/{scope},SignedHeaders={signed},Signature={signature}"
-            ),
-        ));
-        headers.retain(|(k, _)| k != "host");
-        let origin = match self.base_url.find("://").map(|i| i + 3) {
-            Some(start) => match self.base_url[start..].find('/') {
-                Some(i) => &self.base_url[..start + i],
-                None => self.base_url.as_str(),
-            },
-            None => self.base_url.as_str(),
-        };
-        let url = if query.is_empty() {
-            format!("{origin}{path}")
-        } else {
-            format!("{origin}{path}?{query}")
-        };
-        (url, headers)
-    }
-}
-
-/// AWS's URI encoding: everything but the unreserved characters (and `/` unless
-/// `encode_slash`) is percent-encoded.
-fn aws_encode(s: &str, encode_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if !encode_slash => out.push('/'),
-            b => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// The `Code` and `Message` of an S3 error body, or its start.
 fn error_code(body: &str) -> String {
     match (xml_value(body, "Code"), xml_value(body, "Message")) {
@@ -413,12 +296,6 @@ fn xml_value(body: &str, tag: &str) -> Option<String> {
             .replace("&#34;", "\"")
             .replace("&amp;", "&"),
     )
-}
-
-/// Percent-encodes a key for `x-amz-copy-source` and request paths, keeping `/` and the
-/// unreserved characters.
-pub fn encode_key(key: &str) -> String {
-    aws_encode(key, false)
 }
 
 /// Timeout of copy requests: a server-side copy of gigabytes takes a while.
