@@ -6,11 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::stream::{LocalBoxStream, StreamExt};
+use futures_util::stream::LocalBoxStream;
 use serde_json::Value;
 
+mod download;
+mod long_poll;
+
+#[cfg(test)]
+use self::download::without_query;
 use super::error::VkError;
-use super::types::{LongPollServer, PollAnswer};
 use crate::config::{trim_url, Secret};
 use crate::util::backoff::Backoff;
 
@@ -242,79 +246,6 @@ impl VkClient {
         Ok(first["name"].as_str().unwrap_or_default().to_string())
     }
 
-    /// `groups.getLongPollSettings`: whether the Bots Long Poll API is on, sends `message_new`
-    /// and sends `message_event` (button presses).
-    pub async fn long_poll_ready(&self) -> Result<(bool, bool, bool), VkError> {
-        let group = self.config.group_id.to_string();
-        let response = self
-            .call("groups.getLongPollSettings", &[("group_id", group)])
-            .await?;
-        let enabled = response["is_enabled"].as_bool().unwrap_or(false);
-        let on = |event: &str| {
-            let flag = &response["events"][event];
-            flag.as_i64() == Some(1) || flag.as_bool() == Some(true)
-        };
-        Ok((enabled, on("message_new"), on("message_event")))
-    }
-
-    /// `groups.getLongPollServer`: a new session (server, key, ts).
-    pub async fn long_poll_server(&self) -> Result<LongPollServer, VkError> {
-        let group = self.config.group_id.to_string();
-        let response = self
-            .call("groups.getLongPollServer", &[("group_id", group)])
-            .await?;
-        serde_json::from_value(response.clone()).map_err(|e| VkError::InvalidJson {
-            method: "groups.getLongPollServer",
-            detail: e.to_string(),
-            raw: String::new(),
-        })
-    }
-
-    /// One long poll: `{server}?act=a_check&key=…&ts=…&wait=…`. The URL holds the session
-    /// key and is never logged.
-    pub async fn check(&self, session: &LongPollServer) -> Result<PollAnswer, VkError> {
-        const METHOD: &str = "long poll";
-        self.pace.slot().await;
-        let url = format!(
-            "{}?act=a_check&key={}&ts={}&wait={}",
-            session.server,
-            encode(&session.key),
-            encode(&session.ts),
-            self.config.wait.as_secs()
-        );
-        let redact = |e: String| e.replace(&session.key, "[redacted]");
-        let mut response = self
-            .http
-            .get(url)
-            .timeout(self.config.wait + self.config.request_timeout)
-            .send()
-            .await
-            .map_err(|e| VkError::Network {
-                method: METHOD,
-                detail: redact(e.to_string()),
-            })?;
-        let status = response.status().as_u16();
-        let body = response
-            .body()
-            .limit(MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| VkError::Network {
-                method: METHOD,
-                detail: redact(e.to_string()),
-            })?;
-        if status != 200 {
-            return Err(VkError::Http {
-                method: METHOD,
-                status,
-            });
-        }
-        PollAnswer::parse(&body).map_err(|e| VkError::InvalidJson {
-            method: METHOD,
-            detail: e.to_string(),
-            raw: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-        })
-    }
-
     /// `messages.send` to a dialog; answers the message's number in the dialog
     /// (`conversation_message_id`, which edits and presses use). `random_id` makes a repeated
     /// send a no-op on VK's side; `keyboard` is VK's keyboard JSON.
@@ -391,61 +322,6 @@ impl VkClient {
         self.call("messages.sendMessageEventAnswer", &params)
             .await
             .map(drop)
-    }
-
-    /// Streams a document from its URL (following redirects); answers the bytes and the
-    /// announced length. The URL is time-limited and carries a signature: it is never logged.
-    pub async fn download(
-        &self,
-        url: &str,
-        timeout: Duration,
-    ) -> Result<(VkByteStream, Option<u64>), VkError> {
-        const METHOD: &str = "download";
-        self.pace.slot().await;
-        let response = self
-            .http
-            .get(url)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| VkError::Network {
-                method: METHOD,
-                detail: without_query(&e.to_string()),
-            })?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Err(VkError::Http {
-                method: METHOD,
-                status,
-            });
-        }
-        let length = response
-            .headers()
-            .get(awc::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let bytes = response
-            .map(|chunk| {
-                chunk.map_err(|e| VkError::Network {
-                    method: METHOD,
-                    detail: e.to_string(),
-                })
-            })
-            .boxed_local();
-        Ok((bytes, length))
-    }
-}
-
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    crate::clients::s3::objects::encode_key(value).replace('/', "%2F")
-}
-
-/// A text with any URL query (signatures, keys) cut off.
-fn without_query(text: &str) -> String {
-    match text.find('?') {
-        Some(i) => format!("{}?[…]", &text[..i]),
-        None => text.to_string(),
     }
 }
 
