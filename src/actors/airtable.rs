@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use serde_json::Value;
 
+use super::store::{HoldRate, RateTurn};
 use super::store::{OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
-use super::store_chat::{HoldRate, RateTurn};
 use crate::clients::airtable::{AirtableClient, AirtableError};
 use crate::config::AirtableSettings;
 use crate::domain::button::AIRTABLE_OUTBOX;

@@ -14,8 +14,8 @@ use actix::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use s3::Bucket;
 
+use super::store::DaysTouched;
 use super::store::{ForgetDelivered, OutboxDelivered, OutboxFailed, PendingOutbox, StoreActor};
-use super::store_days::DaysTouched;
 use crate::clients::s3::StorageError;
 use crate::domain::archive::ARCHIVE_OUTBOX;
 use crate::util::backoff::Backoff;

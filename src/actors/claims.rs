@@ -29,7 +29,7 @@ use super::fence::ClaimFence;
 use super::fence::Worked;
 use super::pool::{Dispatch, DispatchError};
 use super::store::StoreActor;
-use super::store_chat::{ClaimRound, JournalEntries};
+use super::store::{ClaimRound, JournalEntries};
 use crate::obs::metrics::Metrics;
 use crate::util::backoff::Backoff;
 

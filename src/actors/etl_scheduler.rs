@@ -16,8 +16,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::store::StoreActor;
-use super::store_chat::{ReleaseLease, TakeLease};
-use super::store_days::{DayCompacted, DayPending, GetDayState, StaleDays};
+use super::store::{DayCompacted, DayPending, GetDayState, StaleDays};
+use super::store::{ReleaseLease, TakeLease};
 use crate::config::ArchiveSettings;
 use crate::domain::archive::ARCHIVE_OUTBOX;
 use crate::etl::{day_prefix, has_marker, has_raw_data, run_day, EtlReport, EtlTarget};

@@ -9,8 +9,5 @@ pub mod guard;
 pub mod objects;
 pub mod pool;
 pub mod store;
-pub mod store_chat;
-pub mod store_days;
-pub mod store_files;
 pub mod uploader;
 pub mod worker;

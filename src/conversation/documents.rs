@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::{ask, texts, Conversation};
-use crate::actors::store_chat::{AckOf, ClaimKey, MarkForeign, RecordAck, ReleaseClaim};
-use crate::actors::store_files::RecordSavedFile;
+use crate::actors::store::RecordSavedFile;
+use crate::actors::store::{AckOf, ClaimKey, MarkForeign, RecordAck, ReleaseClaim};
 use crate::actors::uploader::{ProgressState, Upload, UploadError, UploadProgress, UploadReport};
 use crate::actors::worker::{HandlerError, Outcome};
 use crate::domain::chat::{Button, Event, IncomingDocument};

@@ -4,7 +4,7 @@
 //! with `/files all`.
 
 use super::{ask, texts, Conversation};
-use crate::actors::store_chat::{FilesPage, ForgetMissingFile};
+use crate::actors::store::{FilesPage, ForgetMissingFile};
 use crate::actors::worker::Outcome;
 use crate::domain::chat::{Button, Event, Keyboard, Press};
 use crate::store::FileEntry;

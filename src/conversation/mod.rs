@@ -24,7 +24,7 @@ use actix::prelude::*;
 
 use crate::actors::objects::{ObjectsExist, ObjectsPort};
 use crate::actors::store::StoreActor;
-use crate::actors::store_chat::{ClearPendingRename, IsGreeted, PendingRename, SetGreeted};
+use crate::actors::store::{ClearPendingRename, IsGreeted, PendingRename, SetGreeted};
 use crate::actors::uploader::{Upload, UploadProgress};
 use crate::actors::worker::{HandlerError, Outcome};
 use crate::domain::chat::{ChatError, ChatPort, Event, EventKind, Keyboard, Person, Press, Reply};

@@ -8,7 +8,7 @@
 
 use super::{ask, texts, Conversation};
 use crate::actors::objects::{CopyObject, DeleteObject};
-use crate::actors::store_chat::{
+use crate::actors::store::{
     BeginMove, ClearPendingRename, FileById, FinishMove, ForgetFile, KeyIsTaken, LatestFile,
     MoveOf, PendingRename, SetPendingRename,
 };

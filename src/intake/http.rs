@@ -17,7 +17,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
 use crate::actors::store::StoreActor;
-use crate::actors::store_chat::{ProbeWritable, ReadStatus};
+use crate::actors::store::{ProbeWritable, ReadStatus};
 use crate::clients::s3::S3Target;
 use crate::obs::metrics::{Metrics, StoreGauges};
 

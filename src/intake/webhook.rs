@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 
 use crate::actors::pool::Dispatch;
 use crate::actors::store::{JournalBatch, StoreActor};
-use crate::actors::store_chat::{NoteIntake, PoisonRejected};
+use crate::actors::store::{NoteIntake, PoisonRejected};
 use crate::actors::worker::Job;
 use crate::clients::telegram::TelegramClient;
 use crate::config::{Secret, SecuritySettings, TelegramSettings};

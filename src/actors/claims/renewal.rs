@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::{ClaimActor, WorkArrived, IDLE_LONGEST};
-use crate::actors::store_chat::{AdoptClaims, RenewClaims};
+use crate::actors::store::{AdoptClaims, RenewClaims};
 
 impl Actor for ClaimActor {
     type Context = Context<Self>;

@@ -6,7 +6,7 @@ use s3::error::S3Error;
 use s3::Bucket;
 
 use crate::actors::store::StoreActor;
-use crate::actors::store_files::{
+use crate::actors::store::{
     OpenUploads, UploadAbortFailed, UploadClosed, UploadCreated, UploadOpened, UploadsToAbort,
 };
 use crate::actors::uploader::UploadError;

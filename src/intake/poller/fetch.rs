@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::{PollOutcome, Sinks, NOTE_EVERY};
 use crate::actors::pool::Dispatch;
 use crate::actors::store::JournalBatch;
-use crate::actors::store_chat::NoteIntake;
+use crate::actors::store::NoteIntake;
 use crate::actors::worker::Job;
 use crate::clients::telegram::TelegramClient;
 use crate::domain::inbound::IncomingUpdate;

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use super::fetch::poll_once;
 use super::{Poll, PollOutcome, PollerActor, Sinks};
 use crate::actors::store::StoreActor;
-use crate::actors::store_chat::{PollerOffset, ReadLease, SavePollerOffset, TakeLease};
+use crate::actors::store::{PollerOffset, ReadLease, SavePollerOffset, TakeLease};
 use crate::clients::telegram::TelegramClient;
 use crate::obs::metrics::Metrics;
 

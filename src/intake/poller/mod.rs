@@ -19,7 +19,7 @@ use actix::prelude::*;
 
 use crate::actors::pool::Dispatch;
 use crate::actors::store::JournalBatch;
-use crate::actors::store_chat::{NoteIntake, ReleaseLease};
+use crate::actors::store::{NoteIntake, ReleaseLease};
 use crate::clients::telegram::{TelegramClient, TelegramError};
 use crate::config::{SecuritySettings, TelegramSettings};
 use crate::obs::metrics::Metrics;

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{Failure, Outcome, Resume, VkSinks};
 use crate::actors::pool::Dispatch;
 use crate::actors::store::{JournalBatch, StoreActor};
-use crate::actors::store_chat::{SetVkTs, VkIds, VkTs};
+use crate::actors::store::{SetVkTs, VkIds, VkTs};
 use crate::actors::worker::Job;
 use crate::clients::vk::{LongPollServer, PollAnswer, VkClient, VkError};
 use crate::domain::inbound::IncomingUpdate;
@@ -85,9 +85,7 @@ pub(super) async fn poll_once(
             &sinks.metrics.intake_noted_ms[1],
             crate::intake::poller::NOTE_EVERY,
         ) {
-            sinks
-                .store
-                .do_send(crate::actors::store_chat::NoteIntake("vk"));
+            sinks.store.do_send(crate::actors::store::NoteIntake("vk"));
         }
     }
     let (ts, raws) = match answer {
@@ -162,14 +160,12 @@ async fn journal_events(
     let count = batch.len();
     match sinks.store.send(JournalBatch(batch)).await {
         Ok(Ok(fresh)) => Ok(fresh),
-        Ok(Err(e)) => {
-            let why = format!("cannot journal {count} VK events ({e}); they will be fetched again");
-            return Err(why);
-        }
-        Err(e) => {
-            let why = format!("store unavailable ({e}); {count} VK events will be fetched again");
-            return Err(why);
-        }
+        Ok(Err(e)) => Err(format!(
+            "cannot journal {count} VK events ({e}); they will be fetched again"
+        )),
+        Err(e) => Err(format!(
+            "store unavailable ({e}); {count} VK events will be fetched again"
+        )),
     }
 }
 

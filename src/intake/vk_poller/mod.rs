@@ -27,7 +27,7 @@ use actix::prelude::*;
 use super::poller::{PollLease, StopPolling};
 use crate::actors::pool::Dispatch;
 use crate::actors::store::StoreActor;
-use crate::actors::store_chat::{ReleaseLease, TakeLease};
+use crate::actors::store::{ReleaseLease, TakeLease};
 use crate::clients::vk::{LongPollServer, VkClient, VkError};
 use crate::obs::metrics::Metrics;
 use crate::util::backoff::Backoff;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::store::StoreActor;
+use super::StoreActor;
 use crate::store::{DayState, StoreError};
 
 /// Raw objects with these keys were stored now.

@@ -1,11 +1,16 @@
-//! Messages of the `StoreActor` about uploads and saved files (see [`crate::store::SavedFile`]).
+//! Requests about uploads, saved files, their keys and owners, the file lists and renames
+//! (see [`crate::store::SavedFile`], [`crate::store::KeyClaim`], [`crate::store::MoveStart`]).
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::store::StoreActor;
-use crate::store::{OpenUpload, SavedFile, StoreError, UploadOwner};
+use super::StoreActor;
+use crate::domain::chat::Person;
+use crate::store::{
+    ClaimedKey, FileEntry, KeyClaim, Move, MoveStart, OpenUpload, SavedFile, Store, StoreError,
+    UploadOwner,
+};
 
 /// A multipart upload (or the intent to create one) of an owner; answered once it is recorded.
 #[derive(Message)]
@@ -122,3 +127,122 @@ impl Handler<RecordSavedFile> for StoreActor {
         self.store_mut().record_saved_file(&msg.0).map_err(Arc::new)
     }
 }
+
+store_request!(
+    /// Gives a document its key.
+    ClaimKey(pub KeyClaim) -> ClaimedKey,
+    |s, m| s.claim_key(&m.0)
+);
+
+store_request!(
+    /// The bucket holds an object under a key this event claimed as unknown.
+    MarkForeign {
+        /// The key.
+        pub key: String,
+        /// The event that claimed it.
+        pub event: String,
+    } -> (),
+    |s, m| s.mark_foreign(&m.key, &m.event)
+);
+
+store_request!(
+    /// An event's document was not stored: its claimed key is free again.
+    ReleaseClaim(pub String) -> (),
+    |s, m| s.release_claim(&m.0)
+);
+
+store_request!(
+    /// A page of saved files, newest first: a person's, or everyone's for `None`.
+    FilesPage {
+        /// Whose files.
+        pub owner: Option<Person>,
+        /// Files skipped.
+        pub offset: u64,
+        /// Files in the page.
+        pub limit: u64,
+    } -> (Vec<FileEntry>, u64),
+    |s, m| s.files_page(m.owner.as_ref().map(|p| (p.platform.as_str(), p.user)), m.offset, m.limit)
+);
+
+store_request!(
+    /// A saved file by id.
+    FileById(pub i64) -> Option<FileEntry>,
+    |s, m| s.file_by_id(m.0)
+);
+
+store_request!(
+    /// A person's most recently saved file.
+    LatestFile(pub Person) -> Option<FileEntry>,
+    |s, m| s.latest_file(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// Forgets a file whose object is gone from the bucket.
+    ForgetFile(pub i64) -> (),
+    |s, m| s.forget_file(m.0)
+);
+
+store_request!(
+    /// Forgets a file whose object a listing did not find, unless a rename of it is under way;
+    /// whether it was forgotten.
+    ForgetMissingFile(pub i64) -> bool,
+    |s, m| s.forget_missing_file(m.0)
+);
+
+store_request!(
+    /// Whether anything holds a key.
+    KeyIsTaken(pub String) -> bool,
+    |s, m| s.key_is_taken(&m.0)
+);
+
+store_request!(
+    /// Remembers that a person wants to rename a file (their next text is its name).
+    SetPendingRename {
+        /// Who.
+        pub person: Person,
+        /// Which file.
+        pub file: i64,
+        /// In which chat.
+        pub chat: i64,
+    } -> (),
+    |s, m| s.set_pending_rename(m.person.platform.as_str(), m.person.user, m.file, m.chat)
+);
+
+store_request!(
+    /// The file whose new name the bot waits for from a person.
+    PendingRename(pub Person) -> Option<FileEntry>,
+    |s, m| s.pending_rename(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// Ends a person's pending rename; answers whether there was one.
+    ClearPendingRename(pub Person) -> bool,
+    |s, m| s.clear_pending_rename(m.0.platform.as_str(), m.0.user)
+);
+
+store_request!(
+    /// The move an event began, if any.
+    MoveOf(pub String) -> Option<Move>,
+    |s, m| s.move_of(&m.0)
+);
+
+store_request!(
+    /// Begins moving a person's file to a new key.
+    BeginMove {
+        /// The event asking for it.
+        pub event: String,
+        /// The person.
+        pub person: Person,
+        /// The file.
+        pub file: i64,
+        /// The new key.
+        pub to: String,
+    } -> MoveStart,
+    |s, m| s.begin_move(&m.event, (m.person.platform.as_str(), m.person.user), m.file, &m.to)
+);
+
+store_request!(
+    /// The object is under its new key and gone from the old one.
+    FinishMove(pub String) -> (),
+    |s, m| s.finish_move(&m.0)
+);
