@@ -3,7 +3,8 @@
 //! Turns what happens in Telegram (and VK) into durable data: documents streamed into S3,
 //! go-button presses as Airtable rows, archived group chats as raw JSON and daily Parquet.
 //!
-//! ## Layers, lowest first (a module imports only from layers above it in this list)
+//! ## Layers, lowest first (a module imports only from its own layer and those above it in
+//! this list; the modules of one layer form no circle; `tests/layers.rs` checks both)
 //!
 //! - [`util`]: clock and retry delays; nothing of the product.
 //! - [`obs`]: log format and secret scrubber, metrics.
@@ -26,6 +27,7 @@
 //! - [`bot`]: the router from an update to its capability (documents, go button, archive),
 //!   and the Telegram and VK adapters of the chat vocabulary.
 //! - [`app`]: start-up checks, wiring of the actors, shutdown; shared by the binary and tests.
+//! - [`cli`]: the command line (the service, `post-button`, `etl`, admin commands).
 //!
 //! ```text
 //! Telegram/VK ─▶ intake (poller, webhook) ─▶ journal (store) ─▶ claims ─▶ WorkerPool
@@ -37,6 +39,7 @@
 pub mod actors;
 pub mod app;
 pub mod bot;
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod conversation;

@@ -8,9 +8,8 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::checks::set_webhook;
-use super::launch::Ground;
 use super::shutdown::StopPool;
-use super::StartupError;
+use super::{Ground, StartupError};
 use crate::actors::claims::{hand_over, ClaimActor, Claimant};
 use crate::actors::fence::ClaimFence;
 use crate::actors::guard;

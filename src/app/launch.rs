@@ -9,7 +9,7 @@ use actix::prelude::*;
 use super::etl::etl_target;
 use super::intakes::{log_started, replay, start_claims, start_intakes};
 use super::shutdown::{abort_leftover_uploads, Shutdown};
-use super::{vk, Checked, FactoryHook, Service, StartupError};
+use super::{vk, Checked, FactoryHook, Ground, Service, StartupError};
 use crate::actors::airtable::AirtableActor;
 use crate::actors::archive::{ArchiveActor, FlushArchive};
 use crate::actors::etl_scheduler::EtlSchedulerActor;
@@ -29,16 +29,6 @@ use crate::clients::vk::{Pace, VkClient};
 use crate::config::Settings;
 use crate::obs::metrics::Metrics;
 use crate::store::UploadOwner;
-
-/// What every group of actors is started with.
-pub(super) struct Ground {
-    pub(super) settings: Arc<Settings>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) store: Addr<StoreActor>,
-    /// With replicas on a shared store: this replica's name.
-    pub(super) replica: Option<String>,
-    pub(super) claim_ttl: Duration,
-}
 
 impl Checked {
     /// Opens the store and starts every actor; answers the running service.

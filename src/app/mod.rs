@@ -17,6 +17,7 @@ mod vk;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -40,6 +41,16 @@ use self::embedded::{storage_target, Embedded};
 pub use self::errors::StartupError;
 pub use self::etl::run_etl;
 use self::shutdown::Shutdown;
+
+/// What every group of actors is started with.
+struct Ground {
+    settings: Arc<Settings>,
+    metrics: Arc<Metrics>,
+    store: Addr<StoreActor>,
+    /// With replicas on a shared store: this replica's name.
+    replica: Option<String>,
+    claim_ttl: Duration,
+}
 
 /// The running service: its actors and the embedded S3 server, if any.
 pub struct Service {
