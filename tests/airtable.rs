@@ -304,6 +304,19 @@ fn refused_credentials_pause_delivery_and_keep_every_row() {
         at.rows().len() == 2
     });
     assert_eq!(Metrics::get(&service.metrics.airtable_dead_letters), 0);
+    // Each refusal paused delivery (0.5 s, 1 s, 2 s, less up to half) instead of sending again
+    // at once.
+    let answers = at.answers();
+    let statuses: Vec<u16> = answers.iter().map(|(_, s)| *s).collect();
+    assert_eq!(statuses[..4], [401, 403, 404, 200], "{statuses:?}");
+    for (n, least) in [250, 500, 1000].into_iter().enumerate() {
+        let gap = answers[n + 1].0 - answers[n].0;
+        assert!(
+            gap >= Duration::from_millis(least),
+            "the request after refusal {} came {gap:?} later",
+            n + 1
+        );
+    }
     drop(service);
     let store = tg_ingest::store::Store::open(&data.path().join("state.db")).unwrap();
     assert!(store.outbox_dead("airtable").unwrap().is_empty());
@@ -437,7 +450,10 @@ fn rows_in_the_outbox_survive_a_kill_and_arrive_once_after_restart() {
     });
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
-    assert_eq!(at.rows().len(), 3, "none twice");
+    assert_eq!(at.rows().len(), 3);
+    // Rows are upserted on their merge fields, so the table would hide a row sent twice:
+    // the records the base took are counted instead.
+    assert_eq!(at.records_taken(), 3, "each row sent once");
 }
 
 #[test]

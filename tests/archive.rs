@@ -116,36 +116,44 @@ fn key_of(settings: &ArchiveSettings, update: &Value) -> String {
 
 #[test]
 fn group_messages_are_archived_verbatim_once_each_in_the_local_day() {
-    let Archiving {
-        tg,
-        s3,
-        data,
-        b,
-        vars: _,
-        settings,
-        _service,
-    } = Archiving::start();
+    use support::proxy::SilentProxy;
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, vars) = archive_env(&s3);
     let late = 1_795_314_600; // 2026-11-22 02:30 UTC = 2026-11-21 23:30 at UTC-03:00
     let updates = [
         group_update(5001, GROUP, NOON, Some("hello"), true),
         group_update(5002, GROUP, NOON + 60, None, true),
         group_update(5003, -100_501, late, Some("near midnight"), false),
     ];
+    // Queued before the start, so the first getUpdates delivers all of them: the same update
+    // twice in one batch, and a chat that is not archived.
     for u in &updates {
         tg.push_raw(u["update_id"].as_i64().unwrap(), u.clone());
     }
-    // The same update delivered twice, and a chat that is not archived.
     tg.push_raw(5001, updates[0].clone());
     tg.push_raw(
         5004,
         group_update(5004, -999, NOON, Some("not archived"), true),
     );
+    // S3 is reached through a proxy that counts the PUTs: a second PUT of one message would
+    // overwrite its key, so the bucket alone could not show it.
+    let port: u16 = s3.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = SilentProxy::start(port);
+    let mut settings = settings_with(&tg, &s3, data.path(), &vars);
+    settings.s3.endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let _service = TestService::start(settings.clone());
     wait_until(WAIT, "three raw objects", || s3.keys_in(&b.raw).len() == 3);
     wait_until(WAIT, "every update handled, nothing left to store", || {
         settled(data.path(), "archive")
     });
     let keys = s3.keys_in(&b.raw);
     assert_eq!(keys.len(), 3, "{keys:?}");
+    let puts = proxy.sent_count(&format!("PUT /{}/", b.raw));
+    assert_eq!(puts, 3, "one PUT per archived message, none for the repeat");
     for u in &updates {
         let key = key_of(&settings.archive, u);
         assert_eq!(
@@ -173,7 +181,7 @@ fn an_s3_outage_delays_archived_messages_but_loses_none() {
         TestS3::start(),
         tempfile::tempdir().unwrap(),
     );
-    if !s3.is_embedded() {
+    if s3.skips_unless_in_process("the test stops the S3 server during an outage") {
         return;
     }
     let (b, vars) = archive_env(&s3);
@@ -674,8 +682,8 @@ fn a_day_is_compacted_only_when_complete_and_again_after_a_late_edit() {
         TestS3::start(),
         tempfile::tempdir().unwrap(),
     );
-    if !s3.is_embedded() {
-        return; // The test stops S3 to hold the archive outbox; only the in-process one stops.
+    if s3.skips_unless_in_process("the test stops S3 to hold the archive outbox") {
+        return;
     }
     let log = data.path().join("service.log");
     let (b, mut vars) = archive_env(&s3);
@@ -718,9 +726,32 @@ fn a_day_is_compacted_only_when_complete_and_again_after_a_late_edit() {
         serde_json::from_slice(&bytes).ok()
     };
     let complete = |n: u64| marker().is_some_and(|m| m["rows"] == n && m["source_objects"] == n);
+    // Every compaction of the day is logged with its count: while the outbox drained, none
+    // may have written a day short of its 500 messages.
+    let compactions = |log: &str| -> Vec<u64> {
+        let head = format!("ETL {yesterday}: ");
+        log.lines()
+            .filter_map(|line| line.split_once(&head))
+            .filter_map(|(_, rest)| rest.split_once(" objects ("))
+            .filter_map(|(n, _)| n.parse().ok())
+            .collect()
+    };
+    let mut short = Vec::new();
     wait_until(Duration::from_secs(60), "yesterday compacted whole", || {
+        if let Some(m) = marker().filter(|m| m["source_objects"] != 500) {
+            short.push(m);
+        }
         complete(500)
     });
+    let logged = || compactions(&std::fs::read_to_string(&log).unwrap());
+    // The marker is written just before the compaction is logged.
+    wait_until(WAIT, "the compaction logged", || logged().contains(&500));
+    let counts = logged();
+    assert!(short.is_empty(), "markers of an incomplete day: {short:?}");
+    assert!(
+        !counts.is_empty() && counts.iter().all(|n| *n == 500),
+        "compactions of yesterday while its messages were still on the way: {counts:?}"
+    );
     assert_eq!(s3.keys_in(&b.raw).len(), 500);
     let rows = read_parquet(
         s3.get_in(&b.enriched, &parquet_key("telegram", yesterday))
@@ -736,6 +767,12 @@ fn a_day_is_compacted_only_when_complete_and_again_after_a_late_edit() {
     wait_until(Duration::from_secs(60), "the edit in the Parquet", || {
         complete(501)
     });
+    wait_until(WAIT, "the recompaction logged", || logged().contains(&501));
+    let after = logged();
+    assert!(
+        after.iter().all(|n| *n == 500 || *n == 501),
+        "the late edit compacts the day again, whole: {after:?}"
+    );
     sigterm(&child);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
 }

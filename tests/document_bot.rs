@@ -108,28 +108,18 @@ fn a_document_as_the_first_message_is_greeted_and_saved() {
 #[test]
 fn two_users_are_served_in_parallel_and_each_in_order() {
     let h = harness(&[("TG_INGEST__WORKERS", "2")]);
-    let a = random_bytes(2_000_000, 2);
-    let b = random_bytes(1_500_000, 3);
-    h.tg.add_file("a", FileBody::Bytes(Arc::new(a.clone())));
-    h.tg.add_file("b", FileBody::Bytes(Arc::new(b.clone())));
+    // Downloads of about a second each (8 chunks, 100 ms apart): one after the other they
+    // could not overlap.
+    let (len_a, len_b) = (2_000_000u64, 1_500_000u64);
+    h.tg.add_file("a", FileBody::Pattern(len_a));
+    h.tg.add_file("b", FileBody::Pattern(len_b));
+    h.tg.set_file_pace(Some(Duration::from_millis(100)));
     // Users 20 and 21 land on different workers of two.
     for user in [20, 21] {
         h.tg.push(text(&h.tg, user, "hi"));
     }
-    h.tg.push(document(
-        &h.tg,
-        20,
-        "a",
-        Some("a report.pdf"),
-        a.len() as u64,
-    ));
-    h.tg.push(document(
-        &h.tg,
-        21,
-        "b",
-        Some("b report.pdf"),
-        b.len() as u64,
-    ));
+    h.tg.push(document(&h.tg, 20, "a", Some("a report.pdf"), len_a));
+    h.tg.push(document(&h.tg, 21, "b", Some("b report.pdf"), len_b));
     for user in [20, 21] {
         h.tg.push(text(&h.tg, user, "thanks"));
     }
@@ -143,8 +133,33 @@ fn two_users_are_served_in_parallel_and_each_in_order() {
         assert!(r[2].contains("[document has been saved]"), "{r:?}");
         assert!(r[3].contains("[document is required]"), "{r:?}");
     }
-    assert_eq!(h.s3.get("a report.pdf").unwrap(), a);
-    assert_eq!(h.s3.get("b report.pdf").unwrap(), b);
+    // In parallel: each download started before the other document was saved.
+    let fetched = |file: &str| {
+        h.tg.calls("download")
+            .iter()
+            .find(|c| c.params["file_id"] == file)
+            .map(|c| c.at)
+            .unwrap()
+    };
+    let saved = |chat: i64| {
+        h.tg.calls("sendMessage")
+            .iter()
+            .find(|c| {
+                c.params["chat_id"] == chat
+                    && c.params["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("[document has been saved]"))
+            })
+            .map(|c| c.at)
+            .unwrap()
+    };
+    assert!(
+        fetched("a") < saved(21) && fetched("b") < saved(20),
+        "the two documents were stored one after the other"
+    );
+    let pattern = |len: u64| (0..len).map(pattern_byte).collect::<Vec<u8>>();
+    assert_eq!(h.s3.get("a report.pdf").unwrap(), pattern(len_a));
+    assert_eq!(h.s3.get("b report.pdf").unwrap(), pattern(len_b));
 }
 
 #[test]

@@ -386,11 +386,25 @@ fn sigterm_while_the_actors_start_waits_for_them_and_stops_gracefully() {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("tg-ingest started"))
     });
     sigterm(&child);
+    let sent = Instant::now();
+    let before = std::fs::read_to_string(&log).unwrap();
     assert_eq!(wait_exit(&mut child, Duration::from_secs(20)), Some(0));
+    let waited = sent.elapsed();
     let text = std::fs::read_to_string(&log).unwrap();
+    // The signal landed inside the held launch: the hold had not ended when it was sent, and
+    // the stop began only once it did.
+    assert!(!before.contains("launch held"), "{before}");
+    let held = text
+        .find("launch held 2000 ms")
+        .expect("the launch was held");
+    let requested = text.find("shutdown requested").expect("a graceful stop");
+    assert!(held < requested, "{text}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "exited {waited:?} after the signal: the launch was not waited for"
+    );
     // Not given up half-started: the stop came through the graceful path.
     assert!(!text.contains("during the start-up checks"), "{text}");
-    assert!(text.contains("shutdown requested"), "{text}");
     assert!(text.contains("tg-ingest stopped"), "{text}");
 }
 

@@ -114,18 +114,29 @@ fn the_same_statements_behave_alike_on_sqlite_and_postgresql() {
 #[test]
 fn replicas_starting_together_apply_each_migration_once() {
     let pg = TestPostgres::start();
-    let applied: Vec<Vec<i64>> = std::thread::scope(|s| {
+    // Connected first, then released together: the three migrations run at the same time.
+    let barrier = std::sync::Barrier::new(3);
+    let runs: Vec<(Vec<i64>, Instant, Instant)> = std::thread::scope(|s| {
         let runs: Vec<_> = (0..3)
             .map(|_| {
                 s.spawn(|| {
                     let db = Postgres::connect(&pg.url).unwrap();
-                    pg_schema::migrate(&db).unwrap()
+                    barrier.wait();
+                    let started = Instant::now();
+                    let applied = pg_schema::migrate(&db).unwrap();
+                    (applied, started, Instant::now())
                 })
             })
             .collect();
         runs.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    let mut all: Vec<i64> = applied.into_iter().flatten().collect();
+    let last_start = runs.iter().map(|r| r.1).max().unwrap();
+    let first_end = runs.iter().map(|r| r.2).min().unwrap();
+    assert!(
+        last_start < first_end,
+        "the three migrations did not overlap"
+    );
+    let mut all: Vec<i64> = runs.into_iter().flat_map(|r| r.0).collect();
     all.sort();
     let expected: Vec<i64> = pg_schema::MIGRATIONS.iter().map(|(v, _)| *v).collect();
     assert_eq!(

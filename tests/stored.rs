@@ -327,8 +327,8 @@ fn a_shutdown_whose_deadline_runs_out_aborts_its_multipart_upload() {
 #[test]
 fn an_s3_outage_during_a_multipart_upload_leaves_no_open_upload() {
     let (tg, mut s3, data) = fakes();
-    if !s3.is_embedded() {
-        return; // Only the in-process server can be stopped by the test.
+    if s3.skips_unless_in_process("only the in-process server can be stopped by the test") {
+        return;
     }
     let log = data.path().join("service.log");
     let mut child = spawn_binary(&vars(&tg, &s3, data.path(), &[]), &log);
@@ -450,8 +450,7 @@ fn a_confirmation_telegram_keeps_refusing_never_repeats_the_upload() {
 #[test]
 fn s3_refusing_the_credentials_pauses_the_upload_and_keeps_the_document() {
     let (tg, s3, data) = fakes();
-    if !s3.is_embedded() {
-        eprintln!("skipped: refusals are injected into the in-process S3 server only");
+    if s3.skips_unless_in_process("refusals are injected into the in-process S3 server only") {
         return;
     }
     let _service = TestService::start(settings_from(vars(
@@ -521,21 +520,21 @@ fn no_more_documents_are_stored_at_once_than_the_cap() {
         0,
         "the first is still on its way"
     );
-    assert_eq!(
-        tg.calls("getFile").len(),
-        1,
-        "the second waits for the first to finish"
-    );
-    tg.set_file_pace(None);
+    // Paced to the end (about 2 s each): the fake counts the downloads streaming at once.
     wait_until(WAIT, "both saved", || saved(&tg, 55) + saved(&tg, 56) == 2);
+    assert_eq!(tg.calls("download").len(), 2);
+    assert_eq!(
+        tg.max_concurrent_downloads(),
+        1,
+        "the second was stored while the first was"
+    );
 }
 
 #[test]
 fn an_upload_created_whose_answer_was_lost_is_aborted_not_left_open() {
     let tg = FakeTelegram::start(TOKEN);
     let s3 = TestS3::start();
-    if !s3.is_embedded() {
-        eprintln!("skipped: the lost answer is injected by the in-process S3 server");
+    if s3.skips_unless_in_process("the lost answer is injected by the in-process S3 server") {
         return;
     }
     let data = tempfile::tempdir().unwrap();

@@ -157,25 +157,47 @@ fn a_document_with_a_cyrillic_title_is_saved_byte_identical() {
 #[test]
 fn two_people_in_parallel_each_in_order_within_the_rate_limit() {
     let h = harness();
+    // Each download takes about 0.4 s (four chunks, 100 ms apart).
+    h.vk.set_doc_pace(Some(Duration::from_millis(100)));
     for user in [103, 104] {
         h.vk.push_message(user, "hi", json!([]));
     }
-    for n in 0..6 {
+    for n in 0..3u64 {
         for user in [103, 104] {
-            h.vk.push_message(user, &format!("message {n}"), json!([]));
+            let bytes = random_bytes(200_000, n * 1000 + user as u64);
+            let attachment =
+                h.vk.doc_attachment(user, &format!("{user}-{n}.txt"), &bytes);
+            h.vk.push_message(user, "", attachment);
         }
     }
+    let saved = |user: i64| -> Vec<support::fake_vk::VkSent> {
+        h.vk.sent_to(user)
+            .into_iter()
+            .filter(|m| m.text.contains("[document has been saved]"))
+            .collect()
+    };
     for user in [103, 104] {
-        wait_until(WAIT, "seven replies each", || {
-            h.vk.texts_to(user).len() == 7
+        wait_until(WAIT, "three documents saved each", || {
+            saved(user).len() == 3
         });
-        let texts = h.vk.texts_to(user);
-        assert_eq!(texts[0], texts::GREETING);
-        assert!(
-            texts[1..].iter().all(|t| t == texts::DOCUMENT_REQUIRED),
-            "{texts:?}"
-        );
+        assert_eq!(h.vk.texts_to(user)[0], texts::GREETING);
+        // In the order they were sent: the names show it.
+        let names: Vec<bool> = saved(user)
+            .iter()
+            .enumerate()
+            .map(|(n, m)| m.text.contains(&format!("«{user}-{n}.txt»")))
+            .collect();
+        assert_eq!(names, [true, true, true], "{:?}", saved(user));
     }
+    // In parallel: the second download began while the first was still streaming (each takes
+    // at least 300 ms); one after the other they would start 300 ms or more apart.
+    let downloads = h.vk.call_times("download");
+    assert_eq!(downloads.len(), 6);
+    assert!(
+        downloads[1] - downloads[0] < Duration::from_millis(300),
+        "the two people were served one after the other: {:?} between the first downloads",
+        downloads[1] - downloads[0]
+    );
     // The same name from two people: two objects.
     h.send_doc(103, "plan.txt", b"from 103");
     let second = h.send_doc(104, "plan.txt", b"from 104");
@@ -415,6 +437,31 @@ fn a_document_download_that_fails_is_retried_and_flood_control_waits() {
         ack.edits >= 2,
         "the retries were shown: {} edits",
         ack.edits
+    );
+    // Each failed download was tried again after a wait (1 s, then 2 s, less up to half).
+    let downloads = h.vk.call_times("download");
+    assert_eq!(downloads.len(), 3, "two failures, then the file");
+    for (n, pair) in downloads.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::from_millis(500),
+            "download retry {} came {gap:?} after the failure",
+            n + 1
+        );
+    }
+    // Flood control (9) asks for 5 s, too many requests (6) for 1 s: the acknowledgement's
+    // retries waited that long (the first send was the greeting).
+    let sends = h.vk.call_times("messages.send");
+    assert!(sends.len() >= 4, "{} sends", sends.len());
+    assert!(
+        sends[2] - sends[1] >= Duration::from_millis(4900),
+        "after flood control the send came again {:?} later",
+        sends[2] - sends[1]
+    );
+    assert!(
+        sends[3] - sends[2] >= Duration::from_millis(950),
+        "after too many requests the send came again {:?} later",
+        sends[3] - sends[2]
     );
 }
 

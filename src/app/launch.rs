@@ -146,6 +146,7 @@ async fn hold_for_tests() {
         let hold = fail::eval("service.launch", |ms| ms.and_then(|ms| ms.parse().ok()));
         if let Some(ms) = hold.flatten() {
             actix_rt::time::sleep(Duration::from_millis(ms)).await;
+            log::info!("launch held {ms} ms (service.launch failpoint)");
         }
     }
 }

@@ -129,6 +129,8 @@ struct Inner {
     file_pace: Option<Duration>,
     polls_in_flight: usize,
     max_polls_in_flight: usize,
+    downloads_in_flight: usize,
+    max_downloads_in_flight: usize,
     local_mode: bool,
     pushed_at: HashMap<(i64, i64), Instant>,
     latencies: Vec<Duration>,
@@ -494,6 +496,11 @@ impl FakeTelegram {
     /// The most `getUpdates` calls that were ever in flight at once.
     pub fn max_concurrent_polls(&self) -> usize {
         self.with(|i| i.max_polls_in_flight)
+    }
+
+    /// Most downloads of generated files ([`FileBody::Pattern`]) streaming at once so far.
+    pub fn max_concurrent_downloads(&self) -> usize {
+        self.with(|i| i.max_downloads_in_flight)
     }
 
     /// Updates not yet confirmed by an `offset`.
@@ -883,6 +890,7 @@ async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
         },
         Some(FileBody::Pattern(len)) => {
             const CHUNK: u64 = 256 * 1024;
+            let streaming = InFlight::start(state.clone().into_inner());
             let chunks =
                 futures_util::stream::iter(0..len.div_ceil(CHUNK)).then(move |c| async move {
                     if let Some(pace) = pace {
@@ -893,7 +901,32 @@ async fn file(req: HttpRequest, state: web::Data<State>) -> HttpResponse {
                     let v: Vec<u8> = (start..end).map(pattern_byte).collect();
                     Ok::<_, actix_web::Error>(Bytes::from(v))
                 });
+            // Counted in flight until the body is sent or dropped.
+            let chunks = chunks.map(move |chunk| {
+                let _ = &streaming;
+                chunk
+            });
             HttpResponse::Ok().no_chunking(len).streaming(chunks)
         }
+    }
+}
+
+/// A download of a generated file in flight: counted while it lives.
+struct InFlight(Arc<State>);
+
+impl InFlight {
+    fn start(state: Arc<State>) -> Self {
+        {
+            let mut i = state.inner.lock().unwrap();
+            i.downloads_in_flight += 1;
+            i.max_downloads_in_flight = i.max_downloads_in_flight.max(i.downloads_in_flight);
+        }
+        Self(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inner.lock().unwrap().downloads_in_flight -= 1;
     }
 }

@@ -243,6 +243,17 @@ impl FakeVk {
         self.with(|i| i.calls.iter().filter(|(m, _)| m == method).count())
     }
 
+    /// When each call of `method` (or `download`, `long poll`) arrived, in order.
+    pub fn call_times(&self, method: &str) -> Vec<Instant> {
+        self.with(|i| {
+            i.calls
+                .iter()
+                .filter(|(m, _)| m == method)
+                .map(|(_, at)| *at)
+                .collect()
+        })
+    }
+
     /// Long-poll keys issued so far.
     pub fn keys_issued(&self) -> u32 {
         self.with(|i| i.keys_issued)

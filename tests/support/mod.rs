@@ -176,6 +176,16 @@ impl TestS3 {
         s3
     }
 
+    /// Whether the test must be skipped because it needs the in-process server (which it
+    /// stops, restarts or injects faults into); says so in the test's output when it is.
+    pub fn skips_unless_in_process(&self, why: &str) -> bool {
+        if !self.is_embedded() {
+            eprintln!("skipped on {}: {why}", self.endpoint);
+            return true;
+        }
+        false
+    }
+
     /// Whether this is the in-process server (which the test may stop and restart).
     pub fn is_embedded(&self) -> bool {
         self.server.is_some()

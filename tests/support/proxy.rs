@@ -1,6 +1,7 @@
 //! A TCP proxy on 127.0.0.1 that can go silent: the connections open when it is silenced stop
 //! forwarding bytes in either direction but stay open (no FIN, no RST), as when a NAT or a
-//! firewall forgets a flow; connections opened afterwards are forwarded as usual.
+//! firewall forgets a flow; connections opened afterwards are forwarded as usual. It also keeps
+//! what clients sent, so a test can count the requests that went through.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,6 +22,8 @@ struct State {
     stop: AtomicBool,
     /// Every socket, so the silent ones stay open until the proxy goes.
     held: Mutex<Vec<TcpStream>>,
+    /// Every byte clients sent, per connection.
+    sent: Mutex<Vec<Vec<u8>>>,
 }
 
 impl SilentProxy {
@@ -33,6 +36,7 @@ impl SilentProxy {
             opened: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             held: Mutex::new(Vec::new()),
+            sent: Mutex::new(Vec::new()),
         });
         let accepting = state.clone();
         std::thread::spawn(move || {
@@ -46,17 +50,22 @@ impl SilentProxy {
                     continue;
                 };
                 let id = accepting.opened.fetch_add(1, Ordering::SeqCst);
+                accepting.sent.lock().unwrap().push(Vec::new());
                 {
                     let mut held = accepting.held.lock().unwrap();
                     held.push(client.try_clone().unwrap());
                     held.push(server.try_clone().unwrap());
                 }
-                for (from, to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
+                for (from, to, upstream) in [
+                    (
+                        client.try_clone().unwrap(),
+                        server.try_clone().unwrap(),
+                        true,
+                    ),
+                    (server, client, false),
                 ] {
                     let state = accepting.clone();
-                    std::thread::spawn(move || pump(from, to, id, &state));
+                    std::thread::spawn(move || pump(from, to, (id, upstream), &state));
                 }
             }
         });
@@ -73,11 +82,24 @@ impl SilentProxy {
     pub fn connections(&self) -> u64 {
         self.state.opened.load(Ordering::SeqCst)
     }
+
+    /// How many times clients sent `needle` (a request line's start, e.g. `PUT /bucket/`),
+    /// over every connection so far.
+    pub fn sent_count(&self, needle: &str) -> usize {
+        let needle = needle.as_bytes();
+        self.state
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|bytes| bytes.windows(needle.len()).filter(|w| *w == needle).count())
+            .sum()
+    }
 }
 
 /// Copies `from` to `to` until either ends; once the connection is silenced, what arrives is
 /// read and dropped, and nothing is closed.
-fn pump(mut from: TcpStream, mut to: TcpStream, id: u64, state: &State) {
+fn pump(mut from: TcpStream, mut to: TcpStream, (id, upstream): (u64, bool), state: &State) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -86,6 +108,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, id: u64, state: &State) {
         };
         if id < state.silent_below.load(Ordering::SeqCst) {
             continue;
+        }
+        if upstream {
+            state.sent.lock().unwrap()[id as usize].extend_from_slice(&buf[..n]);
         }
         if to.write_all(&buf[..n]).is_err() {
             break;
