@@ -1,4 +1,8 @@
-//! The actors. Each file holds one actor and the messages it handles.
+//! The actors. Each file (or folder) holds one actor and the messages it handles; `store/`
+//! groups the `StoreActor`'s messages by concern, `fence` is what the workers ask before each
+//! update of a claimed chat.
+//!
+//! May import: `util`, `obs`, `config`, `clients`, `embedded_s3`, `domain`, `store`, `etl`.
 
 pub mod airtable;
 pub mod archive;

@@ -3,6 +3,8 @@
 //! Telegram adapter of the neutral chat interface); `/go` and presses on the go button to
 //! [`go::GoButton`]; messages of archived chats to [`archive::Archiver`]. Updates from people
 //! or chats the allowlists refuse are answered politely and nothing of them is kept.
+//!
+//! May import: every layer below it (`conversation` and down).
 
 pub mod archive;
 pub mod go;

@@ -2,6 +2,8 @@
 //! optional explicit file and `TG_INGEST__…` environment variables.
 //!
 //! This module is the only place that reads environment variables.
+//!
+//! May import: `util`, `obs`.
 
 mod airtable;
 mod archive;

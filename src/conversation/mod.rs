@@ -8,6 +8,8 @@
 //! - [`rename`]: `Rename` and `/rename` ask for a name, the next text is it; the object is
 //!   copied server-side and the old key deleted;
 //! - [`files`]: `/files`, ten per page, checked against the bucket.
+//!
+//! May import: every layer below it (`intake` and down).
 
 pub mod documents;
 pub mod files;

@@ -1,5 +1,7 @@
 //! The embedded S3-compatible server (s3s-fs over a local directory), started when no S3
 //! endpoint is configured so the service runs with only a bot token. Tests use it too.
+//!
+//! May import: `util`, `obs`, `config`, `clients`.
 
 pub mod fs;
 

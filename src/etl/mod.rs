@@ -6,6 +6,8 @@
 //! and written in row groups ([`rows`]), so memory stays bounded whatever the size of the day.
 //! A message without text, without `from` or with unknown fields never fails the day; an
 //! object that is not an update is counted and skipped.
+//!
+//! May import: `util`, `obs`, `config`, `clients`, `embedded_s3`, `domain`, `store`.
 
 pub mod rows;
 pub mod source;

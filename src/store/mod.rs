@@ -7,6 +7,8 @@
 //! (Airtable rows, archive objects) kept until an actor has delivered them. Only the
 //! `StoreActor` uses it; the functions here are plain and synchronous so they can be unit-tested.
 //! Every statement is written once for both engines ([`db`]).
+//!
+//! May import: `util`, `obs`, `config`, `clients`, `embedded_s3`, `domain`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
