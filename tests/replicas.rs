@@ -1068,6 +1068,11 @@ fn a_replica_whose_database_connections_go_silent_notices_reconnects_and_goes_on
     wait_until(WAIT, "first round answered", || {
         (0..PEOPLE).all(|u| tg.replied_to(1000 + u).len() == 1)
     });
+    // r0 may have answered them all while r1 was still starting: the silence must find r1
+    // running (a start-up whose store goes silent fails, as it should).
+    wait_until(WAIT, "r1 started", || {
+        std::fs::read_to_string(&replicas[1].1).is_ok_and(|l| l.contains("tg-ingest started"))
+    });
     let before = proxy.connections();
     proxy.silence_existing();
     let silenced = Instant::now();
