@@ -33,18 +33,24 @@ fn variable(key: &str) -> String {
     format!("TG_INGEST__{}", key.replace('.', "__").to_uppercase())
 }
 
-/// The keys without a row `| `key` | … | `VARIABLE` | meaning |` in `doc`.
+/// The keys without a row `| `key` | default | `VARIABLE` | meaning |` in `doc` whose
+/// variable is the key's and whose meaning is not empty.
 fn undocumented(keys: &[String], doc: &str) -> Vec<String> {
-    keys.iter()
-        .filter(|key| {
-            let row = format!("| `{key}` |");
-            !doc.lines().any(|line| {
-                line.starts_with(&row)
-                    && line.contains(&format!("`{}`", variable(key)))
-                    && line.trim_end().len() > row.len() + variable(key).len() + 12
-                    && !line.trim_end().ends_with("|  |")
-            })
+    let documented = |key: &str| {
+        doc.lines().any(|line| {
+            let Some(inner) = line.strip_prefix("| ").and_then(|l| l.strip_suffix(" |")) else {
+                return false;
+            };
+            // The meaning is the last cell and may hold an escaped `\|`: split from the left.
+            let cells: Vec<&str> = inner.splitn(4, " | ").collect();
+            cells.len() == 4
+                && cells[0] == format!("`{key}`")
+                && cells[2] == format!("`{}`", variable(key))
+                && !cells[3].trim().is_empty()
         })
+    };
+    keys.iter()
+        .filter(|key| !documented(key))
         .cloned()
         .collect()
 }
@@ -69,6 +75,7 @@ fn the_check_sees_a_missing_or_empty_row() {
     let keys = keys(toml);
     assert_eq!(keys, ["workers", "s3.embedded.listen", "vk.wait"]);
     let doc = "| `workers` | `4` | `TG_INGEST__WORKERS` | Size of the pool. |\n\
-               | `s3.embedded.listen` | `x` | `TG_INGEST__S3__EMBEDDED__LISTEN` |  |\n";
+               | `s3.embedded.listen` | `x` | `TG_INGEST__S3__EMBEDDED__LISTEN` |  |\n\
+               | `vk.wait` | `25` | `TG_INGEST__VK__WAITS` | Wait, with the wrong variable. |\n";
     assert_eq!(undocumented(&keys, doc), ["s3.embedded.listen", "vk.wait"]);
 }
