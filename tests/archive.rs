@@ -5,46 +5,16 @@ mod support;
 
 use std::time::Duration;
 
-use arrow::array::{Array, BooleanArray, Int64Array, StringArray};
+use arrow::array::{Array, BooleanArray};
 use arrow::datatypes::DataType;
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{json, Value};
+use support::archive::*;
 use support::*;
-use tg_ingest::config::{ArchiveSettings, Settings};
-use tg_ingest::domain::archive::archive_key;
-use tg_ingest::domain::inbound::IncomingUpdate;
-use tg_ingest::etl::{marker_key, parquet_key, run_day, EtlTarget, LIST_PAGE_KEYS};
+use tg_ingest::config::Settings;
+use tg_ingest::etl::{marker_key, parquet_key, run_day};
 use tg_ingest::util::clock::Day;
 
 const WAIT: Duration = Duration::from_secs(30);
-const GROUP: i64 = -100_500;
-/// 2026-11-21 12:00:00 UTC.
-const NOON: i64 = 1_795_262_400;
-
-struct Buckets {
-    raw: String,
-    enriched: String,
-}
-
-fn archive_env(s3: &TestS3) -> (Buckets, Vec<(String, String)>) {
-    let b = Buckets {
-        raw: s3.create_bucket("raw"),
-        enriched: s3.create_bucket("enriched"),
-    };
-    let vars = vec![
-        (
-            "TG_INGEST__ARCHIVE__CHATS".to_string(),
-            format!("{GROUP},-100501"),
-        ),
-        ("TG_INGEST__ARCHIVE__RAW_BUCKET".into(), b.raw.clone()),
-        (
-            "TG_INGEST__ARCHIVE__ENRICHED_BUCKET".into(),
-            b.enriched.clone(),
-        ),
-    ];
-    (b, vars)
-}
 
 /// The service running with two archived chats, and what the tests look at.
 struct Archiving {
@@ -77,41 +47,6 @@ impl Archiving {
             _service,
         }
     }
-}
-
-fn settings_with(
-    tg: &FakeTelegram,
-    s3: &TestS3,
-    data: &std::path::Path,
-    archive: &[(String, String)],
-) -> Settings {
-    let mut v = service_env(
-        tg,
-        s3,
-        data,
-        &[("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false")],
-    );
-    v.extend(archive.iter().cloned());
-    settings_from(v)
-}
-
-/// A raw group update, as Telegram would send it, with an unknown field.
-fn group_update(id: i64, chat: i64, date: i64, text: Option<&str>, from: bool) -> Value {
-    let mut m = json!({"message_id": id * 10, "chat": {"id": chat, "type": "supergroup", "title": "Team"}, "date": date, "x_future_field": {"a": [1, 2]}});
-    if let Some(t) = text {
-        m["text"] = json!(t);
-    } else {
-        m["photo"] = json!([{"file_id": "p", "file_unique_id": "pu", "width": 1, "height": 1}]);
-    }
-    if from {
-        m["from"] = json!({"id": id + 7, "is_bot": false, "first_name": format!("Name{id}"), "username": format!("user{id}")});
-    }
-    json!({"update_id": id, "message": m})
-}
-
-fn key_of(settings: &ArchiveSettings, update: &Value) -> String {
-    let raw = serde_json::value::RawValue::from_string(update.to_string()).unwrap();
-    archive_key(settings, &IncomingUpdate::parse(raw).unwrap()).unwrap()
 }
 
 #[test]
@@ -201,78 +136,6 @@ fn an_s3_outage_delays_archived_messages_but_loses_none() {
     wait_until(Duration::from_secs(60), "objects after the outage", || {
         s3.keys_in(&b.raw).len() == 5
     });
-}
-
-fn etl_target(s3: &TestS3, b: &Buckets, data: &std::path::Path) -> EtlTarget {
-    EtlTarget {
-        raw: s3.target().with_bucket(&b.raw).bucket().unwrap(),
-        enriched: s3.target().with_bucket(&b.enriched).bucket().unwrap(),
-        prefix: "telegram".into(),
-        tmp_dir: data.join("tmp"),
-        rows_per_group: 1000,
-        list_page_keys: LIST_PAGE_KEYS,
-        local: None,
-    }
-}
-
-/// Puts raw updates straight into the raw bucket under their archive keys.
-fn put_raw(s3: &TestS3, b: &Buckets, settings: &ArchiveSettings, updates: &[Value]) {
-    let bucket = s3.target().with_bucket(&b.raw).bucket().unwrap();
-    block_on(async {
-        use futures_util::StreamExt;
-        futures_util::stream::iter(updates)
-            .for_each_concurrent(32, |u| {
-                let bucket = &bucket;
-                async move {
-                    bucket
-                        .put_object(key_of(settings, u), u.to_string().as_bytes())
-                        .await
-                        .unwrap();
-                }
-            })
-            .await;
-    });
-}
-
-fn read_parquet(bytes: Vec<u8>) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .unwrap()
-        .build()
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-fn i64s(batches: &[RecordBatch], col: &str) -> Vec<Option<i64>> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let a = b
-                .column_by_name(col)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .unwrap()
-                .clone();
-            (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i)))
-        })
-        .collect()
-}
-
-fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            let a = b
-                .column_by_name(col)
-                .unwrap()
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .unwrap()
-                .clone();
-            (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i).to_string()))
-        })
-        .collect()
 }
 
 #[test]

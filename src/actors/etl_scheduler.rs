@@ -5,8 +5,10 @@
 //! store reports stale (raw objects stored after its last compaction). A day is compacted only
 //! when nothing for it is still on its way (journaled updates of archived chats dated that day,
 //! or objects waiting in the archive outbox); otherwise the next pass looks again. A day is
-//! compacted when it has raw data but no `_SUCCESS` marker, or when it is stale. Runs of one day
-//! never overlap, and passes never overlap.
+//! compacted when it has raw data but no `_SUCCESS` marker, or when it is stale. The passes at
+//! start-up and at `etl_at` are thorough: they also list each day's raw objects and compact it
+//! again when they differ from those its marker records (another writer, an import, a restore)
+//! or its Parquet file is gone. Runs of one day never overlap, and passes never overlap.
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
@@ -20,7 +22,8 @@ use super::store::{DayCompacted, DayPending, GetDayState, StaleDays};
 use super::store::{ReleaseLease, TakeLease};
 use crate::config::ArchiveSettings;
 use crate::domain::archive::ARCHIVE_OUTBOX;
-use crate::etl::{day_prefix, has_marker, has_raw_data, run_day, EtlReport, EtlTarget};
+use crate::etl::{day_prefix, has_raw_data, read_marker, run_day, EtlReport, EtlTarget};
+use crate::store::DayState;
 use crate::util::clock::Day;
 
 /// Runs the ETL for one day now (also used by tests and operators through the actor).
@@ -49,6 +52,8 @@ pub struct EtlSchedulerActor {
     shared: Rc<Shared>,
     etl_minute: u32,
     pass_running: Rc<RefCell<bool>>,
+    /// A thorough pass was asked for while another pass ran: it runs right after.
+    thorough_waiting: bool,
 }
 
 impl EtlSchedulerActor {
@@ -71,6 +76,7 @@ impl EtlSchedulerActor {
                 lease: None,
             }),
             pass_running: Rc::new(RefCell::new(false)),
+            thorough_waiting: false,
         }
     }
 
@@ -89,23 +95,30 @@ impl EtlSchedulerActor {
         let wait = until_local_minute(self.shared.now_local_secs(), self.etl_minute);
         log::info!("ETL: next daily run in {} min", wait.as_secs() / 60);
         ctx.run_later(wait, |act, ctx| {
-            act.pass(ctx);
+            act.pass(ctx, true);
             act.schedule_daily(ctx);
         });
     }
 
-    /// Starts a pass unless one is running (here, or on another replica).
-    fn pass(&self, ctx: &mut Context<Self>) {
+    /// Starts a pass unless one is running (here, or on another replica); a thorough pass
+    /// also compares each day with a listing of the raw bucket.
+    fn pass(&mut self, ctx: &mut Context<Self>, thorough: bool) {
         if self.pass_running.replace(true) {
+            self.thorough_waiting |= thorough;
             return;
         }
         let (shared, flag) = (self.shared.clone(), self.pass_running.clone());
         ctx.spawn(
             async move {
-                shared.leased_pass().await;
+                shared.leased_pass(thorough).await;
                 flag.replace(false);
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(|(), act, ctx| {
+                if std::mem::take(&mut act.thorough_waiting) {
+                    act.pass(ctx, true);
+                }
+            }),
         );
     }
 }
@@ -117,9 +130,9 @@ impl Shared {
     }
 
     /// A pass, under the ETL lease when there are replicas.
-    async fn leased_pass(&self) {
+    async fn leased_pass(&self, thorough: bool) {
         let (Some((holder, ttl)), Some(store)) = (&self.lease, &self.store) else {
-            return self.pass().await;
+            return self.pass(thorough).await;
         };
         let take = || TakeLease {
             name: ETL_LEASE,
@@ -156,7 +169,7 @@ impl Shared {
             }
         };
         futures_util::pin_mut!(renew);
-        let pass = self.pass();
+        let pass = self.pass(thorough);
         futures_util::pin_mut!(pass);
         futures_util::future::select(pass, renew).await;
         let release = ReleaseLease {
@@ -166,7 +179,7 @@ impl Shared {
         let _ = store.send(release).await;
     }
 
-    async fn pass(&self) {
+    async fn pass(&self, thorough: bool) {
         fail::fail_point!("etl.pass");
         let today = Day(self.now_local_secs().div_euclid(86_400));
         let mut days: BTreeSet<Day> = (1..=i64::from(self.settings.catch_up_days))
@@ -180,7 +193,7 @@ impl Shared {
             }
         }
         for day in days.into_iter().filter(|d| *d < today) {
-            match self.is_due(day).await {
+            match self.is_due(day, thorough).await {
                 Ok(Some(why)) => {
                     log::info!("ETL {day}: {why}; compacting it");
                     if let Err(e) = self.run(day).await {
@@ -193,58 +206,75 @@ impl Shared {
         }
     }
 
-    /// Why `day` should be compacted now, or `None`.
-    async fn is_due(&self, day: Day) -> Result<Option<&'static str>, String> {
+    /// Why `day` should be compacted now, or `None`. A thorough check (at start-up and at
+    /// `etl_at`) also lists the day's raw objects and compares them with its marker.
+    async fn is_due(&self, day: Day, thorough: bool) -> Result<Option<String>, String> {
         if self.running.borrow().contains(&day) {
             return Ok(None);
         }
-        let state = match &self.store {
-            Some(store) => {
-                let offset = i64::from(self.settings.utc_offset_minutes) * 60;
-                let start = day.0 * 86_400 - offset;
-                let pending = DayPending {
-                    outbox: ARCHIVE_OUTBOX,
-                    day_prefix: day_prefix(&self.target.prefix, day),
-                    start,
-                    end: start + 86_400,
-                    chats: self.settings.chats.clone(),
-                };
-                let pending = store.send(pending).await.map_err(|e| e.to_string())?;
-                if pending.map_err(|e| e.to_string())? {
-                    log::info!(
-                        "ETL {day}: messages of the day are still on their way; waiting for the next pass"
-                    );
-                    return Ok(None);
-                }
-                store
-                    .send(GetDayState(day.to_string()))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?
-            }
-            None => Default::default(),
+        let Some(state) = self.settled_state(day).await? else {
+            log::info!(
+                "ETL {day}: messages of the day are still on their way; waiting for the next pass"
+            );
+            return Ok(None);
         };
-        if state.compacted_at.is_some() {
-            return Ok(state
-                .is_stale()
-                .then_some("raw objects arrived after its last compaction"));
+        if state.compacted_at.is_some() && state.is_stale() {
+            return Ok(Some("raw objects arrived after its last compaction".into()));
         }
         let t = &self.target;
-        let marker = has_marker(&t.enriched, &t.prefix, day)
+        let Some(marker) = read_marker(&t.enriched, &t.prefix, day)
             .await
-            .map_err(|e| e.to_string())?;
-        if marker {
-            // Compacted elsewhere (the etl command, an earlier version): again only if this
-            // service stored objects for it.
-            return Ok(state
-                .touched_at
-                .is_some()
-                .then_some("raw objects arrived after its marker"));
+            .map_err(|e| e.to_string())?
+        else {
+            let raw = has_raw_data(&t.raw, &t.prefix, day)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(raw.then(|| "raw data without a marker".into()));
+        };
+        if state.compacted_at.is_none() && state.touched_at.is_some() {
+            // Compacted elsewhere (the etl command, an earlier version) before this service
+            // stored objects for it.
+            return Ok(Some("raw objects arrived after its marker".into()));
         }
-        let raw = has_raw_data(&t.raw, &t.prefix, day)
+        if !thorough {
+            return Ok(None);
+        }
+        let differs = crate::etl::marker::differs(
+            &t.raw,
+            &t.enriched,
+            &t.prefix,
+            day,
+            &marker,
+            t.list_page_keys,
+        );
+        differs.await.map_err(|e| e.to_string())
+    }
+
+    /// What the store knows of `day`, or `None` while messages of the day are still on their
+    /// way (journaled, or waiting in the archive outbox). Without a store, every day is settled.
+    async fn settled_state(&self, day: Day) -> Result<Option<DayState>, String> {
+        let Some(store) = &self.store else {
+            return Ok(Some(DayState::default()));
+        };
+        let offset = i64::from(self.settings.utc_offset_minutes) * 60;
+        let start = day.0 * 86_400 - offset;
+        let pending = DayPending {
+            outbox: ARCHIVE_OUTBOX,
+            day_prefix: day_prefix(&self.target.prefix, day),
+            start,
+            end: start + 86_400,
+            chats: self.settings.chats.clone(),
+        };
+        let pending = store.send(pending).await.map_err(|e| e.to_string())?;
+        if pending.map_err(|e| e.to_string())? {
+            return Ok(None);
+        }
+        store
+            .send(GetDayState(day.to_string()))
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(raw.then_some("raw data without a marker"))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+            .map(Some)
     }
 
     /// Compacts `day` unless it is being compacted; records the compaction in the store.
@@ -286,6 +316,7 @@ impl Supervised for EtlSchedulerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // The pass and the runs in flight were dropped; the next pass looks at their days again.
         self.pass_running = Rc::new(RefCell::new(false));
+        self.thorough_waiting = false;
         self.shared.running.borrow_mut().clear();
     }
 }
@@ -294,9 +325,9 @@ impl Actor for EtlSchedulerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.pass(ctx);
+        self.pass(ctx, true);
         let every = Duration::from_secs(self.shared.settings.recheck_secs.max(1));
-        ctx.run_interval(every, |act, ctx| act.pass(ctx));
+        ctx.run_interval(every, |act, ctx| act.pass(ctx, false));
         self.schedule_daily(ctx);
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn etl_target(
         prefix: settings.archive.prefix.clone(),
         tmp_dir: settings.data_dir.join("tmp"),
         rows_per_group: settings.archive.rows_per_group,
+        compression: settings.archive.parquet_compression,
         list_page_keys: if embedded {
             EMBEDDED_LIST_PAGE_KEYS
         } else {

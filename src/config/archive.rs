@@ -26,8 +26,26 @@ pub struct ArchiveSettings {
     pub recheck_secs: u64,
     /// Rows per Parquet row group.
     pub rows_per_group: usize,
+    /// Compression of the Parquet files.
+    pub parquet_compression: ParquetCompression,
     /// Days the JSON of delivered raw objects is kept in the store for the ETL; 0: not kept.
     pub local_copy_days: u32,
+}
+
+/// Compression codec of the daily Parquet files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParquetCompression {
+    /// Zstandard (level 1): small files, fast to read.
+    Zstd,
+    /// Snappy: what many older readers expect.
+    Snappy,
+    /// Gzip.
+    Gzip,
+    /// LZ4 (the `LZ4_RAW` codec).
+    Lz4,
+    /// Uncompressed.
+    None,
 }
 
 impl ArchiveSettings {

@@ -20,7 +20,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 pub use self::airtable::{AirtableFields, AirtableSettings};
-pub use self::archive::ArchiveSettings;
+pub use self::archive::{ArchiveSettings, ParquetCompression};
 pub use self::s3::{EmbeddedS3Settings, S3Settings};
 pub use self::store::StoreSettings;
 pub use self::telegram::{RateLimitSettings, TelegramMode, TelegramSettings, WebhookSettings};

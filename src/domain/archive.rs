@@ -42,6 +42,7 @@ mod tests {
             catch_up_days: 7,
             recheck_secs: 300,
             rows_per_group: 1000,
+            parquet_compression: crate::config::ParquetCompression::Zstd,
             local_copy_days: 8,
         }
     }

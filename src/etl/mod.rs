@@ -9,6 +9,8 @@
 //!
 //! May import: `util`, `obs`, `config`, `clients`, `embedded_s3`, `domain`, `store`.
 
+pub mod marker;
+pub mod parquet;
 pub mod rows;
 pub mod source;
 
@@ -22,10 +24,13 @@ use futures_util::StreamExt;
 use s3::Bucket;
 use serde_json::json;
 
-use self::rows::Batcher;
-pub use self::rows::{row_from_raw, schema, Row};
+pub use self::marker::{marker_key, read_marker, Marker};
+use self::parquet::Batcher;
+pub use self::parquet::{schema, SCHEMA_VERSION};
+pub use self::rows::{row_from_raw, Row};
 use self::source::{list_day, DaySource, Listed, Origin, CHUNK};
 use crate::clients::s3::StorageError;
+use crate::config::ParquetCompression;
 use crate::util::clock::Day;
 pub use source::ReadOutboxPayloads;
 
@@ -79,6 +84,9 @@ pub struct EtlReport {
     pub fetched: u64,
     /// The Parquet object, if any rows were written.
     pub parquet_key: Option<String>,
+    /// SHA-256 of the keys and ETags of the raw objects read ([`marker::digest`]), so a later
+    /// pass can tell whether the day's raw objects changed in the bucket.
+    pub raw_digest: String,
     /// Wall time in milliseconds.
     pub millis: u64,
 }
@@ -95,6 +103,8 @@ pub struct EtlTarget {
     pub tmp_dir: PathBuf,
     /// Rows per Parquet row group.
     pub rows_per_group: usize,
+    /// Compression of the Parquet file.
+    pub compression: ParquetCompression,
     /// Keys asked for per listing page.
     pub list_page_keys: usize,
     /// The store's copies of archived objects, if this process can read them.
@@ -109,11 +119,6 @@ pub fn day_prefix(prefix: &str, day: Day) -> String {
 /// The day's Parquet object.
 pub fn parquet_key(prefix: &str, day: Day) -> String {
     format!("{}messages-{day}.parquet", day_prefix(prefix, day))
-}
-
-/// The day's `_SUCCESS` marker.
-pub fn marker_key(prefix: &str, day: Day) -> String {
-    format!("{}_SUCCESS", day_prefix(prefix, day))
 }
 
 /// Runs the ETL for one day; `progress(done, total)` is called as objects are read.
@@ -144,6 +149,7 @@ pub async fn run_day(
         read_locally: 0,
         fetched: 0,
         parquet_key: None,
+        raw_digest: marker::digest(&listed),
         millis: 0,
     };
     if listed.is_empty() {
@@ -186,7 +192,7 @@ async fn write_parquet(
 ) -> Result<(), EtlError> {
     let total = listed.len() as u64;
     let pq_key = parquet_key(&target.prefix, day);
-    let parquet_err = |e: parquet::errors::ParquetError| EtlError::Parquet {
+    let parquet_err = |e: ::parquet::errors::ParquetError| EtlError::Parquet {
         day,
         detail: e.to_string(),
     };
@@ -201,7 +207,8 @@ async fn write_parquet(
         RUNS.fetch_add(1, Ordering::Relaxed)
     )));
     let file = std::fs::File::create(&tmp.0).map_err(|e| tmp_err(&tmp.0, e))?;
-    let mut batcher = Batcher::create(file, target.rows_per_group).map_err(parquet_err)?;
+    let mut batcher =
+        Batcher::create(file, target.rows_per_group, target.compression).map_err(parquet_err)?;
     let mut seen = HashSet::new();
     let source = DaySource {
         raw: &target.raw,
@@ -269,16 +276,6 @@ async fn upload_file(bucket: &Bucket, path: &Path, key: &str) -> Result<(), Stor
         .await
         .map(drop)
         .map_err(|e| StorageError::from_s3("put", key, e))
-}
-
-/// Whether the day already has its `_SUCCESS` marker.
-pub async fn has_marker(enriched: &Bucket, prefix: &str, day: Day) -> Result<bool, StorageError> {
-    let key = marker_key(prefix, day);
-    match enriched.head_object(&key).await {
-        Ok((_, status)) => Ok(status == 200),
-        Err(s3::error::S3Error::HttpFailWithBody(404, _)) => Ok(false),
-        Err(e) => Err(StorageError::from_s3("head", &key, e)),
-    }
 }
 
 /// Whether the day has any raw objects.

@@ -1,39 +1,34 @@
-//! Rows of the daily Parquet file: the schema, reading a row from a raw update, and writing
-//! rows in row groups.
+//! A row of the daily Parquet file, read from one raw update: the original pipeline's columns,
+//! then what Telegram says about the message (schema v2, listed in `docs/archive.md`).
 
-use std::sync::Arc;
-
-use arrow::array::{ArrayRef, BooleanBuilder, Int64Builder, StringBuilder};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 
-/// The Parquet schema: the original columns in their order, then extras.
-pub fn schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("message_id", DataType::Int64, false),
-        Field::new("user_id", DataType::Int64, true),
-        Field::new("user_is_bot", DataType::Boolean, true),
-        Field::new("user_first_name", DataType::Utf8, true),
-        Field::new("chat_id", DataType::Int64, false),
-        Field::new("chat_type", DataType::Utf8, false),
-        Field::new("text", DataType::Utf8, true),
-        Field::new("date", DataType::Int64, false),
-        Field::new("update_id", DataType::Int64, false),
-        Field::new("update_kind", DataType::Utf8, false),
-        Field::new("username", DataType::Utf8, true),
-        Field::new("edit_date", DataType::Int64, true),
-        Field::new("has_document", DataType::Boolean, false),
-        Field::new("has_photo", DataType::Boolean, false),
-    ]))
-}
+/// The update kinds that carry a message, in the order they are looked for.
+pub const MESSAGE_KINDS: [&str; 4] = [
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+];
+
+/// Media kinds, in the order they are looked for: an animation also carries a `document`, so
+/// it comes first.
+pub const MEDIA_KINDS: [&str; 8] = [
+    "photo",
+    "animation",
+    "video",
+    "video_note",
+    "voice",
+    "audio",
+    "sticker",
+    "document",
+];
+
+/// Where a raw object came from, when it was not the bot (top-level field of imported objects).
+pub const SOURCE_FIELD: &str = "tg_ingest_source";
 
 /// One row of the output.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     /// `message_id`.
     pub message_id: i64,
@@ -55,31 +50,67 @@ pub struct Row {
     pub update_id: i64,
     /// `message`, `edited_message`, `channel_post` or `edited_channel_post`.
     pub update_kind: String,
-    /// `from.username`.
-    pub username: Option<String>,
     /// `edit_date`.
     pub edit_date: Option<i64>,
+    /// `caption` of a media message.
+    pub caption: Option<String>,
+    /// `entities` (or `caption_entities`), as JSON text.
+    pub entities: Option<String>,
+    /// `reply_to_message.message_id`.
+    pub reply_to_message_id: Option<i64>,
+    /// `message_thread_id` (forum topics, threads of replies).
+    pub message_thread_id: Option<i64>,
+    /// `media_group_id` (albums).
+    pub media_group_id: Option<String>,
+    /// `forward_origin.type`: `user`, `hidden_user`, `chat` or `channel`.
+    pub forward_origin_type: Option<String>,
+    /// The chat or channel a forward came from.
+    pub forward_from_chat_id: Option<i64>,
+    /// The user a forward came from.
+    pub forward_from_user_id: Option<i64>,
+    /// When the forwarded message was first sent.
+    pub forward_date: Option<i64>,
+    /// The media the message carries, if any.
+    pub media: Option<Media>,
+    /// `bot` (seen live) or `import` (from a chat export).
+    pub source: String,
+    /// `from.username`.
+    pub username: Option<String>,
     /// Whether it carried a document.
     pub has_document: bool,
     /// Whether it carried a photo.
     pub has_photo: bool,
 }
 
+/// The file a message carries, and what became of it in the raw bucket.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Media {
+    /// One of [`MEDIA_KINDS`].
+    pub kind: String,
+    /// `file_unique_id` (of the largest photo size for photos).
+    pub file_unique_id: Option<String>,
+    /// The file's key in the raw bucket, once stored.
+    pub key: Option<String>,
+    /// Bytes: as stored, else as Telegram declared them (`file_size`).
+    pub bytes: Option<i64>,
+    /// MIME type: as stored, else as declared.
+    pub mime: Option<String>,
+    /// Why the file was not stored (too big, gone, refused, kind not kept).
+    pub skipped_reason: Option<String>,
+}
+
 /// Reads a row from a raw update; `Err` says why the object is not a message update.
 pub fn row_from_raw(raw: &[u8]) -> Result<Row, String> {
     let v: Value = serde_json::from_slice(raw).map_err(|e| format!("not JSON: {e}"))?;
+    row_from_value(&v)
+}
+
+/// Reads a row from a parsed raw update.
+pub fn row_from_value(v: &Value) -> Result<Row, String> {
     let update_id = v["update_id"].as_i64().ok_or("no update_id")?;
-    let (kind, m) = [
-        "message",
-        "edited_message",
-        "channel_post",
-        "edited_channel_post",
-    ]
-    .into_iter()
-    .find_map(|k| v.get(k).filter(|m| m.is_object()).map(|m| (k, m)))
-    .ok_or("not a message update")?;
+    let (kind, m) = message_of(v).ok_or("not a message update")?;
     let from = m.get("from").filter(|f| f.is_object());
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let (origin_type, from_chat, from_user, forward_date) = forward_origin(m);
     Ok(Row {
         message_id: m["message_id"].as_i64().ok_or("no message_id")?,
         user_id: from.and_then(|f| f["id"].as_i64()),
@@ -91,143 +122,98 @@ pub fn row_from_raw(raw: &[u8]) -> Result<Row, String> {
         date: m["date"].as_i64().ok_or("no date")?,
         update_id,
         update_kind: kind.to_string(),
-        username: text(from.and_then(|f| f.get("username"))),
         edit_date: m["edit_date"].as_i64(),
+        caption: text(m.get("caption")),
+        entities: ["entities", "caption_entities"]
+            .into_iter()
+            .find_map(|k| m.get(k).filter(|e| e.is_array()))
+            .map(Value::to_string),
+        reply_to_message_id: m["reply_to_message"]["message_id"].as_i64(),
+        message_thread_id: m["message_thread_id"].as_i64(),
+        media_group_id: text(m.get("media_group_id")),
+        forward_origin_type: origin_type,
+        forward_from_chat_id: from_chat,
+        forward_from_user_id: from_user,
+        forward_date,
+        media: media_of(m),
+        source: text(v.get(SOURCE_FIELD)).unwrap_or_else(|| "bot".to_string()),
+        username: text(from.and_then(|f| f.get("username"))),
         has_document: m.get("document").is_some_and(Value::is_object),
         has_photo: m.get("photo").is_some_and(|p| !p.is_null()),
     })
 }
 
-/// Accumulates rows and writes them to a Parquet file in row groups of `per_group` rows, each
-/// sorted by message time.
-pub struct Batcher {
-    writer: ArrowWriter<std::fs::File>,
-    rows: Vec<Row>,
-    per_group: usize,
+/// The update's kind and its message object.
+pub fn message_of(v: &Value) -> Option<(&'static str, &Value)> {
+    MESSAGE_KINDS
+        .into_iter()
+        .find_map(|k| v.get(k).filter(|m| m.is_object()).map(|m| (k, m)))
 }
 
-impl Batcher {
-    /// A writer of Snappy-compressed Parquet into `file`.
-    pub fn create(file: std::fs::File, per_group: usize) -> Result<Self, ParquetError> {
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(per_group))
-            .build();
-        Ok(Self {
-            writer: ArrowWriter::try_new(file, schema(), Some(props))?,
-            rows: Vec::with_capacity(per_group.min(65_536)),
-            per_group,
-        })
-    }
-
-    /// Adds a row, writing a row group when enough have gathered.
-    pub fn push(&mut self, row: Row) -> Result<(), ParquetError> {
-        self.rows.push(row);
-        if self.rows.len() >= self.per_group {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), ParquetError> {
-        if self.rows.is_empty() {
-            return Ok(());
-        }
-        let mut rows = std::mem::take(&mut self.rows);
-        rows.sort_by_key(|r| (r.date, r.update_id));
-        let batch = to_batch(&rows)?;
-        self.writer.write(&batch)?;
-        self.writer.flush()
-    }
-
-    /// Writes the last row group and the file's footer.
-    pub fn finish(mut self) -> Result<(), ParquetError> {
-        self.flush()?;
-        self.writer.close().map(drop)
-    }
+fn text(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_string)
 }
 
-fn to_batch(rows: &[Row]) -> Result<RecordBatch, ParquetError> {
-    let mut message_id = Int64Builder::new();
-    let mut user_id = Int64Builder::new();
-    let mut user_is_bot = BooleanBuilder::new();
-    let mut first_name = StringBuilder::new();
-    let mut chat_id = Int64Builder::new();
-    let mut chat_type = StringBuilder::new();
-    let mut text = StringBuilder::new();
-    let mut date = Int64Builder::new();
-    let mut update_id = Int64Builder::new();
-    let mut kind = StringBuilder::new();
-    let mut username = StringBuilder::new();
-    let mut edit_date = Int64Builder::new();
-    let mut has_document = BooleanBuilder::new();
-    let mut has_photo = BooleanBuilder::new();
-    for r in rows {
-        message_id.append_value(r.message_id);
-        user_id.append_option(r.user_id);
-        user_is_bot.append_option(r.user_is_bot);
-        first_name.append_option(r.user_first_name.as_deref());
-        chat_id.append_value(r.chat_id);
-        chat_type.append_value(&r.chat_type);
-        text.append_option(r.text.as_deref());
-        date.append_value(r.date);
-        update_id.append_value(r.update_id);
-        kind.append_value(&r.update_kind);
-        username.append_option(r.username.as_deref());
-        edit_date.append_option(r.edit_date);
-        has_document.append_value(r.has_document);
-        has_photo.append_value(r.has_photo);
+/// Type, source chat, source user and date of a forward: from `forward_origin` (Bot API 7.0
+/// and later), else from the older `forward_from`, `forward_from_chat`, `forward_sender_name`.
+fn forward_origin(m: &Value) -> (Option<String>, Option<i64>, Option<i64>, Option<i64>) {
+    if let Some(o) = m.get("forward_origin").filter(|o| o.is_object()) {
+        let chat = o["sender_chat"]["id"].as_i64().or(o["chat"]["id"].as_i64());
+        return (
+            text(o.get("type")),
+            chat,
+            o["sender_user"]["id"].as_i64(),
+            o["date"].as_i64(),
+        );
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(message_id.finish()),
-        Arc::new(user_id.finish()),
-        Arc::new(user_is_bot.finish()),
-        Arc::new(first_name.finish()),
-        Arc::new(chat_id.finish()),
-        Arc::new(chat_type.finish()),
-        Arc::new(text.finish()),
-        Arc::new(date.finish()),
-        Arc::new(update_id.finish()),
-        Arc::new(kind.finish()),
-        Arc::new(username.finish()),
-        Arc::new(edit_date.finish()),
-        Arc::new(has_document.finish()),
-        Arc::new(has_photo.finish()),
-    ];
-    Ok(RecordBatch::try_new(schema(), columns)?)
+    let date = m["forward_date"].as_i64();
+    if let Some(user) = m["forward_from"]["id"].as_i64() {
+        return (Some("user".into()), None, Some(user), date);
+    }
+    if let Some(chat) = m.get("forward_from_chat").filter(|c| c.is_object()) {
+        let kind = if chat["type"] == "channel" {
+            "channel"
+        } else {
+            "chat"
+        };
+        return (Some(kind.into()), chat["id"].as_i64(), None, date);
+    }
+    if m.get("forward_sender_name").is_some() {
+        return (Some("hidden_user".into()), None, None, date);
+    }
+    (None, None, None, date)
+}
+
+/// The file object of a media message: for photos the largest size (by `file_size`, then by
+/// area; Telegram lists sizes smallest first).
+pub fn media_file(m: &Value) -> Option<(&'static str, &Value)> {
+    let (kind, value) = MEDIA_KINDS
+        .into_iter()
+        .find_map(|k| m.get(k).filter(|v| !v.is_null()).map(|v| (k, v)))?;
+    if kind != "photo" {
+        return value.is_object().then_some((kind, value));
+    }
+    let sizes = value.as_array()?;
+    let area = |s: &Value| s["width"].as_i64().unwrap_or(0) * s["height"].as_i64().unwrap_or(0);
+    sizes
+        .iter()
+        .filter(|s| s.is_object())
+        .enumerate()
+        .max_by_key(|(i, s)| (s["file_size"].as_i64().unwrap_or(0), area(s), *i))
+        .map(|(_, s)| (kind, s))
+}
+
+fn media_of(m: &Value) -> Option<Media> {
+    let (kind, file) = media_file(m)?;
+    Some(Media {
+        kind: kind.to_string(),
+        file_unique_id: text(file.get("file_unique_id")),
+        key: None,
+        bytes: file["file_size"].as_i64(),
+        mime: text(file.get("mime_type")),
+        skipped_reason: None,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_come_from_messages_of_every_shape() {
-        let r = row_from_raw(
-            br#"{"update_id":9,"message":{"message_id":3,"from":{"id":5,"is_bot":false,"first_name":"Ann","username":"ann","x":1},
-            "chat":{"id":-100,"type":"supergroup"},"date":1700000000,"text":"hi"}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            (r.message_id, r.user_id, r.chat_id, r.date, r.update_id),
-            (3, Some(5), -100, 1_700_000_000, 9)
-        );
-        assert_eq!(r.text.as_deref(), Some("hi"));
-        assert_eq!(r.username.as_deref(), Some("ann"));
-        let photo = row_from_raw(
-            br#"{"update_id":10,"channel_post":{"message_id":4,"chat":{"id":-200,"type":"channel"},"date":1,"photo":[{"file_id":"p"}]}}"#,
-        )
-        .unwrap();
-        assert_eq!(photo.text, None);
-        assert_eq!(photo.user_id, None, "channel posts have no from");
-        assert!(photo.has_photo);
-        assert_eq!(photo.update_kind, "channel_post");
-        let edit = row_from_raw(
-            br#"{"update_id":11,"edited_message":{"message_id":3,"chat":{"id":-100,"type":"group"},"date":1,"edit_date":2,"text":"hi!"}}"#,
-        )
-        .unwrap();
-        assert_eq!(edit.edit_date, Some(2));
-        assert!(row_from_raw(br#"{"update_id":12,"poll":{}}"#).is_err());
-        assert!(row_from_raw(b"not json").is_err());
-    }
-}
+mod tests;

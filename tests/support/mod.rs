@@ -2,6 +2,7 @@
 //! condition waits.
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod fake_airtable;
 pub mod fake_telegram;
 pub mod fake_vk;
