@@ -282,7 +282,7 @@ fn start_archive(
         return Ok((archive_arbiter, etl_arbiter, None, None));
     }
     let raw = target.with_bucket(&settings.archive.raw_bucket).bucket()?;
-    let keep_days = settings.archive.local_copy_days;
+    let writing = settings.archive.clone();
     let store = g.store.clone();
     let etl = etl_target(target, settings, embedded, Some(store.clone().recipient()))?;
     let (ar, etl_store) = (settings.archive.clone(), store.clone());
@@ -312,7 +312,7 @@ fn start_archive(
         &archive_arbiter.handle(),
         "ArchiveActor",
         g.metrics.clone(),
-        move |_| ArchiveActor::new(raw, store, keep_days),
+        move |_| ArchiveActor::new(raw, store, &writing),
     );
     Ok((
         archive_arbiter,

@@ -28,8 +28,45 @@ pub struct ArchiveSettings {
     pub rows_per_group: usize,
     /// Compression of the Parquet files.
     pub parquet_compression: ParquetCompression,
+    /// How raw objects are laid out in the raw bucket.
+    pub layout: ArchiveLayout,
+    /// When segments are written, in the segments layout.
+    pub segment: SegmentSettings,
+    /// Most PUT requests a second to the raw bucket.
+    pub max_puts_per_sec: u32,
     /// Days the JSON of delivered raw objects is kept in the store for the ETL; 0: not kept.
     pub local_copy_days: u32,
+}
+
+/// How raw objects are laid out in the raw bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveLayout {
+    /// One JSON object per message (the original layout).
+    Messages,
+    /// Newline-delimited JSON of many messages of one chat and day per object, compressed.
+    Segments,
+}
+
+/// When a segment is written (whichever comes first), and how it is compressed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SegmentSettings {
+    /// Bytes of JSON lines that make a segment full.
+    pub max_bytes: usize,
+    /// Seconds the oldest queued message waits before its segment is written anyway.
+    pub max_secs: u64,
+    /// `zstd` or `gzip`.
+    pub compression: SegmentCompression,
+}
+
+/// Compression of segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentCompression {
+    /// Zstandard (`.ndjson.zst`).
+    Zstd,
+    /// Gzip (`.ndjson.gz`), for readers without zstd.
+    Gzip,
 }
 
 /// Compression codec of the daily Parquet files.
@@ -75,6 +112,18 @@ pub(super) fn validate(
     }
     if ar.rows_per_group == 0 {
         return invalid("archive.rows_per_group", "must be at least 1");
+    }
+    if !(4096..=(512 << 20)).contains(&ar.segment.max_bytes) {
+        return invalid(
+            "archive.segment.max_bytes",
+            "must be between 4096 and 536870912 (512 MiB)",
+        );
+    }
+    if !(1..=86_400).contains(&ar.segment.max_secs) {
+        return invalid("archive.segment.max_secs", "must be between 1 and 86400");
+    }
+    if ar.max_puts_per_sec == 0 {
+        return invalid("archive.max_puts_per_sec", "must be at least 1");
     }
     if ar.local_copy_days > 366 {
         return invalid("archive.local_copy_days", "must be between 0 and 366");

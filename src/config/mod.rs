@@ -20,7 +20,9 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 pub use self::airtable::{AirtableFields, AirtableSettings};
-pub use self::archive::{ArchiveSettings, ParquetCompression};
+pub use self::archive::{
+    ArchiveLayout, ArchiveSettings, ParquetCompression, SegmentCompression, SegmentSettings,
+};
 pub use self::s3::{EmbeddedS3Settings, S3Settings};
 pub use self::store::StoreSettings;
 pub use self::telegram::{RateLimitSettings, TelegramMode, TelegramSettings, WebhookSettings};

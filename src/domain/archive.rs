@@ -43,6 +43,13 @@ mod tests {
             recheck_secs: 300,
             rows_per_group: 1000,
             parquet_compression: crate::config::ParquetCompression::Zstd,
+            layout: crate::config::ArchiveLayout::Messages,
+            segment: crate::config::SegmentSettings {
+                max_bytes: 1 << 20,
+                max_secs: 60,
+                compression: crate::config::SegmentCompression::Zstd,
+            },
+            max_puts_per_sec: 3000,
             local_copy_days: 8,
         }
     }

@@ -9,3 +9,4 @@ pub mod button;
 pub mod chat;
 pub mod inbound;
 pub mod keys;
+pub mod segment;

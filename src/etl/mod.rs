@@ -31,6 +31,7 @@ pub use self::rows::{row_from_raw, Row};
 use self::source::{list_day, DaySource, Listed, Origin, CHUNK};
 use crate::clients::s3::StorageError;
 use crate::config::ParquetCompression;
+use crate::domain::segment::{is_segment, segment_lines};
 use crate::util::clock::Day;
 pub use source::ReadOutboxPayloads;
 
@@ -74,9 +75,11 @@ pub struct EtlReport {
     pub source_objects: u64,
     /// Rows written.
     pub rows: u64,
-    /// Objects skipped as repeats of an `update_id`.
+    /// Of those, segments (many updates each).
+    pub segments: u64,
+    /// Updates skipped as repeats of an `update_id`.
     pub duplicates: u64,
-    /// Objects that were not a message update.
+    /// Objects (or lines of segments) that were not a message update.
     pub skipped: u64,
     /// Objects read from the archive's local copies (checked against their ETag).
     pub read_locally: u64,
@@ -144,6 +147,7 @@ pub async fn run_day(
         day: day.to_string(),
         source_objects: total,
         rows: 0,
+        segments: 0,
         duplicates: 0,
         skipped: 0,
         read_locally: 0,
@@ -207,9 +211,14 @@ async fn write_parquet(
         RUNS.fetch_add(1, Ordering::Relaxed)
     )));
     let file = std::fs::File::create(&tmp.0).map_err(|e| tmp_err(&tmp.0, e))?;
-    let mut batcher =
+    let batcher =
         Batcher::create(file, target.rows_per_group, target.compression).map_err(parquet_err)?;
-    let mut seen = HashSet::new();
+    let mut rows = Rows {
+        batcher,
+        seen: HashSet::new(),
+        report,
+        day,
+    };
     let source = DaySource {
         raw: &target.raw,
         local: target.local.as_ref(),
@@ -223,29 +232,23 @@ async fn write_parquet(
             let body = body?;
             done += 1;
             match body.origin {
-                Origin::LocalCopy => report.read_locally += 1,
-                Origin::Fetched => report.fetched += 1,
+                Origin::LocalCopy => rows.report.read_locally += 1,
+                Origin::Fetched => rows.report.fetched += 1,
                 Origin::FetchedOverStaleCopy => {
-                    report.fetched += 1;
+                    rows.report.fetched += 1;
                     stale_copies += 1;
                 }
             }
             if done % 1000 == 0 || done == total {
                 progress(done, total);
             }
-            match row_from_raw(&body.bytes) {
-                Ok(row) if !seen.insert(row.update_id) => report.duplicates += 1,
-                Ok(row) => {
-                    report.rows += 1;
-                    batcher.push(row).map_err(parquet_err)?;
-                }
-                Err(why) => {
-                    report.skipped += 1;
-                    log::warn!("ETL {day}: {} skipped: {why}", body.key);
-                }
-            }
+            rows.add_object(&body.key, &body.bytes)
+                .map_err(parquet_err)?;
         }
     }
+    let Rows {
+        batcher, report, ..
+    } = rows;
     if stale_copies > 0 {
         log::warn!(
             "ETL {day}: {stale_copies} local copies differ from their objects in S3; those objects were fetched"
@@ -259,6 +262,59 @@ async fn write_parquet(
         let _ = target.enriched.delete_object(&pq_key).await;
     }
     Ok(())
+}
+
+/// Rows on their way into the Parquet file, each update once.
+struct Rows<'r> {
+    batcher: Batcher,
+    seen: HashSet<i64>,
+    report: &'r mut EtlReport,
+    day: Day,
+}
+
+impl Rows<'_> {
+    /// Adds the rows of a raw object: one update, or a segment's lines. An object that cannot
+    /// be read is counted as skipped and logged; it never fails the day.
+    fn add_object(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<(), ::parquet::errors::ParquetError> {
+        if !is_segment(key) {
+            return self.add(key, bytes);
+        }
+        self.report.segments += 1;
+        let lines = match segment_lines(key, bytes) {
+            Ok(lines) => lines,
+            Err(e) => {
+                self.report.skipped += 1;
+                log::warn!(
+                    "ETL {}: {key} skipped: not a readable segment: {e}",
+                    self.day
+                );
+                return Ok(());
+            }
+        };
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            self.add(key, line)?;
+        }
+        Ok(())
+    }
+
+    fn add(&mut self, key: &str, raw: &[u8]) -> Result<(), ::parquet::errors::ParquetError> {
+        match row_from_raw(raw) {
+            Ok(row) if !self.seen.insert(row.update_id) => self.report.duplicates += 1,
+            Ok(row) => {
+                self.report.rows += 1;
+                self.batcher.push(row)?;
+            }
+            Err(why) => {
+                self.report.skipped += 1;
+                log::warn!("ETL {}: {key} skipped: {why}", self.day);
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn upload_file(bucket: &Bucket, path: &Path, key: &str) -> Result<(), StorageError> {

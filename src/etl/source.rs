@@ -15,6 +15,7 @@ use s3::Bucket;
 
 use crate::clients::s3::StorageError;
 use crate::domain::archive::ARCHIVE_OUTBOX;
+use crate::domain::segment::is_segment;
 use crate::util::clock::Day;
 
 /// Objects fetched from the raw bucket at once.
@@ -52,7 +53,8 @@ pub struct Body {
     pub origin: Origin,
 }
 
-/// Keys of the day's raw objects, sorted (that is, by message time), following continuation
+/// Keys of the day's raw objects (per-message JSON and segments), sorted (that is, by message
+/// time of each object's first update), following continuation
 /// tokens with pages of `page_keys` (servers cap it; AWS at 1,000).
 pub async fn list_day(
     raw: &Bucket,
@@ -69,7 +71,7 @@ pub async fn list_day(
         listed.extend(
             page.contents
                 .into_iter()
-                .filter(|o| o.key.ends_with(".json"))
+                .filter(|o| o.key.ends_with(".json") || is_segment(&o.key))
                 .map(|o| Listed {
                     key: o.key,
                     etag: o.e_tag.map(|t| t.trim_matches('"').to_ascii_lowercase()),

@@ -34,6 +34,7 @@ pub mod pg_schema;
 mod powerloss;
 mod renames;
 mod saved;
+mod segments;
 #[cfg(test)]
 mod testing;
 mod vk;
@@ -93,6 +94,10 @@ pub struct OutboxItem {
     pub payload: String,
     /// Failed deliveries so far.
     pub attempts: u32,
+    /// The segment it was sealed into (archive outbox, segments layout).
+    pub segment: Option<String>,
+    /// When it was queued, Unix seconds.
+    pub created_at: i64,
 }
 
 /// The connection of either engine.

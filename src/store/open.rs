@@ -6,7 +6,7 @@ use std::path::Path;
 use super::db::{self, DbError, Postgres, Sql, Sqlite};
 use super::{
     acks, admin, claims, days, error_for, files, leases, outbox, pg_schema, redact_url, renames,
-    rows, saved, vk, Conn, Store, StoreError,
+    rows, saved, segments, vk, Conn, Store, StoreError,
 };
 
 /// Adds to `table` each of `columns` (name, `ALTER TABLE` statement) an older SQLite
@@ -160,6 +160,7 @@ impl Store {
         days::migrate(&db).map_err(err)?;
         claims::migrate_sqlite(&db).map_err(err)?;
         files::migrate_sqlite(&db).map_err(err)?;
+        segments::migrate_sqlite(&db).map_err(err)?;
         db.batch(claims::SCHEMA).map_err(err)?;
         let mut store = Self {
             db: Conn::Sqlite(db),

@@ -23,6 +23,8 @@ pub(super) fn item(r: &Row) -> Result<OutboxItem, DbError> {
         key: r.text(1)?,
         payload: r.text(2)?,
         attempts: r.u32(3)?,
+        segment: r.opt_text(4)?,
+        created_at: r.i64(5)?,
     })
 }
 
@@ -45,11 +47,11 @@ impl Store {
     pub fn outbox_pending(&self, kind: &str, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         let sql = match self.db.engine() {
             Engine::Sqlite => {
-                "SELECT id, key, payload, attempts FROM outbox INDEXED BY outbox_pending
+                "SELECT id, key, payload, attempts, segment, created_at FROM outbox INDEXED BY outbox_pending
                  WHERE kind = $1 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT $2"
             }
             Engine::Postgres => {
-                "SELECT id, key, payload, attempts FROM outbox
+                "SELECT id, key, payload, attempts, segment, created_at FROM outbox
                  WHERE kind = $1 AND dead_reason IS NULL AND delivered_at IS NULL ORDER BY id LIMIT $2"
             }
         };
@@ -142,11 +144,11 @@ impl Store {
     pub fn outbox_dead(&self, kind: &str) -> Result<Vec<(OutboxItem, String)>, StoreError> {
         self.db
             .query(
-                "SELECT id, key, payload, attempts, dead_reason FROM outbox
+                "SELECT id, key, payload, attempts, segment, created_at, dead_reason FROM outbox
                  WHERE kind = $1 AND dead_reason IS NOT NULL ORDER BY id",
                 vals![kind],
             )
-            .and_then(|r| rows(r, |r| Ok((item(r)?, r.text(4)?))))
+            .and_then(|r| rows(r, |r| Ok((item(r)?, r.text(6)?))))
             .map_err(|e| self.err(e))
     }
 
@@ -172,7 +174,7 @@ impl Store {
                  WHERE kind = $1 AND dead_reason IS NULL AND delivered_at IS NULL
                    AND (claimed_by IS NULL OR claimed_by = $3 OR claim_until < {now})
                  ORDER BY id LIMIT $2 {lock})
-             RETURNING id, key, payload, attempts"
+             RETURNING id, key, payload, attempts, segment, created_at"
         );
         let mut items = self
             .db

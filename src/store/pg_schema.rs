@@ -144,6 +144,8 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE open_uploads ADD COLUMN incarnation TEXT NOT NULL DEFAULT '';
          ALTER TABLE open_uploads ADD COLUMN aborting BIGINT NOT NULL DEFAULT 0;",
     ),
+    // The segments of the archive outbox.
+    (7, super::segments::PG_MIGRATION),
 ];
 
 /// Applies the migrations this database lacks, holding the migration lock; answers the

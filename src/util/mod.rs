@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod pace;
 
 /// `bytes` as lowercase hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {

@@ -132,3 +132,45 @@ impl Handler<OutboxFailed> for StoreActor {
         );
     }
 }
+
+/// Seals pending items of an outbox into a segment; answers how many were sealed.
+#[derive(Message)]
+#[rtype(result = "Result<usize, Arc<StoreError>>")]
+pub struct SealSegment {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// Item ids, in order.
+    pub ids: Vec<i64>,
+    /// The segment's key.
+    pub segment: String,
+}
+
+/// The members of a segment, in id order; none once any of them was delivered.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<OutboxItem>, Arc<StoreError>>")]
+pub struct SegmentMembers {
+    /// Outbox name.
+    pub kind: &'static str,
+    /// The segment's key.
+    pub segment: String,
+}
+
+impl Handler<SealSegment> for StoreActor {
+    type Result = Result<usize, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: SealSegment, _: &mut Context<Self>) -> Self::Result {
+        self.store
+            .outbox_seal(msg.kind, &msg.ids, &msg.segment)
+            .map_err(Arc::new)
+    }
+}
+
+impl Handler<SegmentMembers> for StoreActor {
+    type Result = Result<Vec<OutboxItem>, Arc<StoreError>>;
+
+    fn handle(&mut self, msg: SegmentMembers, _: &mut Context<Self>) -> Self::Result {
+        self.store
+            .outbox_segment(msg.kind, &msg.segment)
+            .map_err(Arc::new)
+    }
+}
