@@ -15,6 +15,7 @@
 //!   service, which archives them; then `tg-ingest etl --date` turns the day into Parquet,
 //!   once on the service's data directory (the archive's local copies) and once on an empty
 //!   one (every object fetched from S3): rows per second and the process's peak RSS.
+//!   `BENCH_ETL_LAYOUT=segments` archives them in the segments layout.
 //!
 //! - backlog: the binary starts with 200,000 text updates and 50 documents of 20 MB waiting:
 //!   the time to handle them all and the process's peak RSS (target: 150 MiB or less).
@@ -869,10 +870,12 @@ fn bench_etl() {
     let data = tempfile::tempdir().unwrap();
     let chat = -100_777i64;
     let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
+    let layout = std::env::var("BENCH_ETL_LAYOUT").unwrap_or_else(|_| "messages".into());
     let extra = [
         ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
         ("TG_INGEST__ARCHIVE__CATCH_UP_DAYS", "0"),
         ("TG_INGEST__ARCHIVE__CHATS", "-100777"),
+        ("TG_INGEST__ARCHIVE__LAYOUT", layout.as_str()),
     ];
     // With TG_INGEST_TEST_S3_ENDPOINT, that server; otherwise the embedded one, as a
     // deployment with only a bot token runs it (its files live in the data directory).
@@ -945,7 +948,7 @@ fn bench_etl() {
     let archived = started.elapsed();
     drop(service);
     println!(
-        "etl ({server}): {n} group messages received and archived to the raw bucket by the service in {:.1} s = {:.0} messages/s",
+        "etl ({server}, {layout} layout): {n} group messages received and archived to the raw bucket by the service in {:.1} s = {:.0} messages/s",
         archived.as_secs_f64(),
         n as f64 / archived.as_secs_f64()
     );

@@ -43,6 +43,9 @@ pub enum StartupError {
     /// The ETL failed.
     #[error("ETL failed: {0}")]
     Etl(String),
+    /// An import failed.
+    #[error("import failed: {0}")]
+    Import(#[from] crate::etl::import::ImportError),
     /// VK refused the community token.
     #[error("start-up check failed: VK rejected the community token ({detail}); check vk.token")]
     VkToken {

@@ -10,6 +10,7 @@ mod checks;
 mod embedded;
 mod errors;
 mod etl;
+mod import;
 mod intakes;
 mod launch;
 pub mod shutdown;
@@ -40,6 +41,7 @@ pub use self::embedded::embedded_key_limit;
 use self::embedded::{storage_target, Embedded};
 pub use self::errors::StartupError;
 pub use self::etl::run_etl;
+pub use self::import::run_import;
 use self::shutdown::Shutdown;
 
 /// What every group of actors is started with.

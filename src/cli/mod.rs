@@ -1,10 +1,11 @@
-//! The `tg-ingest` command line: the service (no subcommand), `post-button`, `etl`, and the
+//! The `tg-ingest` command line: the service (no subcommand), `post-button`, `etl`, `import`, and the
 //! admin commands (`status`, `poison`, `dead-letters`). The binary only calls [`main`].
 //!
 //! This is the top layer: it may import every other.
 
 mod admin;
 mod etl;
+mod import;
 mod serve;
 
 use std::path::PathBuf;
@@ -51,6 +52,16 @@ pub enum Command {
         /// Last day of a backfill (inclusive), YYYY-MM-DD.
         #[arg(long, requires = "from")]
         to: Option<String>,
+    },
+    /// Imports a Telegram Desktop chat export (result.json) into the raw archive, then exits.
+    Import {
+        /// The export's result.json.
+        #[arg(long, value_name = "FILE")]
+        export: PathBuf,
+        /// The chat to import (Bot API id, e.g. -1001234567890, or the export's own id):
+        /// needed for a whole account's export, or an export that does not name its chat.
+        #[arg(long, allow_negative_numbers = true)]
+        chat_id: Option<i64>,
     },
     /// Prints the journal, poison list, outboxes, last update and last ETL day, then exits.
     Status,
@@ -162,6 +173,9 @@ pub fn main() -> ExitCode {
             label,
         }) => serve::post_button(system, &settings, chat_id, (text, label)),
         Some(Command::Etl { date, from, to }) => etl::run(system, settings, date, from, to),
+        Some(Command::Import { export, chat_id }) => {
+            import::run(system, settings, &export, chat_id)
+        }
         _ => serve::run(system, settings),
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! May import: `util`, `obs`, `config`, `clients`, `embedded_s3`, `domain`, `store`.
 
+mod collect;
+pub mod import;
 pub mod marker;
 pub mod parquet;
 pub mod rows;
@@ -24,6 +26,7 @@ use futures_util::StreamExt;
 use s3::Bucket;
 use serde_json::json;
 
+use self::collect::{Rows, IMPORTED};
 pub use self::marker::{marker_key, read_marker, Marker};
 use self::parquet::Batcher;
 pub use self::parquet::{schema, SCHEMA_VERSION};
@@ -31,7 +34,6 @@ pub use self::rows::{row_from_raw, Row};
 use self::source::{list_day, DaySource, Listed, Origin, CHUNK};
 use crate::clients::s3::StorageError;
 use crate::config::ParquetCompression;
-use crate::domain::segment::{is_segment, segment_lines};
 use crate::util::clock::Day;
 pub use source::ReadOutboxPayloads;
 
@@ -216,6 +218,7 @@ async fn write_parquet(
     let mut rows = Rows {
         batcher,
         seen: HashSet::new(),
+        live: None,
         report,
         day,
     };
@@ -226,7 +229,15 @@ async fn write_parquet(
     };
     let mut stale_copies = 0;
     let mut done = 0;
-    for chunk in listed.chunks(CHUNK) {
+    // Imported objects last: a message the bot saw live is kept as the bot saw it.
+    let imported = |l: &&Listed| l.key.contains(IMPORTED);
+    let (live, import): (Vec<&Listed>, Vec<&Listed>) = listed.iter().partition(|l| !imported(l));
+    if !import.is_empty() {
+        rows.live = Some(HashSet::new());
+    }
+    let chunks = live.chunks(CHUNK).chain(import.chunks(CHUNK));
+    for chunk in chunks.map(|c| c.iter().map(|l| (*l).clone()).collect::<Vec<_>>()) {
+        let chunk = &chunk[..];
         let mut bodies = std::pin::pin!(source.chunk(chunk).await);
         while let Some(body) = bodies.next().await {
             let body = body?;
@@ -262,59 +273,6 @@ async fn write_parquet(
         let _ = target.enriched.delete_object(&pq_key).await;
     }
     Ok(())
-}
-
-/// Rows on their way into the Parquet file, each update once.
-struct Rows<'r> {
-    batcher: Batcher,
-    seen: HashSet<i64>,
-    report: &'r mut EtlReport,
-    day: Day,
-}
-
-impl Rows<'_> {
-    /// Adds the rows of a raw object: one update, or a segment's lines. An object that cannot
-    /// be read is counted as skipped and logged; it never fails the day.
-    fn add_object(
-        &mut self,
-        key: &str,
-        bytes: &[u8],
-    ) -> Result<(), ::parquet::errors::ParquetError> {
-        if !is_segment(key) {
-            return self.add(key, bytes);
-        }
-        self.report.segments += 1;
-        let lines = match segment_lines(key, bytes) {
-            Ok(lines) => lines,
-            Err(e) => {
-                self.report.skipped += 1;
-                log::warn!(
-                    "ETL {}: {key} skipped: not a readable segment: {e}",
-                    self.day
-                );
-                return Ok(());
-            }
-        };
-        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-            self.add(key, line)?;
-        }
-        Ok(())
-    }
-
-    fn add(&mut self, key: &str, raw: &[u8]) -> Result<(), ::parquet::errors::ParquetError> {
-        match row_from_raw(raw) {
-            Ok(row) if !self.seen.insert(row.update_id) => self.report.duplicates += 1,
-            Ok(row) => {
-                self.report.rows += 1;
-                self.batcher.push(row)?;
-            }
-            Err(why) => {
-                self.report.skipped += 1;
-                log::warn!("ETL {}: {key} skipped: {why}", self.day);
-            }
-        }
-        Ok(())
-    }
 }
 
 async fn upload_file(bucket: &Bucket, path: &Path, key: &str) -> Result<(), StorageError> {

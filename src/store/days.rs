@@ -111,11 +111,13 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Days that got raw objects after their last compaction, oldest first.
+    /// Days that got raw objects after their last compaction, or were never compacted (an
+    /// import of old history, a delivery after a long outage), oldest first.
     pub fn stale_days(&self) -> Result<Vec<String>, StoreError> {
         self.db
             .query(
-                "SELECT day FROM archive_days WHERE touched_at >= compacted_at ORDER BY day",
+                "SELECT day FROM archive_days WHERE touched_at IS NOT NULL
+                 AND (compacted_at IS NULL OR touched_at >= compacted_at) ORDER BY day",
                 &[],
             )
             .and_then(|r| rows(r, |r| r.text(0)))
@@ -172,9 +174,10 @@ mod tests {
         let key = |day: &str| format!("telegram/context_date={day}/x_000000000001.json");
         s.days_touched(&[key("2026-11-20"), key("2026-11-21")], 100)
             .unwrap();
-        assert!(
-            s.stale_days().unwrap().is_empty(),
-            "never compacted: not stale"
+        assert_eq!(
+            s.stale_days().unwrap(),
+            ["2026-11-20", "2026-11-21"],
+            "never compacted: due, however old"
         );
         s.day_compacted("2026-11-20", 150).unwrap();
         s.day_compacted("2026-11-21", 90).unwrap();
