@@ -15,7 +15,8 @@
 //!   service, which archives them; then `tg-ingest etl --date` turns the day into Parquet,
 //!   once on the service's data directory (the archive's local copies) and once on an empty
 //!   one (every object fetched from S3): rows per second and the process's peak RSS.
-//!   `BENCH_ETL_LAYOUT=segments` archives them in the segments layout.
+//!   `BENCH_ETL_LAYOUT=segments` archives them in the segments layout; `BENCH_ETL_CHATS`
+//!   (default 1) spreads them over that many archived chats.
 //!
 //! - backlog: the binary starts with 200,000 text updates and 50 documents of 20 MB waiting:
 //!   the time to handle them all and the process's peak RSS (target: 150 MiB or less).
@@ -868,14 +869,23 @@ fn bench_etl() {
     let tg = FakeTelegram::start(TOKEN);
     tg.record_calls(false);
     let data = tempfile::tempdir().unwrap();
-    let chat = -100_777i64;
+    let chats = env_or("BENCH_ETL_CHATS", 1) as i64;
+    let chat_ids: Vec<i64> = (0..chats).map(|c| -100_777 - c).collect();
+    let chat_list = chat_ids
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let noon = 1_795_262_400i64; // 2026-11-21 12:00 UTC
     let layout = std::env::var("BENCH_ETL_LAYOUT").unwrap_or_else(|_| "messages".into());
     let extra = [
         ("TG_INGEST__TELEGRAM__RATE_LIMIT__ENABLED", "false"),
         ("TG_INGEST__ARCHIVE__CATCH_UP_DAYS", "0"),
-        ("TG_INGEST__ARCHIVE__CHATS", "-100777"),
+        ("TG_INGEST__ARCHIVE__CHATS", chat_list.as_str()),
         ("TG_INGEST__ARCHIVE__LAYOUT", layout.as_str()),
+        // A segment at least every second: the run measures intake, not the wait for the
+        // last segment (60 s by default).
+        ("TG_INGEST__ARCHIVE__SEGMENT__MAX_SECS", "1"),
     ];
     // With TG_INGEST_TEST_S3_ENDPOINT, that server; otherwise the embedded one, as a
     // deployment with only a bot token runs it (its files live in the data directory).
@@ -927,7 +937,7 @@ fn bench_etl() {
     for i in 0..n {
         let mut m = serde_json::json!({
             "message_id": i + 1,
-            "chat": {"id": chat, "type": "supergroup", "title": "Team"},
+            "chat": {"id": chat_ids[(i % chats) as usize], "type": "supergroup", "title": "Team"},
             "date": noon + i % 30_000,
         });
         if i % 10 != 0 {
@@ -948,7 +958,7 @@ fn bench_etl() {
     let archived = started.elapsed();
     drop(service);
     println!(
-        "etl ({server}, {layout} layout): {n} group messages received and archived to the raw bucket by the service in {:.1} s = {:.0} messages/s",
+        "etl ({server}, {layout} layout, {chats} chats): {n} group messages received and archived to the raw bucket by the service in {:.1} s = {:.0} messages/s",
         archived.as_secs_f64(),
         n as f64 / archived.as_secs_f64()
     );

@@ -524,6 +524,43 @@ fn a_non_admin_go_in_an_archived_chat_gets_no_reply() {
     );
 }
 
+#[test]
+fn archived_messages_are_queued_at_intake_and_only_commands_reach_a_worker() {
+    let (tg, s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (b, mut vars) = archive_env(&s3);
+    vars.push(("TG_INGEST__BUTTON__ADMINS".into(), "42".into()));
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let service = TestService::start(settings);
+    for i in 0..60 {
+        let mut u = group_update(7000 + i, GROUP, NOON + i, Some("chatter"), true);
+        if i == 30 {
+            u["message"]["text"] = json!("/go");
+            u["message"]["from"]["id"] = json!(42);
+        }
+        if i % 10 == 1 {
+            u["edited_message"] = u["message"].take();
+            u.as_object_mut().unwrap().remove("message");
+        }
+        tg.push_raw(7000 + i, u);
+    }
+    wait_until(WAIT, "every message archived", || {
+        s3.keys_in(&b.raw).len() == 60
+    });
+    wait_until(WAIT, "the admin's button", || {
+        !tg.texts_to(GROUP).is_empty()
+    });
+    let dispatched = service
+        .metrics
+        .updates_dispatched
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(dispatched, 1, "only the /go went to a worker");
+    assert_eq!(journal_len(data.path()), 0, "nothing left in the journal");
+}
+
 /// Archive outbox items not yet delivered, read from the store beside a running service.
 fn outbox_waiting(data: &std::path::Path) -> i64 {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;

@@ -164,16 +164,17 @@ fn start_store(settings: Settings) -> Result<(Arbiter, Ground), StartupError> {
     let claim_ttl = Duration::from_secs(settings.store.lease_secs);
     let arbiter = Arbiter::new();
     let store = {
-        let replica = replica.clone();
+        let (replica, archive) = (replica.clone(), settings.archive.clone());
         guard::start(
             &arbiter.handle(),
             "StoreActor",
             metrics.clone(),
-            move |_| match replica {
-                Some(holder) => {
-                    StoreActor::new(store).claiming(holder, claim_ttl.as_millis() as i64)
+            move |_| {
+                let actor = StoreActor::new(store).archiving(archive);
+                match replica {
+                    Some(holder) => actor.claiming(holder, claim_ttl.as_millis() as i64),
+                    None => actor,
                 }
-                None => StoreActor::new(store),
             },
         )
     };

@@ -26,6 +26,27 @@ pub fn archive_key(settings: &ArchiveSettings, update: &IncomingUpdate) -> Optio
     ))
 }
 
+/// The archive key of an update that needs nothing but the archive: a message of an archived
+/// chat that is not private (private chats talk to the bot) and, for a new message, not a
+/// command the bot may answer there (`/go`, with or without `@bot`). Such an update is queued
+/// for the raw bucket at intake and never reaches a worker.
+pub fn archive_only(settings: &ArchiveSettings, update: &IncomingUpdate) -> Option<String> {
+    let message = update.update.any_message()?;
+    if message.chat.is_private() {
+        return None;
+    }
+    if let Some(new) = &update.update.message {
+        let first = new
+            .text
+            .as_deref()
+            .and_then(|t| t.split_whitespace().next());
+        if first.is_some_and(|w| w == "/go" || w.starts_with("/go@")) {
+            return None;
+        }
+    }
+    archive_key(settings, update)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +90,45 @@ mod tests {
             "telegram/context_date=2026-11-21/20261121233000_000000000077.json"
         );
         assert_eq!(archive_key(&settings(), &u), Some(key));
+    }
+
+    #[test]
+    fn only_updates_that_need_nothing_else_are_archive_only() {
+        let plain = update(
+            r#"{"update_id":5,"message":{"message_id":1,"chat":{"id":-100,"type":"supergroup"},"date":1,"text":"hi /go"}}"#,
+        );
+        assert_eq!(
+            archive_only(&settings(), &plain),
+            archive_key(&settings(), &plain)
+        );
+        assert!(archive_only(&settings(), &plain).is_some());
+        for go in ["/go", "/go now", "/go@some_bot"] {
+            let u = update(&format!(
+                r#"{{"update_id":6,"message":{{"message_id":1,"chat":{{"id":-100,"type":"supergroup"}},"date":1,"text":"{go}"}}}}"#
+            ));
+            assert_eq!(archive_only(&settings(), &u), None, "{go} goes to the bot");
+            assert!(
+                archive_key(&settings(), &u).is_some(),
+                "and is archived there"
+            );
+        }
+        let edited_go = update(
+            r#"{"update_id":7,"edited_message":{"message_id":1,"chat":{"id":-100,"type":"supergroup"},"date":1,"text":"/go"}}"#,
+        );
+        assert!(
+            archive_only(&settings(), &edited_go).is_some(),
+            "an edit runs no command"
+        );
+        let mut with_private = settings();
+        with_private.chats.push(42);
+        let private = update(
+            r#"{"update_id":8,"message":{"message_id":1,"chat":{"id":42,"type":"private"},"date":1,"text":"hi"}}"#,
+        );
+        assert_eq!(archive_only(&with_private, &private), None);
+        let other = update(
+            r#"{"update_id":9,"message":{"message_id":1,"chat":{"id":-5,"type":"group"},"date":1}}"#,
+        );
+        assert_eq!(archive_only(&settings(), &other), None);
     }
 
     #[test]

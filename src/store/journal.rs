@@ -5,6 +5,7 @@ use super::db::{vals, DbError, Engine, Row, Sql, Val};
 use super::{
     error_for, now_secs, rows, JournalEntry, PoisonEntry, Store, StoreError, JOURNAL_CHANNEL,
 };
+use crate::domain::archive::ARCHIVE_OUTBOX;
 
 /// A journal entry of a row of `update_id, raw, attempts`.
 pub(super) fn journal_entry(r: &Row) -> Result<JournalEntry, DbError> {
@@ -38,6 +39,18 @@ impl Store {
         &mut self,
         updates: &[(i64, &str, Option<i64>, Option<i64>)],
     ) -> Result<Vec<i64>, StoreError> {
+        self.journal_archiving(updates, &[])
+    }
+
+    /// As [`Store::journal_dated`], and in the same durable commit, `archived` updates
+    /// (`update_id`, archive key, raw update) that need nothing but the archive: each is queued
+    /// in the archive outbox and remembered as done, without a journal row, so no worker
+    /// handles it. A repeated delivery queues nothing new.
+    pub fn journal_archiving(
+        &mut self,
+        updates: &[(i64, &str, Option<i64>, Option<i64>)],
+        archived: &[(i64, &str, &str)],
+    ) -> Result<Vec<i64>, StoreError> {
         let now = now_secs();
         let err = error_for(&self.path);
         let sqlite = self.db.engine() == Engine::Sqlite;
@@ -47,6 +60,9 @@ impl Store {
         // One statement per 100 updates: a row each, except for those journaled, finished or
         // set aside before (a repeated delivery is not handled again).
         const CHUNK: usize = 100;
+        if updates.is_empty() && archived.is_empty() {
+            return Ok(Vec::new());
+        }
         let fresh = self.db.transaction(|db| {
             let mut inserted = std::collections::HashSet::new();
             for chunk in updates.chunks(CHUNK) {
@@ -78,6 +94,18 @@ impl Store {
                 for row in db.query(&sql, &params)? {
                     inserted.insert(row.i64(0)?);
                 }
+            }
+            for (update_id, key, raw) in archived {
+                db.exec(
+                    "INSERT INTO outbox (kind, key, payload, attempts, created_at)
+                     VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING",
+                    vals![ARCHIVE_OUTBOX, *key, *raw, now],
+                )?;
+                db.exec(
+                    "INSERT INTO done (update_id, finished_at) VALUES ($1, $2)
+                     ON CONFLICT (update_id) DO NOTHING",
+                    vals![*update_id, now],
+                )?;
             }
             // Replicas listening hear of the new rows when this commits.
             if !inserted.is_empty() && db.engine() == Engine::Postgres {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{logged, StoreActor, FINISH_BATCH_WAIT, FINISH_RETRY};
+use crate::domain::archive::archive_only;
 use crate::domain::inbound::IncomingUpdate;
 use crate::store::{JournalEntry, StoreError};
 
@@ -56,20 +57,38 @@ impl Handler<JournalBatch> for StoreActor {
     type Result = Result<Vec<Arc<IncomingUpdate>>, Arc<StoreError>>;
 
     fn handle(&mut self, msg: JournalBatch, _: &mut Context<Self>) -> Self::Result {
-        let rows: Vec<_> = msg
-            .0
-            .iter()
-            .map(|u| {
-                (
+        let only = |u: &IncomingUpdate| {
+            self.archive
+                .as_ref()
+                .and_then(|settings| archive_only(settings, u))
+        };
+        let (mut rows, mut archived) = (Vec::with_capacity(msg.0.len()), Vec::new());
+        for u in &msg.0 {
+            match only(u) {
+                Some(key) => archived.push((u.update_id, key, u.raw.get())),
+                None => rows.push((
                     u.update_id,
                     u.raw.get(),
                     u.chat_id(),
                     u.update.any_message().map(|m| m.date),
-                )
-            })
-            .collect();
+                )),
+            }
+        }
         fail::fail_point!("store.journal");
-        let fresh = self.store.journal_dated(&rows).map_err(Arc::new)?;
+        let archived: Vec<(i64, &str, &str)> = archived
+            .iter()
+            .map(|(id, key, raw)| (*id, key.as_str(), *raw))
+            .collect();
+        let fresh = self
+            .store
+            .journal_archiving(&rows, &archived)
+            .map_err(Arc::new)?;
+        if !archived.is_empty() {
+            log::debug!(
+                "{} archived updates queued for the raw bucket at intake",
+                archived.len()
+            );
+        }
         let mut fresh = fresh.into_iter().peekable();
         Ok(msg
             .0

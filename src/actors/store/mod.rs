@@ -62,6 +62,9 @@ pub struct StoreActor {
     /// With replicas on one store: this replica's name and how long its claims last. Outbox
     /// items are then claimed one by one before delivery, so two replicas never send the same.
     claimant: Option<(String, i64)>,
+    /// With the archive on: updates that need nothing but the archive are queued for the raw
+    /// bucket when they are journaled, instead of going to a worker.
+    archive: Option<crate::config::ArchiveSettings>,
 }
 
 /// How long finished updates wait to be written together.
@@ -76,6 +79,7 @@ impl StoreActor {
             store,
             finished: Vec::new(),
             claimant: None,
+            archive: None,
         }
     }
 
@@ -85,6 +89,13 @@ impl StoreActor {
     /// [`RenewClaims`]: super::store::RenewClaims
     pub fn claiming(mut self, holder: String, ttl_ms: i64) -> Self {
         self.claimant = Some((holder, ttl_ms));
+        self
+    }
+
+    /// Queues the updates that need nothing but the archive of `settings` at intake (see
+    /// [`crate::domain::archive::archive_only`]).
+    pub fn archiving(mut self, settings: crate::config::ArchiveSettings) -> Self {
+        self.archive = Some(settings).filter(|a| a.is_enabled());
         self
     }
 
