@@ -38,8 +38,12 @@
 //!   claim rounds per second (all replicas), the PostgreSQL server's CPU, the backlog handled
 //!   meanwhile, and the p50/p99 latency of the ordinary chats' replies.
 //!
+//! - import: `tg-ingest import` of a Telegram Desktop export of `BENCH_IMPORT_MIB` (default
+//!   1024) MiB in the `BENCH_IMPORT_LAYOUT` (default segments) layout: messages per second and
+//!   the process's peak RSS.
+//!
 //! `cargo bench --bench ingest -- text` (or `document`, `recovery`, `etl`, `backlog`, `store`,
-//! `replicas`, `claims`) runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
+//! `replicas`, `claims`, `import`) runs one. `BENCH_UPDATES` (default 20000) and `BENCH_DOC_MIB` (default 1024) change the sizes.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -89,6 +93,110 @@ fn main() {
     if all || args.iter().any(|a| a == "claims") {
         bench_claims();
     }
+    if all || args.iter().any(|a| a == "import") {
+        bench_import();
+    }
+}
+
+/// Writes a Telegram Desktop export of about `mib` MiB: one supergroup, messages of text
+/// parts spread over 30 days. Answers the file's size and its message count.
+fn write_export(path: &std::path::Path, mib: u64) -> (u64, u64) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    write!(out, "{{\n \"name\": \"Big team\",\n \"type\": \"private_supergroup\",\n \"id\": 777000,\n \"messages\": [").unwrap();
+    let (target, mut written, mut n) = (mib << 20, 0u64, 0u64);
+    let start = 1_790_000_000i64;
+    while written < target {
+        n += 1;
+        let date = start + (n as i64 % 30) * 86_400 + n as i64 % 80_000;
+        let m = serde_json::json!({
+            "id": n, "type": "message", "date": "2026-09-21T12:00:00", "date_unixtime": date.to_string(),
+            "from": "Member", "from_id": format!("user{}", 1000 + n % 300),
+            "text": ["message number ", {"type": "bold", "text": n.to_string()}, " with some words in it, about as long as a chat line"],
+            "text_entities": [{"type": "plain", "text": "message number "}, {"type": "bold", "text": n.to_string()}]
+        });
+        let line = format!("{}\n  {m}", if n == 1 { "" } else { "," });
+        written += line.len() as u64;
+        out.write_all(line.as_bytes()).unwrap();
+    }
+    out.write_all(b"\n ]\n}\n").unwrap();
+    out.flush().unwrap();
+    (std::fs::metadata(path).unwrap().len(), n)
+}
+
+/// `tg-ingest import` of a large export (`BENCH_IMPORT_MIB`, default 1024) in the segments
+/// layout (`BENCH_IMPORT_LAYOUT`), against TG_INGEST_TEST_S3_ENDPOINT or the embedded server:
+/// messages per second and the process's peak RSS.
+fn bench_import() {
+    let mib = env_or("BENCH_IMPORT_MIB", 1024);
+    let layout = std::env::var("BENCH_IMPORT_LAYOUT").unwrap_or_else(|_| "segments".into());
+    let data = tempfile::tempdir().unwrap();
+    let export = data.path().join("result.json");
+    let (bytes, n) = write_export(&export, mib);
+    let external = std::env::var("TG_INGEST_TEST_S3_ENDPOINT").is_ok_and(|e| !e.is_empty());
+    let mut vars: Vec<(String, String)> = vec![
+        ("TG_INGEST__TELEGRAM__TOKEN".into(), TOKEN.into()),
+        (
+            "TG_INGEST__DATA_DIR".into(),
+            data.path().display().to_string(),
+        ),
+        ("TG_INGEST__ARCHIVE__CHATS".into(), "-1000000777000".into()),
+        ("TG_INGEST__ARCHIVE__LAYOUT".into(), layout.clone()),
+        (
+            "TG_INGEST__S3__EMBEDDED__LISTEN".into(),
+            "127.0.0.1:0".into(),
+        ),
+    ];
+    let _s3 = external.then(|| {
+        let s3 = TestS3::start();
+        vars.extend(s3.env());
+        vars.push((
+            "TG_INGEST__ARCHIVE__RAW_BUCKET".into(),
+            s3.create_bucket("raw"),
+        ));
+        vars.push((
+            "TG_INGEST__ARCHIVE__ENRICHED_BUCKET".into(),
+            s3.create_bucket("enriched"),
+        ));
+        s3
+    });
+    let server = if external {
+        "S3 server at TG_INGEST_TEST_S3_ENDPOINT"
+    } else {
+        "embedded S3 server"
+    };
+    let mut child = Command::new(binary())
+        .env_clear()
+        .envs(vars.iter().cloned())
+        .arg("import")
+        .arg("--export")
+        .arg(&export)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let started = Instant::now();
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = started.elapsed();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "import failed");
+    let summary = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(summary.contains(&format!(" {n} messages")), "{summary}");
+    println!(
+        "import ({server}, {layout} layout): a {:.0} MiB export of {n} messages (read twice) in {:.1} s = {:.0} messages/s, {:.1} MiB/s; peak RSS {:.1} MiB; {}",
+        bytes as f64 / 1048576.0,
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64(),
+        bytes as f64 / 1048576.0 / took.as_secs_f64(),
+        peak as f64 / 1024.0,
+        summary.lines().next().unwrap_or("")
+    );
 }
 
 /// Three replicas work a 200,000-update backlog of one archived chat while 50 ordinary chats

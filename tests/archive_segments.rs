@@ -301,3 +301,57 @@ fn the_etl_reads_a_day_that_mixes_both_layouts_and_both_compressions() {
     ids.sort_unstable();
     assert_eq!(ids, (100..130).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_s3_outage_delays_segments_but_writes_each_message_once() {
+    let (tg, mut s3, data) = (
+        FakeTelegram::start(TOKEN),
+        TestS3::start(),
+        tempfile::tempdir().unwrap(),
+    );
+    if s3.skips_unless_in_process("the test stops the S3 server during an outage") {
+        return;
+    }
+    let (b, mut vars) = archive_env(&s3);
+    vars.extend(segments_env(&[]));
+    let settings = settings_with(&tg, &s3, data.path(), &vars);
+    let _service = TestService::start(settings);
+    s3.stop();
+    let (_, noon) = yesterday_noon();
+    for i in 0..80 {
+        let chat = if i % 2 == 0 { OTHER } else { GROUP };
+        tg.push_raw(
+            1 + i,
+            group_update(1 + i, chat, noon + i, Some("during the outage"), true),
+        );
+    }
+    wait_until(WAIT, "all confirmed", || tg.pending_updates() == 0);
+    wait_until(WAIT, "segments tried and failed during the outage", || {
+        outbox_max_attempts(data.path(), "archive") >= 2
+    });
+    let sealed = tg_number(
+        data.path(),
+        "SELECT COUNT(DISTINCT segment) FROM outbox WHERE segment IS NOT NULL AND delivered_at IS NULL",
+    );
+    assert!(
+        sealed >= 2,
+        "both chats' segments sealed and waiting: {sealed}"
+    );
+    s3.restart();
+    wait_until(WAIT, "every message stored after the outage", || {
+        settled(data.path(), "archive") && !s3.keys_in(&b.raw).is_empty()
+    });
+    let members = segment_members(&raw_objects(&s3, &b));
+    let mut ids: Vec<i64> = members.iter().map(|(id, _, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (1..=80).collect::<Vec<_>>(),
+        "each message once, none lost"
+    );
+    assert_eq!(
+        raw_objects(&s3, &b).len() as i64,
+        sealed,
+        "the segments sealed during the outage are the ones written"
+    );
+}

@@ -163,7 +163,7 @@ pub async fn run_day(
         let _ = target.enriched.delete_object(&pq_key).await;
         log::info!("ETL {day}: no messages; writing the marker with 0 rows and no Parquet file");
     } else {
-        write_parquet(target, day, &listed, &mut report, progress).await?;
+        write_parquet(target, day, listed, &mut report, progress).await?;
     }
     report.millis = started.elapsed().as_millis() as u64;
     let marker = marker_key(&target.prefix, day);
@@ -186,13 +186,19 @@ pub async fn run_day(
     Ok(report)
 }
 
+/// The day's objects the bot wrote, then those imported from exports: a message the bot saw
+/// live is kept as the bot saw it.
+fn live_then_imported(listed: Vec<Listed>) -> (Vec<Listed>, Vec<Listed>) {
+    listed.into_iter().partition(|l| !l.key.contains(IMPORTED))
+}
+
 /// Reads the day's raw objects (local copies first), writes their rows (each update once) to a
 /// temporary Parquet file and uploads it, or deletes the day's Parquet object when no row is
 /// left; counts what it did in `report`.
 async fn write_parquet(
     target: &EtlTarget,
     day: Day,
-    listed: &[Listed],
+    listed: Vec<Listed>,
     report: &mut EtlReport,
     progress: &dyn Fn(u64, u64),
 ) -> Result<(), EtlError> {
@@ -215,10 +221,11 @@ async fn write_parquet(
     let file = std::fs::File::create(&tmp.0).map_err(|e| tmp_err(&tmp.0, e))?;
     let batcher =
         Batcher::create(file, target.rows_per_group, target.compression).map_err(parquet_err)?;
+    let (live, imported) = live_then_imported(listed);
     let mut rows = Rows {
         batcher,
         seen: HashSet::new(),
-        live: None,
+        live: (!imported.is_empty()).then(HashSet::new),
         report,
         day,
     };
@@ -229,15 +236,7 @@ async fn write_parquet(
     };
     let mut stale_copies = 0;
     let mut done = 0;
-    // Imported objects last: a message the bot saw live is kept as the bot saw it.
-    let imported = |l: &&Listed| l.key.contains(IMPORTED);
-    let (live, import): (Vec<&Listed>, Vec<&Listed>) = listed.iter().partition(|l| !imported(l));
-    if !import.is_empty() {
-        rows.live = Some(HashSet::new());
-    }
-    let chunks = live.chunks(CHUNK).chain(import.chunks(CHUNK));
-    for chunk in chunks.map(|c| c.iter().map(|l| (*l).clone()).collect::<Vec<_>>()) {
-        let chunk = &chunk[..];
+    for chunk in live.chunks(CHUNK).chain(imported.chunks(CHUNK)) {
         let mut bodies = std::pin::pin!(source.chunk(chunk).await);
         while let Some(body) = bodies.next().await {
             let body = body?;
