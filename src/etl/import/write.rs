@@ -61,8 +61,9 @@ pub struct Writer<'t> {
     t: &'t ImportTarget,
     pace: Pace,
     report: ImportReport,
-    /// The imported objects of one day folder, with their ETags.
-    listed: Option<(String, HashMap<String, Option<String>>)>,
+    /// The imported objects of the day folders written to, with their ETags (each folder is
+    /// listed once, however the export's messages are ordered).
+    listed: HashMap<String, HashMap<String, Option<String>>>,
     /// Segments layout: the messages of the segment being gathered, and its day.
     group: Vec<Imported>,
     group_day: Option<Day>,
@@ -77,7 +78,7 @@ impl<'t> Writer<'t> {
             t,
             pace: Pace::new(t.max_puts_per_sec),
             report: ImportReport::default(),
-            listed: None,
+            listed: HashMap::new(),
             group: Vec::new(),
             group_day: None,
             group_bytes: 0,
@@ -163,7 +164,7 @@ impl<'t> Writer<'t> {
     /// Writes `bytes` under `key` unless the object is there with the same bytes.
     async fn queue(&mut self, key: String, bytes: Vec<u8>) -> Result<(), String> {
         let folder = folder_of(&key).to_string();
-        if self.listed.as_ref().is_none_or(|(f, _)| *f != folder) {
+        if !self.listed.contains_key(&folder) {
             let listed = list_day(&self.t.raw, &folder, self.t.list_page_keys)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -172,9 +173,9 @@ impl<'t> Writer<'t> {
                 .filter(|l| l.key.contains("_import_"))
                 .map(|l| (l.key, l.etag))
                 .collect();
-            self.listed = Some((folder, imported));
+            self.listed.insert(folder.clone(), imported);
         }
-        let there = self.listed.as_ref().and_then(|(_, keys)| keys.get(&key));
+        let there = self.listed.get(&folder).and_then(|keys| keys.get(&key));
         if there.is_some_and(|etag| matches_etag(&bytes, etag.as_deref())) {
             self.report.unchanged += 1;
             return Ok(());
