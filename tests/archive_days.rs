@@ -52,9 +52,10 @@ fn a_day_changed_in_the_bucket_is_compacted_again_at_start_up_and_at_etl_at() {
     put_raw(&s3, &b, &settings.archive, &[update(10)]);
 
     // The daily run: the next whole minute at least 20 s away (local time of the archive).
-    let local = now + i64::from(offset) * 60;
-    let at = (local + 20 + 59) / 60 * 60;
-    let etl_at = Instant::now() + Duration::from_secs((at - local) as u64);
+    // Taken now (the setup above can take seconds on a loaded machine), to the millisecond.
+    let local_ms = now_millis() + i64::from(offset) * 60_000;
+    let at = (local_ms / 1000 + 20 + 59) / 60 * 60;
+    let etl_at = Instant::now() + Duration::from_millis((at * 1000 - local_ms) as u64);
     let (h, m) = (at.rem_euclid(86_400) / 3600, at.rem_euclid(3600) / 60);
     vars.push((
         "TG_INGEST__ARCHIVE__ETL_AT".into(),
@@ -94,7 +95,8 @@ fn a_day_changed_in_the_bucket_is_compacted_again_at_start_up_and_at_etl_at() {
     );
     assert!(
         Instant::now() + Duration::from_millis(1500) >= etl_at,
-        "compacted before etl_at: by a pass that should not have listed the bucket"
+        "compacted before etl_at: by a pass that should not have listed the bucket; log:\n{}",
+        std::fs::read_to_string(&log).unwrap()
     );
     assert!(logged(&format!(
         "ETL {day}: its Parquet file is missing; compacting it"
