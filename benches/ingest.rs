@@ -166,28 +166,9 @@ fn bench_import() {
     } else {
         "embedded S3 server"
     };
-    let mut child = Command::new(binary())
-        .env_clear()
-        .envs(vars.iter().cloned())
-        .arg("import")
-        .arg("--export")
-        .arg(&export)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let started = Instant::now();
-    let mut peak = 0;
-    while child.try_wait().unwrap().is_none() {
-        peak = peak.max(peak_rss_kib(pid).unwrap_or(0));
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let took = started.elapsed();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "import failed");
-    let summary = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let export_arg = export.display().to_string();
+    let (summary, took, peak) = run_sampled(&vars, &["import", "--export", &export_arg]);
+    let summary = summary.expect("import failed");
     assert!(summary.contains(&format!(" {n} messages")), "{summary}");
     println!(
         "import ({server}, {layout} layout): a {:.0} MiB export of {n} messages (read twice) in {:.1} s = {:.0} messages/s, {:.1} MiB/s; peak RSS {:.1} MiB; {}",
@@ -195,7 +176,7 @@ fn bench_import() {
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64(),
         bytes as f64 / 1048576.0 / took.as_secs_f64(),
-        peak as f64 / 1024.0,
+        peak,
         summary.lines().next().unwrap_or("")
     );
 }
@@ -949,11 +930,19 @@ fn archived_count(data_dir: &std::path::Path) -> u64 {
 
 /// Runs `tg-ingest etl --date` over `data_dir`; returns its summary line, seconds and peak RSS.
 fn run_etl_command(vars: &[(String, String)], day: &str) -> (String, Duration, f64) {
+    let (summary, took, peak) = run_sampled(vars, &["etl", "--date", day]);
+    assert!(summary.is_some(), "etl failed");
+    (summary.unwrap_or_default(), took, peak)
+}
+
+/// Runs the binary with `args`, sampling its peak RSS every 10 ms; answers its stdout (`None`
+/// when it failed), its wall time and the peak in MiB.
+fn run_sampled(vars: &[(String, String)], args: &[&str]) -> (Option<String>, Duration, f64) {
     let mut child = Command::new(binary())
         .env_clear()
         .envs(vars.iter().cloned())
         .env("RUST_LOG", "info")
-        .args(["etl", "--date", day])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -968,9 +957,12 @@ fn run_etl_command(vars: &[(String, String)], day: &str) -> (String, Duration, f
     }
     let took = started.elapsed();
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "etl failed");
-    let summary = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    (summary, took, peak as f64 / 1024.0)
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    (
+        output.status.success().then_some(stdout),
+        took,
+        peak as f64 / 1024.0,
+    )
 }
 
 fn bench_etl() {

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -76,16 +75,6 @@ fn import(
     )
 }
 
-fn bodies(s3: &TestS3, b: &Buckets) -> BTreeMap<String, Vec<u8>> {
-    s3.keys_in(&b.raw)
-        .into_iter()
-        .map(|k| {
-            let body = s3.get_in(&b.raw, &k).unwrap();
-            (k, body)
-        })
-        .collect()
-}
-
 fn imported_in(layout: &str) {
     let (tg, s3, data) = (
         FakeTelegram::start(TOKEN),
@@ -110,7 +99,7 @@ fn imported_in(layout: &str) {
         "the bad message is named by its position: {err}"
     );
     assert!(out.contains("39 messages of 1 chat(s)"), "{out}");
-    let first = bodies(&s3, &b);
+    let first = raw_objects(&s3, &b);
     assert!(first
         .keys()
         .all(|k| k.contains(&format!("_import_{CHAT}_"))));
@@ -132,7 +121,7 @@ fn imported_in(layout: &str) {
         )),
         "{out}"
     );
-    assert_eq!(bodies(&s3, &b), first);
+    assert_eq!(raw_objects(&s3, &b), first);
 
     // The bot saw message 7 live as well: the Parquet keeps the live one only.
     let mut live = group_update(900, CHAT, OLD_NOON + 6 * 1800, Some("seen live"), true);

@@ -18,17 +18,6 @@ use tg_ingest::util::clock::{now_millis, Day};
 const WAIT: Duration = Duration::from_secs(60);
 const OTHER: i64 = -100_501;
 
-/// The raw bucket's objects with their bodies.
-fn raw_objects(s3: &TestS3, b: &Buckets) -> BTreeMap<String, Vec<u8>> {
-    s3.keys_in(&b.raw)
-        .into_iter()
-        .map(|k| {
-            let body = s3.get_in(&b.raw, &k).unwrap();
-            (k, body)
-        })
-        .collect()
-}
-
 /// The updates in each segment: update id → (segment, chat).
 fn segment_members(objects: &BTreeMap<String, Vec<u8>>) -> Vec<(i64, String, i64)> {
     let mut found = Vec::new();
@@ -244,7 +233,7 @@ fn puts_to_the_raw_bucket_keep_to_the_cap() {
 }
 
 #[test]
-fn the_etl_reads_a_day_that_mixes_both_layouts_and_both_compressions() {
+fn the_etl_reads_a_day_that_mixes_both_layouts_and_both_compressions_and_skips_a_broken_segment() {
     let (tg, s3, data) = (
         FakeTelegram::start(TOKEN),
         TestS3::start(),
@@ -282,6 +271,12 @@ fn the_etl_reads_a_day_that_mixes_both_layouts_and_both_compressions() {
         let bytes = segment_bytes(&members, compression).unwrap();
         block_on(bucket.put_object(&key, &bytes)).unwrap();
     }
+    // A segment cut off in transit (or not zstd at all) is skipped and logged, not fatal.
+    block_on(bucket.put_object(
+        "telegram/context_date=2026-11-21/20261121120100_segment_-100500_90-99.ndjson.zst",
+        b"\x28\xb5\x2f\xfd truncated",
+    ))
+    .unwrap();
     let report = block_on(run_day(&etl_target(&s3, &b, data.path()), day, &|_, _| {})).unwrap();
     assert_eq!(
         (
@@ -291,7 +286,7 @@ fn the_etl_reads_a_day_that_mixes_both_layouts_and_both_compressions() {
             report.duplicates,
             report.skipped
         ),
-        (12, 2, 30, 2, 0)
+        (13, 3, 30, 2, 1)
     );
     let rows = read_parquet(
         s3.get_in(&b.enriched, &parquet_key("telegram", day))

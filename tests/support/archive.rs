@@ -1,6 +1,8 @@
 //! Archive tests' helpers: buckets, raw group updates put straight into the raw bucket, and
 //! reading Parquet back.
 
+use std::collections::BTreeMap;
+
 use arrow::array::{Array, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -144,6 +146,17 @@ pub fn strings(batches: &[RecordBatch], col: &str) -> Vec<Option<String>> {
                 .unwrap()
                 .clone();
             (0..a.len()).map(move |i| a.is_valid(i).then(|| a.value(i).to_string()))
+        })
+        .collect()
+}
+
+/// The raw bucket's objects with their bodies, by key.
+pub fn raw_objects(s3: &TestS3, b: &Buckets) -> BTreeMap<String, Vec<u8>> {
+    s3.keys_in(&b.raw)
+        .into_iter()
+        .map(|k| {
+            let body = s3.get_in(&b.raw, &k).unwrap();
+            (k, body)
         })
         .collect()
 }
